@@ -1,0 +1,12 @@
+//! bbsync: declarative Platform.sh (Upsun) Bitbucket integrations.
+//!
+//! The layers, in the order data flows through them: [`manifest`] (YAML to typed, located
+//! values) -> [`model`] (validated desired state, no I/O) -> `live` (the Platform.sh client) ->
+//! `plan` (a pure function of desired and live state) -> `apply` (executes, decides nothing) ->
+//! `render`; [`cli`] is thin glue.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod ids;
+pub mod manifest;
+pub mod model;

@@ -1,0 +1,386 @@
+//! The manifest layer: `integrations.yaml` files to typed, located [`Manifest`]s.
+//!
+//! Loading a file goes: bytes -> UTF-8 text (size-limited) -> located YAML tree (serde-saphyr,
+//! with budgets against alias bombs) -> every problem against the JSON Schema at once ->
+//! typed [`Manifest`] plus a [`Locations`] table for later, semantic errors.
+
+pub mod check;
+pub mod node;
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+pub use check::{Locations, Spot};
+pub use types::*;
+
+use crate::diagnostic::{Diagnostic, Location, SourceFile};
+use node::{Node, Position};
+
+/// The largest manifest file read, in bytes. A bigger manifest is split into a directory.
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One parsed manifest file.
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    /// The file's text and name.
+    pub source: Arc<SourceFile>,
+    /// What it says.
+    pub manifest: Manifest,
+    /// Where each value stands.
+    pub locations: Locations,
+}
+
+impl ManifestFile {
+    /// The location of the value at `pointer`, or of its key when `key` is set; the file's start
+    /// when the pointer is unknown.
+    pub fn location(&self, pointer: &str, key: bool) -> Location {
+        let position = self
+            .locations
+            .get(pointer)
+            .map(|spot| if key { spot.key } else { spot.value })
+            .unwrap_or(Position { line: 1, column: 1 });
+        Location::new(&self.source, position)
+    }
+}
+
+/// The manifest's JSON Schema (2020-12), as `bbsync schema` prints it.
+pub fn schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let mut schema = serde_json::to_value(schemars::schema_for!(Manifest))
+            .expect("a schema serialises to JSON");
+        disallow_null(&mut schema);
+        if let Some(object) = schema.as_object_mut() {
+            object.insert(
+                "$id".to_owned(),
+                "https://bbsync.dev/schema/bbsync.schema.json".into(),
+            );
+        }
+        schema
+    })
+}
+
+/// `bbsync schema`'s output: the schema, pretty-printed, with a final newline.
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(schema()).expect("a schema serialises");
+    text.push('\n');
+    text
+}
+
+/// An omitted option and an empty one (`fetch_branches:`) must not mean the same thing, so the
+/// schema accepts no `null` where serde's `Option` would: an empty value is reported.
+fn disallow_null(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".to_owned(), only);
+                }
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(branches)) = map.get_mut(key) {
+                    branches.retain(|b| b.get("type").is_none_or(|t| t != "null"));
+                    if branches.len() == 1 {
+                        let only = branches.remove(0);
+                        map.remove(key);
+                        if let Value::Object(inner) = only {
+                            map.extend(inner);
+                        }
+                    }
+                }
+            }
+            if map.get("default").is_some_and(Value::is_null) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(disallow_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(disallow_null),
+        _ => {}
+    }
+}
+
+/// Parses one manifest from its bytes. `name` is how the file is named in messages.
+pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> {
+    let at_start =
+        |source: &Arc<SourceFile>| Some(Location::new(source, Position { line: 1, column: 1 }));
+    if bytes.len() > MAX_FILE_BYTES {
+        let source = Arc::new(SourceFile::new(name, ""));
+        return Err(vec![
+            Diagnostic::error(
+                at_start(&source),
+                format!(
+                    "the file is {:.1} MiB; a manifest file may be at most {} MiB",
+                    bytes.len() as f64 / 1_048_576.0,
+                    MAX_FILE_BYTES / 1_048_576
+                ),
+            )
+            .with_help("split the projects over several files in a directory and pass `-f DIR`"),
+        ]);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let valid = &bytes[..error.valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let line = valid.matches('\n').count() + 1;
+            let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let source = Arc::new(SourceFile::new(name, valid.to_owned()));
+            let position = Position {
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: u32::try_from(column).unwrap_or(u32::MAX),
+            };
+            return Err(vec![
+                Diagnostic::error(
+                    Some(Location::new(&source, position)),
+                    format!(
+                        "the file is not valid UTF-8 (byte 0x{:02x} at offset {})",
+                        bytes[error.valid_up_to()],
+                        error.valid_up_to()
+                    ),
+                )
+                .with_help("save the manifest as UTF-8"),
+            ]);
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let source = Arc::new(SourceFile::new(name, text.to_owned()));
+    if text
+        .trim()
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(vec![
+            Diagnostic::error(at_start(&source), "the manifest is empty")
+                .with_help("start it with `version: 1` and a `projects:` block (see integrations.yaml.example)"),
+        ]);
+    }
+    let root = parse_tree(&source)?;
+    let (problems, locations) = check::check(&root, schema(), &source);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    match serde_json::from_value::<Manifest>(root.value.to_json()) {
+        Ok(manifest) => Ok(ManifestFile {
+            source,
+            manifest,
+            locations,
+        }),
+        // The schema check accepts only what deserialises; this is a safety net.
+        Err(error) => Err(vec![Diagnostic::error(
+            at_start(&source),
+            error.to_string(),
+        )]),
+    }
+}
+
+fn parse_tree(source: &Arc<SourceFile>) -> Result<Node, Vec<Diagnostic>> {
+    // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` stay text, so `build_pull_requests: yes`
+    // is reported instead of guessed, and a project or repository named `no` stays a name.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            max_aliases: 1_000,
+            max_depth: 64,
+            max_documents: 1,
+        },
+    };
+    serde_saphyr::from_str_with_options::<Node>(source.text(), options).map_err(|error| {
+        let position = error
+            .location()
+            .map(|l| Position {
+                line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+                column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+            })
+            .unwrap_or(Position { line: 1, column: 1 });
+        let message = error.without_snippet().to_string();
+        let message = first_line(&message);
+        let help = if message.contains("budget") || message.contains("alias") {
+            "the document expands too much through anchors and aliases; write values out instead"
+        } else if message.contains("duplicate") {
+            "each key may appear once in a block; remove or merge the repeated one"
+        } else {
+            "fix the YAML syntax here (indentation with spaces, `key: value`, quotes closed)"
+        };
+        vec![
+            Diagnostic::error(
+                Some(Location::new(source, position)),
+                format!("invalid YAML: {message}"),
+            )
+            .with_help(help),
+        ]
+    })
+}
+
+/// The first line of a message, without a trailing "at line X column Y" that the caret repeats.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message).trim();
+    let line = match line.find(" at line ") {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    line.trim_end_matches('.').to_owned()
+}
+
+/// Expands `-f` arguments: files as given, directories to their `*.yaml` / `*.yml` files
+/// (recursively, sorted). Problems reading them come back as diagnostics.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => match yaml_files_in(path) {
+                Ok(found) if found.is_empty() => problems.push(
+                    Diagnostic::error(None, format!("`{}` holds no `*.yaml` or `*.yml` file", path.display()))
+                        .with_help("point `-f` at a manifest file or a directory of them"),
+                ),
+                Ok(found) => files.extend(found),
+                Err(error) => problems.push(Diagnostic::error(
+                    None,
+                    format!("cannot read directory `{}`: {error}", path.display()),
+                )),
+            },
+            Ok(_) => files.push(path.clone()),
+            Err(error) => problems.push(
+                Diagnostic::error(None, format!("cannot read `{}`: {error}", path.display()))
+                    .with_help(if path == Path::new("integrations.yaml") {
+                        "create `integrations.yaml` (see integrations.yaml.example) or pass `-f PATH`"
+                    } else {
+                        "check the path given to `-f`"
+                    }),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reads and parses every file of `paths` (after [`discover`]); all problems of all files are
+/// returned together.
+pub fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagnostic>> {
+    let files = discover(paths)?;
+    let mut parsed = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        match std::fs::read(&path) {
+            Ok(bytes) => match parse(&name, &bytes) {
+                Ok(file) => parsed.push(file),
+                Err(mut found) => problems.append(&mut found),
+            },
+            Err(error) => problems.push(Diagnostic::error(
+                None,
+                format!("cannot read `{name}`: {error}"),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse("m.yaml", text.as_bytes()) {
+            Ok(_) => vec![],
+            Err(d) => d.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let text = "version: 1\nprojects:\n  abc:\n    bitbucket:\n      repository: acme/web\n      app_credentials:\n        key: ${K}\n        secret: ${S}\n";
+        let file = parse("m.yaml", text.as_bytes()).unwrap();
+        let entry = &file.manifest.projects["abc"];
+        assert_eq!(entry.bitbucket.as_ref().unwrap().repository, "acme/web");
+        let spot = file
+            .locations
+            .get("/projects/abc/bitbucket/repository")
+            .unwrap();
+        assert_eq!((spot.key.line, spot.key.column), (5, 7));
+        assert_eq!((spot.value.line, spot.value.column), (5, 19));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let text = "version: 1\nprojects:\n  abc:\n    bitbucket:\n      repository: a/b\n      fetch_branch: true\n      build_pull_requests: yes\n    protekt: true\n";
+        let found = errors(text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].contains("m.yaml:6:7: unknown field `fetch_branch`"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains(
+                "m.yaml:7:28: `projects.abc.bitbucket.build_pull_requests` must be a boolean"
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].contains("m.yaml:8:5: unknown field `protekt`"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn empty_values_are_not_omissions() {
+        let found = errors("version: 1\ndefaults:\n  fetch_branches:\nprojects: {}\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].contains("m.yaml:3:3: `defaults.fetch_branches` must be a boolean"));
+    }
+
+    #[test]
+    fn version_must_be_one() {
+        let found = errors("version: 2\nprojects: {}\n");
+        assert!(
+            found[0].contains("m.yaml:1:10: unsupported manifest version `2`"),
+            "{found:#?}"
+        );
+        let found = errors("projects: {}\n");
+        assert!(found[0].contains("missing field `version`"), "{found:#?}");
+    }
+
+    #[test]
+    fn the_schema_has_no_nulls() {
+        let text = schema_text();
+        assert!(!text.contains("\"null\""), "{text}");
+    }
+}

@@ -1,0 +1,889 @@
+//! The model layer: validated desired state, built from parsed manifest files with no I/O.
+//!
+//! Defaults are applied here (`defaults:` first, then each integration's own values, then the
+//! option table in [`field`]), the fetch/prune rule is enforced, repositories are normalised,
+//! `${NAME}` references are resolved from an environment passed in, and every semantic problem
+//! is reported at its file:line:column.
+
+pub mod field;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+pub use field::{Field, FieldValue, IntegrationType, Omitted, SecretField};
+pub use template::Template;
+
+use crate::diagnostic::{Diagnostic, Location, SourceFile};
+use crate::ids::{OrganizationId, ProjectId};
+use crate::manifest::check::escape;
+use crate::manifest::{self, ManifestFile, Options};
+
+/// What the manifest asks for, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredState {
+    /// The organization, for pruning and export.
+    pub organization: Option<OrganizationId>,
+    /// Delete Bitbucket integrations of unlisted organization projects.
+    pub prune: bool,
+    /// The listed projects.
+    pub projects: BTreeMap<ProjectId, DesiredProject>,
+    /// SHA-256 of the manifest content (formatting and comments excluded).
+    pub digest: String,
+}
+
+/// One listed project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredProject {
+    /// The project.
+    pub id: ProjectId,
+    /// Never delete or replace its integration.
+    pub protect: bool,
+    /// What it must have.
+    pub target: Target,
+    /// Where the manifest lists it.
+    pub origin: Origin,
+}
+
+/// What a project must have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// This integration.
+    Present(DesiredIntegration),
+    /// No Bitbucket-family integration.
+    Absent,
+}
+
+/// A desired integration, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredIntegration {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: IntegrationType,
+    /// Every managed field with its value.
+    pub fields: BTreeMap<Field, FieldValue>,
+    /// Public fields whose `${NAME}` variables are not set now; resolved when applying.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deferred: BTreeMap<Field, Template>,
+    /// The write-only secret, as a reference.
+    pub secret: SecretRef,
+}
+
+/// A write-only secret: which field, and which environment variable holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The field it fills.
+    pub field: SecretField,
+    /// The environment variable.
+    pub variable: String,
+    /// Where the manifest names it.
+    pub origin: Origin,
+}
+
+impl SecretRef {
+    /// `${NAME}`, the way secrets are shown everywhere.
+    pub fn reference(&self) -> String {
+        format!("${{{}}}", self.variable)
+    }
+}
+
+/// A file:line:column, as plain data for plans and reports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The file, as named on the command line.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl From<&Location> for Origin {
+    fn from(location: &Location) -> Self {
+        Self {
+            file: location.file.name().to_owned(),
+            line: location.position.line,
+            column: location.position.column,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The result of [`build`]: the state when there is no error, and every diagnostic.
+#[derive(Debug)]
+pub struct Built {
+    /// The desired state, unless an error was found.
+    pub state: Option<DesiredState>,
+    /// Errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Built {
+    /// The warnings only.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+}
+
+/// Validates parsed manifest files into the desired state. `env` looks up environment
+/// variables (the caller decides where they come from).
+pub fn build(files: &[ManifestFile], env: &dyn Fn(&str) -> Option<String>) -> Built {
+    let mut builder = Builder {
+        env,
+        diagnostics: Vec::new(),
+        missing: BTreeMap::new(),
+    };
+    let state = builder.state(files);
+    builder.report_missing();
+    let failed = builder.diagnostics.iter().any(Diagnostic::is_error);
+    Built {
+        state: if failed { None } else { Some(state) },
+        diagnostics: builder.diagnostics,
+    }
+}
+
+struct Builder<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diagnostics: Vec<Diagnostic>,
+    /// Unset variables: name -> (uses, first location, first field, secret).
+    missing: BTreeMap<String, (usize, Location, String, bool)>,
+}
+
+/// Where a merged top-level value came from.
+struct Setting<'f, T> {
+    value: T,
+    file: &'f ManifestFile,
+}
+
+impl<'f> Builder<'_> {
+    fn error(&mut self, location: Location, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::error(Some(location), message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn warning(&mut self, location: Location, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::warning(Some(location), message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    /// A top-level scalar that may be set in several files, but then to the same value.
+    fn merge_setting<T: PartialEq + Clone + fmt::Debug>(
+        &mut self,
+        files: &'f [ManifestFile],
+        name: &str,
+        get: impl Fn(&manifest::Manifest) -> Option<T>,
+    ) -> Option<Setting<'f, T>> {
+        let mut found: Option<Setting<'f, T>> = None;
+        for file in files {
+            let Some(value) = get(&file.manifest) else {
+                continue;
+            };
+            match &found {
+                None => found = Some(Setting { value, file }),
+                Some(first) if first.value == value => {}
+                Some(first) => {
+                    let pointer = format!("/{name}");
+                    let related = first.file.location(&pointer, true);
+                    self.error(
+                        file.location(&pointer, true),
+                        format!("`{name}` is set differently in two manifest files"),
+                    )
+                    .with_related_in_place(related, "first set here")
+                    .help = Some(format!("set `{name}` in one file only"));
+                }
+            }
+        }
+        found
+    }
+
+    fn state(&mut self, files: &'f [ManifestFile]) -> DesiredState {
+        let organization = self.merge_setting(files, "organization", |m| m.organization.clone());
+        let prune = self.merge_setting(files, "prune", |m| m.prune);
+        let defaults = self.merge_setting(files, "defaults", |m| m.defaults.clone());
+
+        let organization_id = organization.as_ref().and_then(|setting| {
+            match setting.value.parse::<OrganizationId>() {
+                Ok(id) => Some(id),
+                Err(message) => {
+                    self.error(setting.file.location("/organization", false), message)
+                        .help = Some("copy the ID from `platform organization:info`".to_owned());
+                    None
+                }
+            }
+        });
+        let prune_on = prune.as_ref().is_some_and(|p| p.value);
+        if let Some(prune) = &prune
+            && prune.value
+            && organization.is_none()
+        {
+            self.error(
+                prune.file.location("/prune", true),
+                "`prune: true` needs `organization`",
+            )
+            .help = Some(
+                "add `organization: <ID>` so bbsync knows which projects it may prune".to_owned(),
+            );
+        }
+        if let Some(defaults) = &defaults {
+            self.warn_unpublished(&defaults.value, defaults.file, "/defaults");
+        }
+        let empty = Options::default();
+        let (defaults_options, defaults_file) = match &defaults {
+            Some(d) => (&d.value, Some(d.file)),
+            None => (&empty, None),
+        };
+
+        let mut projects = BTreeMap::new();
+        let mut first_seen: BTreeMap<&str, &ManifestFile> = BTreeMap::new();
+        for file in files {
+            for (id, entry) in &file.manifest.projects {
+                let pointer = format!("/projects/{}", escape(id));
+                if let Some(first) = first_seen.get(id.as_str()) {
+                    let related = first.location(&pointer, true);
+                    self.error(
+                        file.location(&pointer, true),
+                        format!("project `{id}` is defined twice"),
+                    )
+                    .with_related_in_place(related, "first defined here")
+                    .help = Some(
+                        "keep one definition of each project across all manifest files".to_owned(),
+                    );
+                    continue;
+                }
+                first_seen.insert(id, file);
+                let context = Defaults {
+                    options: defaults_options,
+                    file: defaults_file,
+                };
+                if let Some(project) = self.project(file, &pointer, id, entry, &context) {
+                    projects.insert(project.id.clone(), project);
+                }
+            }
+        }
+
+        DesiredState {
+            organization: organization_id,
+            prune: prune_on,
+            projects,
+            digest: digest(files),
+        }
+    }
+
+    fn project(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        id: &str,
+        entry: &manifest::ProjectEntry,
+        defaults: &Defaults<'_>,
+    ) -> Option<DesiredProject> {
+        let key = file.location(pointer, true);
+        let project_id = match validate_project_id(id) {
+            Ok(project_id) => Some(project_id),
+            Err(message) => {
+                self.error(key.clone(), message).help = Some(
+                    "Platform.sh project IDs are lowercase letters and digits, as `platform project:list` shows them"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let mut chosen: Vec<&str> = Vec::new();
+        if entry.bitbucket.is_some() {
+            chosen.push("bitbucket");
+        }
+        if entry.bitbucket_server.is_some() {
+            chosen.push("bitbucket_server");
+        }
+        if entry.absent == Some(true) {
+            chosen.push("absent");
+        }
+        let target = match chosen.as_slice() {
+            [] => {
+                let (location, message) = if entry.absent == Some(false) {
+                    (
+                        file.location(&format!("{pointer}/absent"), true),
+                        format!("`absent: false` leaves project `{id}` with nothing to manage"),
+                    )
+                } else {
+                    (key.clone(), format!("project `{id}` names no integration"))
+                };
+                self.error(location, message).help =
+                    Some("give it `bitbucket:`, `bitbucket_server:` or `absent: true`".to_owned());
+                return None;
+            }
+            [_, second, ..] => {
+                let location = file.location(&format!("{pointer}/{second}"), true);
+                let first = file.location(&format!("{pointer}/{}", chosen[0]), true);
+                self.error(
+                    location,
+                    format!(
+                        "project `{id}` has both `{}` and `{second}`; a project has at most one Bitbucket integration",
+                        chosen[0]
+                    ),
+                )
+                .with_related_in_place(first, "the other one")
+                .help = Some("keep exactly one of `bitbucket`, `bitbucket_server` or `absent: true`".to_owned());
+                return None;
+            }
+            ["absent"] => Some(Target::Absent),
+            ["bitbucket"] => {
+                let spec = entry.bitbucket.as_ref().expect("chosen");
+                self.bitbucket(file, &format!("{pointer}/bitbucket"), spec, defaults)
+                    .map(Target::Present)
+            }
+            _ => {
+                let spec = entry.bitbucket_server.as_ref().expect("chosen");
+                self.bitbucket_server(file, &format!("{pointer}/bitbucket_server"), spec, defaults)
+                    .map(Target::Present)
+            }
+        };
+        Some(DesiredProject {
+            id: project_id?,
+            protect: entry.protect == Some(true),
+            target: target?,
+            origin: Origin::from(&key),
+        })
+    }
+
+    fn bitbucket(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        spec: &manifest::Bitbucket,
+        defaults: &Defaults<'_>,
+    ) -> Option<DesiredIntegration> {
+        let kind = IntegrationType::Bitbucket;
+        let mut fields = BTreeMap::new();
+        let mut deferred = BTreeMap::new();
+        let mut ok = true;
+        let repository_pointer = format!("{pointer}/repository");
+        match normalize_repository(&spec.repository) {
+            Ok(repository) => {
+                fields.insert(Field::Repository, FieldValue::Text(repository));
+            }
+            Err(message) => {
+                self.error(file.location(&repository_pointer, false), message).help = Some(
+                    "write `owner/repo`, or paste the repository's https://bitbucket.org/owner/repo URL"
+                        .to_owned(),
+                );
+                ok = false;
+            }
+        }
+        let secret = match (&spec.app_credentials, &spec.addon_credentials) {
+            (Some(app), None) => {
+                let at = format!("{pointer}/app_credentials");
+                ok &= self.public(
+                    file,
+                    &format!("{at}/key"),
+                    &app.key,
+                    Field::AppKey,
+                    &mut fields,
+                    &mut deferred,
+                );
+                self.secret(
+                    file,
+                    &format!("{at}/secret"),
+                    &app.secret,
+                    SecretField::AppSecret,
+                )
+            }
+            (None, Some(addon)) => {
+                let at = format!("{pointer}/addon_credentials");
+                ok &= self.public(
+                    file,
+                    &format!("{at}/addon_key"),
+                    &addon.addon_key,
+                    Field::AddonKey,
+                    &mut fields,
+                    &mut deferred,
+                );
+                ok &= self.public(
+                    file,
+                    &format!("{at}/client_key"),
+                    &addon.client_key,
+                    Field::ClientKey,
+                    &mut fields,
+                    &mut deferred,
+                );
+                self.secret(
+                    file,
+                    &format!("{at}/shared_secret"),
+                    &addon.shared_secret,
+                    SecretField::AddonSharedSecret,
+                )
+            }
+            (None, None) => {
+                self.error(file.location(pointer, true), "missing `app_credentials` in `bitbucket`")
+                    .help = Some(
+                    "add `app_credentials: {key: ${BITBUCKET_KEY}, secret: ${BITBUCKET_SECRET}}` (a Bitbucket OAuth consumer)"
+                        .to_owned(),
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    file.location(&format!("{pointer}/addon_credentials"), true),
+                    "`app_credentials` and `addon_credentials` are both given",
+                )
+                .help = Some(
+                    "keep one: an OAuth consumer (`app_credentials`) or a Connect add-on"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let own = Options {
+            fetch_branches: spec.fetch_branches,
+            prune_branches: spec.prune_branches,
+            build_pull_requests: spec.build_pull_requests,
+            build_pull_requests_post_merge: spec.build_pull_requests_post_merge,
+            pull_requests_clone_parent_data: spec.pull_requests_clone_parent_data,
+            resync_pull_requests: spec.resync_pull_requests,
+            environment_init_resources: spec.environment_init_resources,
+            pull_requests_max_pages: spec.pull_requests_max_pages,
+        };
+        self.warn_unpublished(&own, file, pointer);
+        self.options(kind, file, pointer, &own, defaults, &mut fields);
+        Some(DesiredIntegration {
+            kind,
+            fields,
+            deferred,
+            secret: secret?,
+        })
+        .filter(|_| ok)
+    }
+
+    fn bitbucket_server(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        spec: &manifest::BitbucketServer,
+        defaults: &Defaults<'_>,
+    ) -> Option<DesiredIntegration> {
+        let kind = IntegrationType::BitbucketServer;
+        let mut fields = BTreeMap::new();
+        let mut deferred = BTreeMap::new();
+        let mut ok = true;
+        let url_pointer = format!("{pointer}/url");
+        ok &= self.public(
+            file,
+            &url_pointer,
+            &spec.url,
+            Field::Url,
+            &mut fields,
+            &mut deferred,
+        );
+        if let Some(FieldValue::Text(url)) = fields.get(&Field::Url)
+            && let Err(message) = check_server_url(url)
+        {
+            self.error(file.location(&url_pointer, false), message).help = Some(
+                "use the https:// address of the Bitbucket Server (http:// is allowed only for localhost)"
+                    .to_owned(),
+            );
+            ok = false;
+        }
+        ok &= self.public(
+            file,
+            &format!("{pointer}/username"),
+            &spec.username,
+            Field::Username,
+            &mut fields,
+            &mut deferred,
+        );
+        for (name, value, field) in [
+            ("project", &spec.project, Field::Project),
+            ("repository", &spec.repository, Field::Repository),
+        ] {
+            let at = format!("{pointer}/{name}");
+            let trimmed = value.trim();
+            if trimmed.is_empty() || trimmed.contains('/') || trimmed.contains(char::is_whitespace)
+            {
+                self.error(
+                    file.location(&at, false),
+                    format!("`{name}` must be a single Bitbucket Server {} without `/` or spaces", if name == "project" { "project key" } else { "repository slug" }),
+                )
+                .help = Some("write `project: WEB` and `repository: shop` for https://host/projects/WEB/repos/shop".to_owned());
+                ok = false;
+            } else {
+                fields.insert(field, FieldValue::Text(trimmed.to_owned()));
+            }
+        }
+        let secret = self.secret(
+            file,
+            &format!("{pointer}/token"),
+            &spec.token,
+            SecretField::Token,
+        );
+        let own = Options {
+            fetch_branches: spec.fetch_branches,
+            prune_branches: spec.prune_branches,
+            build_pull_requests: spec.build_pull_requests,
+            pull_requests_clone_parent_data: spec.pull_requests_clone_parent_data,
+            environment_init_resources: spec.environment_init_resources,
+            ..Options::default()
+        };
+        self.options(kind, file, pointer, &own, defaults, &mut fields);
+        Some(DesiredIntegration {
+            kind,
+            fields,
+            deferred,
+            secret: secret?,
+        })
+        .filter(|_| ok)
+    }
+
+    /// A public string field that may use `${NAME}`: resolved now, or deferred when a variable
+    /// is not set. Returns false on a malformed reference.
+    fn public(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        text: &str,
+        field: Field,
+        fields: &mut BTreeMap<Field, FieldValue>,
+        deferred: &mut BTreeMap<Field, Template>,
+    ) -> bool {
+        let location = file.location(pointer, false);
+        let template = match Template::parse(text) {
+            Ok(template) => template,
+            Err(error) => {
+                self.error(location, format!("`{}`: {error}", field.name()))
+                    .help =
+                    Some("write `${NAME}` for a variable, `$${` for a literal `${`".to_owned());
+                return false;
+            }
+        };
+        match template.resolve(self.env) {
+            Ok(value) if value.trim().is_empty() => {
+                self.error(location, format!("`{}` is empty", field.name()))
+                    .help = Some(
+                    "give it a value (its environment variable may be set to an empty string)"
+                        .to_owned(),
+                );
+                false
+            }
+            Ok(value) => {
+                fields.insert(field, FieldValue::Text(value));
+                true
+            }
+            Err(missing) => {
+                for name in missing {
+                    self.note_missing(name, &location, field.name(), false);
+                }
+                deferred.insert(field, template);
+                true
+            }
+        }
+    }
+
+    /// A secret field: must be exactly one `${NAME}`.
+    fn secret(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        text: &str,
+        field: SecretField,
+    ) -> Option<SecretRef> {
+        let location = file.location(pointer, false);
+        match Template::parse(text)
+            .ok()
+            .as_ref()
+            .and_then(Template::sole_variable)
+        {
+            Some(variable) => {
+                if (self.env)(variable).is_none() {
+                    self.note_missing(variable.to_owned(), &location, field.name(), true);
+                }
+                Some(SecretRef {
+                    field,
+                    variable: variable.to_owned(),
+                    origin: Origin::from(&location),
+                })
+            }
+            None => {
+                // The value is a secret written in clear: never show it, not even in the snippet.
+                let redacted = redact(&location);
+                let suggested = match field {
+                    SecretField::Token => "BBS_TOKEN",
+                    SecretField::AppSecret => "BITBUCKET_SECRET",
+                    SecretField::AddonSharedSecret => "BITBUCKET_SHARED_SECRET",
+                };
+                self.error(
+                    redacted,
+                    format!(
+                        "`{}` must be a `${{NAME}}` reference, not a literal value",
+                        field.name()
+                    ),
+                )
+                .help = Some(format!(
+                    "secrets never go in the manifest: write `${{{suggested}}}`, set `{suggested}` in the environment, and rotate the secret if this file was ever committed"
+                ));
+                None
+            }
+        }
+    }
+
+    fn note_missing(&mut self, name: String, location: &Location, field: &str, secret: bool) {
+        self.missing
+            .entry(name)
+            .and_modify(|(uses, ..)| *uses += 1)
+            .or_insert_with(|| (1, location.clone(), field.to_owned(), secret));
+    }
+
+    fn report_missing(&mut self) {
+        for (name, (uses, location, field, secret)) in std::mem::take(&mut self.missing) {
+            let also = if uses > 1 {
+                format!(" and {} more place(s)", uses - 1)
+            } else {
+                String::new()
+            };
+            let help = if secret {
+                format!(
+                    "set `{name}` before `bbsync apply`; it is needed where credentials are sent"
+                )
+            } else {
+                format!(
+                    "set `{name}`; until then `{field}` cannot be compared, and `apply` fails where it is needed"
+                )
+            };
+            self.warning(
+                location,
+                format!("environment variable `{name}` is not set (used by `{field}`{also})"),
+            )
+            .help = Some(help);
+        }
+    }
+
+    /// Fills option fields: own value, else `defaults:`, else the option table.
+    fn options(
+        &mut self,
+        kind: IntegrationType,
+        file: &ManifestFile,
+        pointer: &str,
+        own: &Options,
+        defaults: &Defaults<'_>,
+        fields: &mut BTreeMap<Field, FieldValue>,
+    ) {
+        for field in Field::ALL {
+            let (Some(omitted), Some(own_value)) = (field.omitted(kind), option_value(own, field))
+            else {
+                continue;
+            };
+            let value = own_value.or_else(|| option_value(defaults.options, field).flatten());
+            match (value, omitted) {
+                (Some(value), _) => {
+                    fields.insert(field, value);
+                }
+                (None, Omitted::Default(value)) => {
+                    fields.insert(field, value);
+                }
+                (None, Omitted::NotManaged | Omitted::Required) => {}
+            }
+        }
+        // The fetch/prune rule: pruning needs fetching; the API rejects prune without fetch.
+        if fields.get(&Field::FetchBranches) == Some(&FieldValue::Bool(false)) {
+            let prune_location = if own.prune_branches == Some(true) {
+                Some(file.location(&format!("{pointer}/prune_branches"), true))
+            } else if own.prune_branches.is_none()
+                && own.fetch_branches.is_none()
+                && defaults.options.prune_branches == Some(true)
+            {
+                defaults
+                    .file
+                    .map(|f| f.location("/defaults/prune_branches", true))
+            } else {
+                None
+            };
+            if let Some(location) = prune_location {
+                self.warning(location, "`prune_branches: true` has no effect when `fetch_branches` is false; it is sent as false")
+                    .help = Some("remove `prune_branches`, or set `fetch_branches: true`".to_owned());
+            }
+            fields.insert(Field::PruneBranches, FieldValue::Bool(false));
+        }
+    }
+
+    fn warn_unpublished(&mut self, options: &Options, file: &ManifestFile, pointer: &str) {
+        if options.build_pull_requests_post_merge.is_some() {
+            self.warning(
+                file.location(&format!("{pointer}/build_pull_requests_post_merge"), true),
+                "the published API lists `build_pull_requests_post_merge` for GitHub only; the API may reject it for Bitbucket",
+            )
+            .help = Some("remove it unless you know your API accepts it".to_owned());
+        }
+        if options.pull_requests_max_pages.is_some() {
+            self.warning(
+                file.location(&format!("{pointer}/pull_requests_max_pages"), true),
+                "`pull_requests_max_pages` exists in the Upsun API only; the Platform.sh API may reject it",
+            )
+            .help = Some("remove it if you manage Platform.sh (not Upsun) projects".to_owned());
+        }
+    }
+}
+
+/// The `defaults:` block and the file it came from.
+struct Defaults<'a> {
+    options: &'a Options,
+    file: Option<&'a ManifestFile>,
+}
+
+/// The value an [`Options`] holds for `field`: `None` if `Options` has no such field,
+/// `Some(None)` if the option is not set.
+fn option_value(options: &Options, field: Field) -> Option<Option<FieldValue>> {
+    let bool = |b: Option<bool>| Some(b.map(FieldValue::Bool));
+    match field {
+        Field::FetchBranches => bool(options.fetch_branches),
+        Field::PruneBranches => bool(options.prune_branches),
+        Field::BuildPullRequests => bool(options.build_pull_requests),
+        Field::BuildPullRequestsPostMerge => bool(options.build_pull_requests_post_merge),
+        Field::PullRequestsCloneParentData => bool(options.pull_requests_clone_parent_data),
+        Field::ResyncPullRequests => bool(options.resync_pull_requests),
+        Field::EnvironmentInitResources => Some(
+            options
+                .environment_init_resources
+                .map(|r| FieldValue::Text(r.as_str().to_owned())),
+        ),
+        Field::PullRequestsMaxPages => Some(
+            options
+                .pull_requests_max_pages
+                .map(|n| FieldValue::Integer(n.into())),
+        ),
+        _ => None,
+    }
+}
+
+trait WithRelated {
+    fn with_related_in_place(&mut self, location: Location, label: &str) -> &mut Self;
+}
+
+impl WithRelated for Diagnostic {
+    fn with_related_in_place(&mut self, location: Location, label: &str) -> &mut Self {
+        self.related = Some((location, label.to_owned()));
+        self
+    }
+}
+
+/// The location with the rest of its line blanked out in the shown source, so that a secret
+/// written in clear is not echoed into logs.
+fn redact(location: &Location) -> Location {
+    let text = location.file.text();
+    let start = location.file.offset(location.position);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let mut redacted = String::with_capacity(text.len());
+    redacted.push_str(&text[..start]);
+    redacted.push_str(&"*".repeat(8.min(end - start).max(1)));
+    redacted.push_str(&text[end..]);
+    Location {
+        file: Arc::new(SourceFile::new(location.file.name(), redacted)),
+        position: location.position,
+    }
+}
+
+fn validate_project_id(id: &str) -> Result<ProjectId, String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        Ok(ProjectId::new(id))
+    } else {
+        Err(format!("`{id}` is not a Platform.sh project ID"))
+    }
+}
+
+/// Normalises a Bitbucket Cloud repository to `owner/repo`: accepts `owner/repo`, a
+/// `https://bitbucket.org/owner/repo[.git]` URL and `git@bitbucket.org:owner/repo.git`.
+pub fn normalize_repository(raw: &str) -> Result<String, String> {
+    let text = raw.trim();
+    let lower = text.to_ascii_lowercase();
+    let path = if let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    {
+        let offset = text.len() - rest.len();
+        let (host, _) = rest.split_once('/').unwrap_or((rest, ""));
+        if host != "bitbucket.org" && host != "www.bitbucket.org" {
+            return Err(format!(
+                "`{text}` is not a bitbucket.org URL (for Bitbucket Server use `bitbucket_server`)"
+            ));
+        }
+        &text[offset + host.len()..]
+    } else if lower.starts_with("git@bitbucket.org:") {
+        &text["git@bitbucket.org:".len()..]
+    } else {
+        text
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let mut segments = path.split('/');
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some(owner), Some(repo), None) if valid(owner) && valid(repo) => {
+            Ok(format!("{owner}/{repo}"))
+        }
+        _ => Err(format!(
+            "repository `{text}` is not of the form `owner/repo`"
+        )),
+    }
+}
+
+/// Checks a Bitbucket Server base URL: `https://`, or `http://` for a loopback host; no
+/// credentials inside it.
+pub fn check_server_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`url` is not a valid URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("`url` must not contain credentials".to_owned());
+    }
+    let Some(host) = url.host() else {
+        return Err("`url` has no host".to_owned());
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&host) => Ok(()),
+        "http" => Err(format!(
+            "`url` uses http:// for a non-loopback host `{host}`"
+        )),
+        other => Err(format!("`url` uses the unsupported scheme `{other}`")),
+    }
+}
+
+/// Whether a URL host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+fn digest(files: &[ManifestFile]) -> String {
+    let mut hasher = Sha256::new();
+    let mut manifests: Vec<(&str, &manifest::Manifest)> = files
+        .iter()
+        .map(|f| (f.source.name(), &f.manifest))
+        .collect();
+    manifests.sort_by_key(|(name, _)| *name);
+    for (_, manifest) in manifests {
+        hasher.update(serde_json::to_vec(manifest).expect("a manifest serialises"));
+    }
+    format!("sha256:{:x}", hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests;
