@@ -782,7 +782,7 @@ fn redact(location: &Location) -> Location {
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let mut redacted = String::with_capacity(text.len());
     redacted.push_str(&text[..start]);
-    redacted.push_str(&"*".repeat(8.min(end - start).max(1)));
+    redacted.push_str("********");
     redacted.push_str(&text[end..]);
     Location {
         file: Arc::new(SourceFile::new(location.file.name(), redacted)),

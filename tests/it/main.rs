@@ -1,0 +1,4 @@
+//! bbsync's integration tests: one binary, one module per area (as just and uv do).
+
+mod common;
+mod validate;
