@@ -8,5 +8,8 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod ids;
+pub mod live;
 pub mod manifest;
 pub mod model;
+pub mod sandbox;
+pub mod secret;

@@ -1,4 +1,6 @@
 //! bbsync's integration tests: one binary, one module per area (as just and uv do).
 
 mod common;
+mod live;
+mod openapi;
 mod validate;

@@ -1,0 +1,726 @@
+//! The Platform.sh API client: token exchange, retries, concurrency limits, link rebasing.
+//!
+//! What is retried: every request on 429 (the API did not process it; `Retry-After` is
+//! honoured) and on a refused connection (nothing was sent); GET, PATCH and DELETE also on 502,
+//! 503, 504, timeouts and resets. A POST whose outcome is unclear is never retried blindly: the
+//! caller re-lists and looks for what it tried to create ([`Client::create_integration`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use url::Url;
+
+use super::api::{
+    Accepted, Activity, ApiIntegration, OrganizationProject, ProjectPage, TokenResponse,
+};
+use super::error::{ApiError, Call, describe};
+use crate::ids::{IntegrationId, OrganizationId, ProjectId};
+use crate::model::is_loopback;
+use crate::secret::Secret;
+
+/// How to reach and talk to the API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The API base URL (`https://api.platform.sh`).
+    pub api_url: String,
+    /// The auth server (`https://auth.api.platform.sh`).
+    pub auth_url: String,
+    /// The API token (`PLATFORMSH_CLI_TOKEN`).
+    pub token: Secret,
+    /// The OAuth client ID for the token exchange.
+    pub client_id: String,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Requests per second at most, if capped.
+    pub max_rps: Option<f64>,
+    /// Time allowed for one request, answer included.
+    pub timeout: Duration,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub backoff: Duration,
+    /// Longest backoff delay (and longest `Retry-After` honoured).
+    pub max_backoff: Duration,
+    /// Time between activity polls.
+    pub activity_poll: Duration,
+    /// Time to wait for activities before giving up on them.
+    pub activity_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `api_url`, `auth_url` and `token`.
+    pub fn new(api_url: &str, auth_url: &str, token: Secret) -> Self {
+        Self {
+            api_url: api_url.to_owned(),
+            auth_url: auth_url.to_owned(),
+            token,
+            client_id: "platform-api-user".to_owned(),
+            concurrency: 16,
+            max_rps: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            activity_poll: Duration::from_secs(1),
+            activity_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Counters of what the client did, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Responses by HTTP status (0: no response).
+    pub responses: std::sync::Mutex<BTreeMap<u16, u64>>,
+    /// Retries made.
+    pub retries: AtomicU64,
+    /// Token exchanges made.
+    pub token_exchanges: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, status: u16) {
+        let mut map = self.responses.lock().expect("stats lock");
+        *map.entry(status).or_default() += 1;
+    }
+
+    /// Responses with this status so far.
+    pub fn responses_with(&self, status: u16) -> u64 {
+        self.responses
+            .lock()
+            .expect("stats lock")
+            .get(&status)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests answered so far.
+    pub fn total(&self) -> u64 {
+        self.responses.lock().expect("stats lock").values().sum()
+    }
+}
+
+/// The result of a write.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// The integration as it now is, when the API said.
+    pub entity: Option<ApiIntegration>,
+    /// The activities it started.
+    pub activities: Vec<Activity>,
+    /// A create whose answer was lost, found by re-listing: taken as created.
+    pub recovered: bool,
+}
+
+/// The answer of `#validate`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validation {
+    /// The API found it valid.
+    Valid,
+    /// The API found problems (`field: message`).
+    Invalid(Vec<String>),
+    /// The integration offers no `#validate` link.
+    Unsupported,
+}
+
+/// A Platform.sh API client. Cheap to clone; clones share the token, limits and counters.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    api: Url,
+    token_url: Url,
+    access: Mutex<Option<(Secret, Instant)>>,
+    permits: Semaphore,
+    pacer: Option<Mutex<Instant>>,
+    stats: Arc<Stats>,
+}
+
+enum Retry {
+    /// GET, PATCH, DELETE: retried on transient failures.
+    Idempotent,
+    /// POST: retried only where the API surely did nothing (429, connection refused).
+    Unsafe,
+}
+
+/// Checks an API or auth URL: https, or http for a loopback host.
+pub fn check_url(name: &str, text: &str) -> Result<Url, ApiError> {
+    let url = Url::parse(text)
+        .map_err(|e| ApiError::Config(format!("{name} `{text}` is not a URL ({e})")))?;
+    let loopback = url.host().is_some_and(|h| is_loopback(&h));
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(ApiError::Config(format!(
+            "{name} `{text}` uses http:// for a non-loopback host; use https://"
+        ))),
+        other => Err(ApiError::Config(format!(
+            "{name} `{text}` has the unsupported scheme `{other}`"
+        ))),
+    }
+}
+
+impl Client {
+    /// A client for `config`. Refuses `http://` URLs to non-loopback hosts.
+    pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = check_url("the API URL", &config.api_url)?;
+        let auth = check_url("the auth URL", &config.auth_url)?;
+        let token_url = Url::parse(&format!(
+            "{}/oauth2/token",
+            auth.as_str().trim_end_matches('/')
+        ))
+        .map_err(|e| ApiError::Config(format!("bad auth URL: {e}")))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bbsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                permits: Semaphore::new(config.concurrency.max(1)),
+                pacer: config
+                    .max_rps
+                    .filter(|r| *r > 0.0)
+                    .map(|_| Mutex::new(Instant::now())),
+                config,
+                api,
+                token_url,
+                access: Mutex::new(None),
+                stats: Arc::new(Stats::default()),
+            }),
+        })
+    }
+
+    /// What the client did so far.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// `{api}{path}`.
+    pub fn url(&self, path: &str) -> Url {
+        let base = self.inner.api.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{path}")).unwrap_or_else(|_| self.inner.api.clone())
+    }
+
+    /// A HAL link made usable: its path and query on the configured API origin (links may name
+    /// a regional host such as `https://eu-3.platform.sh/api/...`).
+    pub fn rebase(&self, href: &str) -> Url {
+        let parsed = Url::parse(href).or_else(|_| self.inner.api.join(href));
+        match parsed {
+            Ok(link) => {
+                let mut url = self.inner.api.clone();
+                url.set_path(link.path());
+                url.set_query(link.query());
+                url
+            }
+            Err(_) => self.url(href),
+        }
+    }
+
+    async fn access_token(&self, force: bool) -> Result<Secret, ApiError> {
+        let mut cached = self.inner.access.lock().await;
+        if !force
+            && let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let call = Call {
+            method: "POST".to_owned(),
+            path: self.inner.token_url.path().to_owned(),
+        };
+        self.inner
+            .stats
+            .token_exchanges
+            .fetch_add(1, Ordering::Relaxed);
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let sent = self
+                .inner
+                .http
+                .post(self.inner.token_url.clone())
+                .basic_auth(&self.inner.config.client_id, Some(""))
+                .form(&[
+                    ("grant_type", "api_token"),
+                    ("api_token", self.inner.config.token.expose()),
+                ])
+                .send()
+                .await;
+            match sent {
+                Ok(response)
+                    if retryable_status(response.status().as_u16())
+                        && attempt < self.inner.config.max_attempts =>
+                {
+                    let wait = self.backoff(attempt, retry_after(&response));
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(response) => break response,
+                Err(error)
+                    if attempt < self.inner.config.max_attempts
+                        && (error.is_connect() || error.is_timeout()) =>
+                {
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                }
+                Err(error) => {
+                    return Err(ApiError::Transport {
+                        call,
+                        reason: transport_reason(&error),
+                        unclear: false,
+                    });
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            let (message, _) = describe(&body);
+            return Err(ApiError::TokenRejected {
+                message: format!("HTTP {status}: {message}"),
+            });
+        }
+        let token: TokenResponse = serde_json::from_value(body).map_err(|e| ApiError::Shape {
+            call,
+            reason: format!("no access token in the answer ({e})"),
+        })?;
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(900));
+        // Renew a little early, so a token never expires between check and use.
+        let margin = (lifetime / 10).min(Duration::from_secs(60));
+        let secret = Secret::new(token.access_token);
+        *cached = Some((secret.clone(), Instant::now() + lifetime - margin));
+        Ok(secret)
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let config = &self.inner.config;
+        if let Some(wait) = retry_after {
+            return wait.min(config.max_backoff);
+        }
+        let exponential = config
+            .backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(config.max_backoff);
+        // Equal jitter: half fixed, half random, so retries spread out but never hammer.
+        let half = exponential / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    async fn pace(&self) {
+        let (Some(pacer), Some(rps)) = (&self.inner.pacer, self.inner.config.max_rps) else {
+            return;
+        };
+        let slot = {
+            let mut next = pacer.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + Duration::from_secs_f64(1.0 / rps);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    /// Sends one API request; JSON in, JSON out.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> Result<Value, ApiError> {
+        let call = Call {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+        };
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.access_token(false).await?;
+            let permit = self
+                .inner
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            self.pace().await;
+            let started = Instant::now();
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let result = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let wait = retry_after(&response);
+                    let text = response.bytes().await;
+                    (
+                        Some(status),
+                        wait,
+                        text.map_err(|e| (transport_reason(&e), true)),
+                    )
+                }
+                Err(error) => (
+                    None,
+                    None,
+                    Err((transport_reason(&error), !error.is_connect())),
+                ),
+            };
+            drop(permit);
+            let (status, wait, text) = result;
+            tracing::debug!(
+                method = %call.method,
+                path = %call.path,
+                status = status.unwrap_or(0),
+                duration_ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "api request"
+            );
+            self.inner.stats.count(status.unwrap_or(0));
+            let can_retry = attempt < self.inner.config.max_attempts;
+            match (status, text) {
+                (Some(401), _) if !refreshed => {
+                    // The access token expired or was revoked: exchange again, once.
+                    refreshed = true;
+                    attempt -= 1;
+                    self.access_token(true).await?;
+                }
+                (Some(401), Ok(bytes)) => {
+                    let (message, _) = describe(&parse(&bytes));
+                    return Err(ApiError::TokenRejected {
+                        message: format!(
+                            "{call} answered HTTP 401 with a fresh access token: {message}"
+                        ),
+                    });
+                }
+                (Some(429), _) if can_retry => self.retry_wait(attempt, wait).await,
+                (Some(502..=504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
+                    self.retry_wait(attempt, wait).await;
+                }
+                (Some(status @ 200..=299), Ok(bytes)) => {
+                    return if bytes.is_empty() {
+                        Ok(Value::Null)
+                    } else {
+                        serde_json::from_slice(&bytes).map_err(|e| ApiError::Shape {
+                            call: call.clone(),
+                            reason: format!("HTTP {status} with a body that is not JSON ({e})"),
+                        })
+                    };
+                }
+                (Some(status), Ok(bytes)) => {
+                    let (message, details) = describe(&parse(&bytes));
+                    return Err(ApiError::Status {
+                        call,
+                        status,
+                        message,
+                        details,
+                    });
+                }
+                (_, Err((reason, unclear))) => {
+                    let safe = !unclear || matches!(retry, Retry::Idempotent);
+                    if can_retry && safe {
+                        self.retry_wait(attempt, None).await;
+                    } else {
+                        return Err(ApiError::Transport {
+                            call,
+                            reason,
+                            unclear: unclear || status.is_some(),
+                        });
+                    }
+                }
+                (None, Ok(_)) => unreachable!("a body without a status"),
+            }
+        }
+    }
+
+    async fn retry_wait(&self, attempt: u32, wait: Option<Duration>) {
+        self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(self.backoff(attempt, wait)).await;
+    }
+
+    /// Every integration of a project, of every type.
+    pub async fn list_integrations(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<ApiIntegration>, ApiError> {
+        let url = self.url(&format!("/projects/{project}/integrations"));
+        let body = self
+            .send(Method::GET, url.clone(), None, Retry::Idempotent)
+            .await?;
+        let items = match body {
+            Value::Array(items) => items,
+            // Tolerate a HAL-wrapped collection, should the API ever send one.
+            Value::Object(mut map) => match map.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => return Err(shape(&url, "GET", "expected a list of integrations")),
+            },
+            _ => return Err(shape(&url, "GET", "expected a list of integrations")),
+        };
+        // An entry that cannot be read is skipped only if it is not Bitbucket-family; a
+        // Bitbucket integration bbsync cannot read would make the project's state unknown.
+        let mut integrations = Vec::with_capacity(items.len());
+        for item in items {
+            match serde_json::from_value::<ApiIntegration>(item.clone()) {
+                Ok(integration) => integrations.push(integration),
+                Err(error) => {
+                    let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+                    if kind.starts_with("bitbucket") || kind.is_empty() {
+                        return Err(shape(
+                            &url,
+                            "GET",
+                            &format!("an integration could not be read ({error})"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(integrations)
+    }
+
+    /// Creates an integration. When the answer is lost, re-lists the project and takes an
+    /// integration for which `is_ours` holds as created; only when there is none is the POST
+    /// sent again (at most three times in all).
+    pub async fn create_integration(
+        &self,
+        project: &ProjectId,
+        body: &Value,
+        is_ours: &(dyn Fn(&ApiIntegration) -> bool + Sync),
+    ) -> Result<Written, ApiError> {
+        let url = self.url(&format!("/projects/{project}/integrations"));
+        let mut last = None;
+        for _ in 0..3 {
+            match self
+                .send(Method::POST, url.clone(), Some(body), Retry::Unsafe)
+                .await
+            {
+                Ok(answer) => return Ok(written(answer)),
+                Err(error) if error.is_unclear() => {
+                    tracing::info!(%project, %error, "the create's outcome is unclear; re-listing");
+                    let existing = self.list_integrations(project).await?;
+                    if let Some(found) = existing.into_iter().find(|i| is_ours(i)) {
+                        return Ok(Written {
+                            entity: Some(found),
+                            activities: Vec::new(),
+                            recovered: true,
+                        });
+                    }
+                    last = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last.expect("the loop ran"))
+    }
+
+    /// Updates an integration with a partial body (PATCH to its `#edit` link when known).
+    pub async fn update_integration(
+        &self,
+        project: &ProjectId,
+        id: &IntegrationId,
+        edit_href: Option<&str>,
+        body: &Value,
+    ) -> Result<Written, ApiError> {
+        let url = match edit_href {
+            Some(href) => self.rebase(href),
+            None => self.url(&format!("/projects/{project}/integrations/{id}")),
+        };
+        let answer = self
+            .send(Method::PATCH, url, Some(body), Retry::Idempotent)
+            .await?;
+        Ok(written(answer))
+    }
+
+    /// Deletes an integration (at its `self` link when known). Already gone counts as done.
+    pub async fn delete_integration(
+        &self,
+        project: &ProjectId,
+        id: &IntegrationId,
+        self_href: Option<&str>,
+    ) -> Result<Written, ApiError> {
+        let url = match self_href {
+            Some(href) => self.rebase(href),
+            None => self.url(&format!("/projects/{project}/integrations/{id}")),
+        };
+        match self
+            .send(Method::DELETE, url, None, Retry::Idempotent)
+            .await
+        {
+            Ok(answer) => Ok(written(answer)),
+            Err(error) if error.status() == Some(404) => Ok(Written::default()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs the API's validation (`#validate` link, POST, no body).
+    pub async fn validate_integration(
+        &self,
+        validate_href: Option<&str>,
+    ) -> Result<Validation, ApiError> {
+        let Some(href) = validate_href else {
+            return Ok(Validation::Unsupported);
+        };
+        match self
+            .send(Method::POST, self.rebase(href), None, Retry::Idempotent)
+            .await
+        {
+            Ok(_) => Ok(Validation::Valid),
+            Err(ApiError::Status {
+                status: 400,
+                details,
+                message,
+                ..
+            }) => Ok(Validation::Invalid(if details.is_empty() {
+                vec![message]
+            } else {
+                details
+            })),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Polls `activities` until each is complete or cancelled (or the wait times out); returns
+    /// their last known states. `progress` is told how many are finished.
+    pub async fn wait_for_activities(
+        &self,
+        project: &ProjectId,
+        mut activities: Vec<Activity>,
+    ) -> Result<Vec<Activity>, ApiError> {
+        let deadline = Instant::now() + self.inner.config.activity_timeout;
+        loop {
+            if activities.iter().all(Activity::is_finished) || Instant::now() >= deadline {
+                return Ok(activities);
+            }
+            tokio::time::sleep(self.inner.config.activity_poll).await;
+            for activity in activities.iter_mut().filter(|a| !a.is_finished()) {
+                let url = match (activity.links.href("self"), &activity.id) {
+                    (Some(href), _) => self.rebase(href),
+                    (None, Some(id)) => self.url(&format!("/projects/{project}/activities/{id}")),
+                    (None, None) => continue,
+                };
+                let body = self
+                    .send(Method::GET, url.clone(), None, Retry::Idempotent)
+                    .await?;
+                *activity = serde_json::from_value(body)
+                    .map_err(|e| shape(&url, "GET", &format!("not an activity ({e})")))?;
+            }
+        }
+    }
+
+    /// Every project of an organization, following `_links.next` to the end. Any failure
+    /// fails the whole listing: a partial list must never be taken for the full one.
+    pub async fn organization_projects(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<OrganizationProject>, ApiError> {
+        let mut url = self.url(&format!("/organizations/{organization}/projects"));
+        url.query_pairs_mut().append_pair("page[size]", "100");
+        let mut projects = Vec::new();
+        for _ in 0..100_000 {
+            let body = self
+                .send(Method::GET, url.clone(), None, Retry::Idempotent)
+                .await?;
+            let page: ProjectPage = serde_json::from_value(body)
+                .map_err(|e| shape(&url, "GET", &format!("not a page of projects ({e})")))?;
+            projects.extend(page.items);
+            match page.links.href("next") {
+                Some(next) => url = self.rebase(next),
+                None => return Ok(projects),
+            }
+        }
+        Err(shape(&url, "GET", "the project listing does not end"))
+    }
+
+    /// A project's details (`GET /projects/{id}`).
+    pub async fn project(&self, project: &ProjectId) -> Result<Value, ApiError> {
+        self.send(
+            Method::GET,
+            self.url(&format!("/projects/{project}")),
+            None,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// A project's capabilities (`GET /projects/{id}/capabilities`).
+    pub async fn capabilities(&self, project: &ProjectId) -> Result<Value, ApiError> {
+        let url = self.url(&format!("/projects/{project}/capabilities"));
+        self.send(Method::GET, url, None, Retry::Idempotent).await
+    }
+}
+
+fn written(answer: Value) -> Written {
+    let accepted: Accepted = serde_json::from_value(answer).unwrap_or_default();
+    Written {
+        entity: accepted.embedded.entity,
+        activities: accepted.embedded.activities,
+        recovered: false,
+    }
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+fn shape(url: &Url, method: &str, reason: &str) -> ApiError {
+    ApiError::Shape {
+        call: Call {
+            method: method.to_owned(),
+            path: url.path().to_owned(),
+        },
+        reason: reason.to_owned(),
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn transport_reason(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "the connection dropped while reading the answer".to_owned()
+    } else {
+        "the connection failed".to_owned()
+    }
+}

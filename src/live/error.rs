@@ -1,0 +1,153 @@
+//! Errors talking to the Platform.sh API.
+
+use std::fmt;
+
+/// Something went wrong with one API call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The API token was refused at the token exchange (or access was refused twice).
+    #[error("the API token was rejected: {message}")]
+    TokenRejected {
+        /// What the auth server said.
+        message: String,
+    },
+    /// The API answered with an error status.
+    #[error("{call} failed with HTTP {status}: {message}")]
+    Status {
+        /// `METHOD path`.
+        call: Call,
+        /// The HTTP status.
+        status: u16,
+        /// The API's message (`message`, `title`, `detail` together).
+        message: String,
+        /// Per-field validation problems (`field: message`).
+        details: Vec<String>,
+    },
+    /// No usable answer: connection refused or reset, timeout, unreadable body.
+    #[error("{call} got no answer: {reason}")]
+    Transport {
+        /// `METHOD path`.
+        call: Call,
+        /// What happened.
+        reason: String,
+        /// The request may have been carried out (it was sent; the answer was lost).
+        unclear: bool,
+    },
+    /// The answer could not be understood.
+    #[error("{call} returned an unexpected response: {reason}")]
+    Shape {
+        /// `METHOD path`.
+        call: Call,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A URL is not acceptable (for example `http://` to a non-loopback host).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ApiError {
+    /// Whether a write may have happened even though no success was seen.
+    pub fn is_unclear(&self) -> bool {
+        match self {
+            ApiError::Transport { unclear, .. } => *unclear,
+            ApiError::Status { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, if the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `METHOD path`, for messages.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The HTTP method.
+    pub method: String,
+    /// The URL path (no host, no query).
+    pub path: String,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// Reads the API's error body (`message`, `title`, `detail`, `error_description`) into a
+/// message and per-field details. Secrets never appear in error bodies the API sends back.
+pub fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
+    let mut parts = Vec::new();
+    for key in ["message", "title", "error_description", "error"] {
+        if let Some(text) = body.get(key).and_then(|v| v.as_str())
+            && !text.is_empty()
+            && !parts.iter().any(|p: &String| p == text)
+        {
+            parts.push(text.to_owned());
+        }
+    }
+    let mut details = Vec::new();
+    match body.get("detail") {
+        Some(serde_json::Value::Object(map)) => {
+            for (field, problems) in map {
+                match problems {
+                    serde_json::Value::Array(items) => {
+                        for item in items {
+                            details.push(format!("{field}: {}", text_of(item)));
+                        }
+                    }
+                    other => details.push(format!("{field}: {}", text_of(other))),
+                }
+            }
+        }
+        Some(serde_json::Value::Array(items)) => {
+            details.extend(items.iter().map(text_of));
+        }
+        Some(serde_json::Value::String(s)) => parts.push(s.clone()),
+        _ => {}
+    }
+    if parts.is_empty() && details.is_empty() {
+        parts.push("no details given".to_owned());
+    }
+    let mut message = parts.join(": ");
+    if !details.is_empty() {
+        if !message.is_empty() {
+            message.push_str(" (");
+            message.push_str(&details.join("; "));
+            message.push(')');
+        } else {
+            message = details.join("; ");
+        }
+    }
+    (message, details)
+}
+
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_the_api_error_shape() {
+        let body = serde_json::json!({"status": "Invalid input", "message": "This field is required.",
+            "code": 400, "detail": {"repository": ["This field is required."]}, "title": "Bad Request"});
+        let (message, details) = describe(&body);
+        assert_eq!(details, vec!["repository: This field is required."]);
+        assert_eq!(
+            message,
+            "This field is required.: Bad Request (repository: This field is required.)"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The sandbox: an in-process fake of the Platform.sh API, served over real HTTP.
+//!
+//! It implements what bbsync uses (token exchange, projects, integrations of every type,
+//! activities, `#validate`, organization listings with cursors) with the real API's rules
+//! ([`world`]), and injects faults on demand: latency, 503s, 429s with `Retry-After`, creates
+//! whose answer is lost, slow answers, broken projects. Tests, benchmarks, `bbsync demo` and
+//! `bbsync sandbox` all use it. Paths work with and without the `/api` prefix.
+
+pub mod world;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use world::{Faults, Seed, SeedOrganization, SeedProject, World, Write};
+
+use world::Rejection;
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The initial state.
+    pub seed: Seed,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Access token lifetime.
+    pub token_lifetime: Duration,
+    /// Time activities take to complete.
+    pub activity_delay: Duration,
+    /// Projects per page of organization listings.
+    pub page_size: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: Seed::default(),
+            faults: Faults::default(),
+            token_lifetime: Duration::from_secs(900),
+            activity_delay: Duration::ZERO,
+            page_size: 20,
+        }
+    }
+}
+
+/// A running sandbox. Stops when dropped.
+pub struct Sandbox {
+    url: String,
+    token: String,
+    world: Arc<Mutex<World>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+impl Sandbox {
+    /// Starts a sandbox on the current tokio runtime.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Self> {
+        let mut world = World::new(config.seed, config.faults).map_err(std::io::Error::other)?;
+        world.token_lifetime = config.token_lifetime;
+        world.activity_delay = config.activity_delay;
+        world.page_size = config.page_size.max(1);
+        let token = world.api_token.clone();
+        let world = Arc::new(Mutex::new(world));
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let app = router(Arc::clone(&world));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "the sandbox stopped");
+            }
+        });
+        Ok(Self {
+            url: format!("http://{address}"),
+            token,
+            world,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    /// The base URL (API and auth server alike).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The API token it accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The state, for inspection and out-of-band changes.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().expect("the sandbox state lock")
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn router(world: Shared) -> Router {
+    let api = Router::new()
+        .route("/projects/{project}", get(project))
+        .route("/projects/{project}/capabilities", get(capabilities))
+        .route("/projects/{project}/integrations", get(list).post(create))
+        .route(
+            "/projects/{project}/integrations/{id}",
+            get(one).patch(update).delete(remove),
+        )
+        .route(
+            "/projects/{project}/integrations/{id}/validate",
+            post(validate),
+        )
+        .route("/projects/{project}/activities/{id}", get(activity))
+        .route("/organizations/{org}/projects", get(organization_projects))
+        .layer(middleware::from_fn_with_state(Arc::clone(&world), gate));
+    Router::new()
+        .merge(api.clone())
+        .nest("/api", api)
+        .route("/oauth2/token", post(token))
+        .route("/__sandbox/state", get(dump))
+        .with_state(world)
+}
+
+fn lock(world: &Shared) -> MutexGuard<'_, World> {
+    world.lock().expect("the sandbox state lock")
+}
+
+fn reject(rejection: Rejection) -> Response {
+    let status =
+        StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = json!({
+        "status": title,
+        "message": rejection.message,
+        "code": rejection.status,
+        "detail": rejection.detail.unwrap_or_else(|| json!({})),
+        "title": title,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn answer(result: Result<Value, Rejection>, status: StatusCode) -> Response {
+    match result {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/hal+json")],
+            body.to_string(),
+        )
+            .into_response(),
+        Err(rejection) => reject(rejection),
+    }
+}
+
+/// Every API request: recorded, delayed, maybe failed by a fault, and checked for a token.
+async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    let (latency, fault, retry_after, authorized) = {
+        let mut w = lock(&world);
+        let path = request.uri().path().trim_start_matches("/api").to_owned();
+        w.requests.push(format!("{} {path}", request.method()));
+        let faults = w.faults.clone();
+        let draw = w.draw();
+        let fault = if draw < faults.error_rate {
+            503
+        } else if draw < faults.error_rate + faults.rate_limit_rate {
+            429
+        } else {
+            0
+        };
+        let bearer = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        (
+            faults.latency,
+            fault,
+            faults.retry_after,
+            w.authorized(bearer),
+        )
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if !authorized {
+        let body = json!({"error": "invalid_token", "message": "The access token is missing, invalid or expired.", "code": 401});
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    match fault {
+        503 => reject(Rejection {
+            status: 503,
+            message: "The service is temporarily unavailable.".to_owned(),
+            detail: None,
+        }),
+        429 => {
+            let mut response = reject(Rejection {
+                status: 429,
+                message: "Too many requests.".to_owned(),
+                detail: None,
+            });
+            if let Ok(value) = retry_after.to_string().parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        _ => next.run(request).await,
+    }
+}
+
+async fn token(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    // HTTP Basic `platform-api-user:` (empty secret), as the platform CLI sends it.
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if basic != Some("Basic cGxhdGZvcm0tYXBpLXVzZXI6") {
+        let body = json!({"error": "invalid_client", "error_description": "Client authentication failed."});
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    if form.get("grant_type").map(String::as_str) != Some("api_token") {
+        let body = json!({"error": "unsupported_grant_type", "error_description": "The grant type is not supported."});
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    let result = lock(&world).exchange(form.get("api_token").map(String::as_str).unwrap_or(""));
+    match result {
+        Ok((access, expires_in)) => {
+            let body =
+                json!({"access_token": access, "expires_in": expires_in, "token_type": "bearer"});
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Err(_) => {
+            let body = json!({"error": "invalid_grant", "error_description": "Invalid API token."});
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn project(State(world): State<Shared>, Path(project): Path<String>) -> Response {
+    answer(lock(&world).project_view(&project), StatusCode::OK)
+}
+
+async fn capabilities(State(world): State<Shared>, Path(project): Path<String>) -> Response {
+    answer(lock(&world).capabilities(&project), StatusCode::OK)
+}
+
+async fn list(State(world): State<Shared>, Path(project): Path<String>) -> Response {
+    answer(lock(&world).list(&project), StatusCode::OK)
+}
+
+async fn one(State(world): State<Shared>, Path((project, id)): Path<(String, String)>) -> Response {
+    answer(lock(&world).get(&project, &id), StatusCode::OK)
+}
+
+fn json_body(bytes: &Bytes) -> Result<Value, Rejection> {
+    serde_json::from_slice(bytes).map_err(|e| Rejection {
+        status: 400,
+        message: format!("The body is not valid JSON: {e}"),
+        detail: None,
+    })
+}
+
+/// After a write is carried out: answer, or lose the answer (a dropped connection), or answer
+/// too late (past the client's timeout), as the faults say.
+async fn deliver(
+    world: &Shared,
+    result: Result<Value, Rejection>,
+    status: StatusCode,
+    droppable: bool,
+) -> Response {
+    let (drop_it, slow_by) = {
+        let mut w = lock(world);
+        let faults = w.faults.clone();
+        let drop_it = result.is_ok() && droppable && w.draw() < faults.drop_post_rate;
+        let slow = result.is_ok() && w.draw() < faults.slow_rate;
+        (drop_it, slow.then_some(faults.slow_by))
+    };
+    if drop_it {
+        let failing = futures_util::stream::once(async {
+            Err::<Vec<u8>, std::io::Error>(std::io::Error::other(
+                "the sandbox dropped the connection",
+            ))
+        });
+        return Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/hal+json")
+            .body(Body::from_stream(failing))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    if let Some(delay) = slow_by {
+        tokio::time::sleep(delay).await;
+    }
+    answer(result, status)
+}
+
+async fn create(State(world): State<Shared>, Path(project): Path<String>, body: Bytes) -> Response {
+    let result = json_body(&body).and_then(|body| lock(&world).create(&project, &body));
+    deliver(&world, result, StatusCode::CREATED, true).await
+}
+
+async fn update(
+    State(world): State<Shared>,
+    Path((project, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let result = json_body(&body).and_then(|body| lock(&world).update(&project, &id, &body));
+    deliver(&world, result, StatusCode::OK, false).await
+}
+
+async fn remove(
+    State(world): State<Shared>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    let result = lock(&world).delete(&project, &id);
+    deliver(&world, result, StatusCode::OK, false).await
+}
+
+async fn validate(
+    State(world): State<Shared>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    answer(lock(&world).validate(&project, &id), StatusCode::OK)
+}
+
+async fn activity(
+    State(world): State<Shared>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    answer(lock(&world).activity(&project, &id), StatusCode::OK)
+}
+
+async fn organization_projects(
+    State(world): State<Shared>,
+    Path(org): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let size = query.get("page[size]").and_then(|s| s.parse().ok());
+    let after = query.get("page[after]").map(String::as_str);
+    let page = query
+        .get("page_number")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    answer(
+        lock(&world).organization_projects(&org, size, after, page),
+        StatusCode::OK,
+    )
+}
+
+async fn dump(State(world): State<Shared>) -> Response {
+    answer(Ok(lock(&world).dump()), StatusCode::OK)
+}

@@ -1,0 +1,1013 @@
+//! The sandbox's state and the real API's rules, with no HTTP in sight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// What the sandbox starts with (`--seed FILE`, JSON or YAML).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// The API token the sandbox accepts (default `sandbox-token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Organizations (their projects name them).
+    #[serde(default)]
+    pub organizations: Vec<SeedOrganization>,
+    /// Projects.
+    #[serde(default)]
+    pub projects: Vec<SeedProject>,
+}
+
+/// An organization.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedOrganization {
+    /// Its ID.
+    pub id: String,
+    /// Make the project listing fail after this many pages (to test partial listings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_after_pages: Option<usize>,
+}
+
+/// A project.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedProject {
+    /// Its ID.
+    pub id: String,
+    /// Its title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Its organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Every request about it fails with HTTP 500.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broken: bool,
+    /// Integration types it allows (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_types: Option<Vec<String>>,
+    /// Activities of its integrations fail (hook registration fails).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_activities: bool,
+    /// What `#validate` reports for its integrations: field -> message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub validation_errors: BTreeMap<String, String>,
+    /// Its integrations, as the API would return them (IDs optional).
+    #[serde(default)]
+    pub integrations: Vec<Value>,
+}
+
+/// Injected faults, all off by default. The random ones are drawn from a seeded generator.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// Added to every API request.
+    pub latency: Duration,
+    /// Fraction of API requests answered 503 without being processed.
+    pub error_rate: f64,
+    /// Fraction of API requests answered 429 without being processed.
+    pub rate_limit_rate: f64,
+    /// The `Retry-After` of those 429s, in seconds.
+    pub retry_after: f64,
+    /// Fraction of creates carried out whose answer is then lost (the connection drops).
+    pub drop_post_rate: f64,
+    /// Fraction of writes carried out whose answer comes only after this much time.
+    pub slow_rate: f64,
+    /// How late a slow answer is.
+    pub slow_by: Duration,
+    /// Seed of the fault generator.
+    pub seed: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            retry_after: 1.0,
+            drop_post_rate: 0.0,
+            slow_rate: 0.0,
+            slow_by: Duration::from_secs(60),
+            seed: 1,
+        }
+    }
+}
+
+/// A write the sandbox received, with its body as sent (tests assert exact shapes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// `POST`, `PATCH`, `DELETE`.
+    pub method: String,
+    /// The path, without `/api`.
+    pub path: String,
+    /// The JSON body.
+    pub body: Value,
+}
+
+/// A stored integration.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    id: String,
+    kind: String,
+    /// Public fields, as GET returns them (no `id`, `type`, links or dates).
+    pub fields: Map<String, Value>,
+    /// SHA-256 of each write-only secret, by field path (`app_credentials.secret`).
+    pub secrets: BTreeMap<String, String>,
+    created: SystemTime,
+    updated: SystemTime,
+}
+
+impl Stored {
+    /// The integration's ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The integration's type.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
+/// A project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Its seed (title, organization, flags).
+    pub seed: SeedProject,
+    /// Its integrations.
+    pub integrations: Vec<Stored>,
+}
+
+struct ActivityRecord {
+    project: String,
+    integration: String,
+    kind: String,
+    started: Instant,
+    created: SystemTime,
+    fails: bool,
+}
+
+/// An API error to answer with.
+#[derive(Debug)]
+pub struct Rejection {
+    /// HTTP status.
+    pub status: u16,
+    /// The message.
+    pub message: String,
+    /// Per-field details.
+    pub detail: Option<Value>,
+}
+
+impl Rejection {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            status: 400,
+            message: "Invalid input".to_owned(),
+            detail: Some(json!({ field: [message] })),
+        }
+    }
+}
+
+/// Everything the sandbox knows.
+pub struct World {
+    /// The API token accepted at the token exchange.
+    pub api_token: String,
+    /// How long an access token lives.
+    pub token_lifetime: Duration,
+    access: HashMap<String, Instant>,
+    /// Projects by ID.
+    pub projects: BTreeMap<String, Project>,
+    /// Organizations by ID.
+    pub organizations: BTreeMap<String, SeedOrganization>,
+    activities: HashMap<String, ActivityRecord>,
+    /// Writes received, in order.
+    pub writes: Vec<Write>,
+    /// Requests received: `METHOD path`.
+    pub requests: Vec<String>,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Time activities take to complete.
+    pub activity_delay: Duration,
+    /// Base of HAL links (a regional host, as the real API uses).
+    pub link_base: String,
+    /// Projects per page of an organization listing, unless asked for fewer.
+    pub page_size: usize,
+    rng: fastrand::Rng,
+    counter: u64,
+}
+
+const MANAGED: [&str; 2] = ["bitbucket", "bitbucket_server"];
+
+impl World {
+    /// A world from a seed.
+    pub fn new(seed: Seed, faults: Faults) -> Result<Self, String> {
+        let mut world = Self {
+            api_token: seed
+                .token
+                .clone()
+                .unwrap_or_else(|| "sandbox-token".to_owned()),
+            token_lifetime: Duration::from_secs(900),
+            access: HashMap::new(),
+            projects: BTreeMap::new(),
+            organizations: seed
+                .organizations
+                .iter()
+                .map(|o| (o.id.clone(), o.clone()))
+                .collect(),
+            activities: HashMap::new(),
+            writes: Vec::new(),
+            requests: Vec::new(),
+            rng: fastrand::Rng::with_seed(faults.seed),
+            faults,
+            activity_delay: Duration::ZERO,
+            link_base: "https://eu-3.platform.sh/api".to_owned(),
+            page_size: 20,
+            counter: 0,
+        };
+        for project in seed.projects {
+            if let Some(org) = &project.organization {
+                world
+                    .organizations
+                    .entry(org.clone())
+                    .or_insert_with(|| SeedOrganization {
+                        id: org.clone(),
+                        fail_after_pages: None,
+                    });
+            }
+            let integrations = project.integrations.clone();
+            let id = project.id.clone();
+            world.projects.insert(
+                id.clone(),
+                Project {
+                    seed: SeedProject {
+                        integrations: Vec::new(),
+                        ..project
+                    },
+                    integrations: Vec::new(),
+                },
+            );
+            for mut body in integrations {
+                let given_id = body
+                    .as_object_mut()
+                    .and_then(|o| o.remove("id"))
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                world.insert(&id, &body, given_id, false).map_err(|r| {
+                    format!("seed integration of `{id}`: {}", r.message_with_detail())
+                })?;
+            }
+        }
+        Ok(world)
+    }
+
+    /// A random draw for the fault injector.
+    pub fn draw(&mut self) -> f64 {
+        self.rng.f64()
+    }
+
+    fn next_id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        self.counter += 1;
+        (0..13)
+            .map(|_| ALPHABET[self.rng.usize(..ALPHABET.len())] as char)
+            .collect()
+    }
+
+    /// Exchanges the API token for an access token.
+    pub fn exchange(&mut self, api_token: &str) -> Result<(String, u64), Rejection> {
+        if api_token != self.api_token {
+            return Err(Rejection::new(400, "Invalid API token"));
+        }
+        let access = format!("sandbox-access-{}", self.next_id());
+        self.access
+            .insert(access.clone(), Instant::now() + self.token_lifetime);
+        Ok((access, self.token_lifetime.as_secs().max(1)))
+    }
+
+    /// Whether a bearer token is valid now.
+    pub fn authorized(&self, bearer: &str) -> bool {
+        self.access
+            .get(bearer)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    /// Expires every access token (token expiry mid-run).
+    pub fn expire_tokens(&mut self) {
+        self.access.clear();
+    }
+
+    fn project(&self, id: &str) -> Result<&Project, Rejection> {
+        let project = self
+            .projects
+            .get(id)
+            .ok_or_else(|| Rejection::new(404, format!("Project `{id}` not found")))?;
+        if project.seed.broken {
+            return Err(Rejection::new(500, "Internal Server Error"));
+        }
+        Ok(project)
+    }
+
+    /// A project as GET returns it.
+    pub fn project_view(&self, id: &str) -> Result<Value, Rejection> {
+        let project = self.project(id)?;
+        Ok(json!({
+            "id": id,
+            "title": project.seed.title.clone().unwrap_or_else(|| id.to_owned()),
+            "organization_id": project.seed.organization,
+            "region": "eu-3.platform.sh",
+            "_links": {"self": {"href": format!("{}/projects/{id}", self.link_base)}},
+        }))
+    }
+
+    /// A project's capabilities.
+    pub fn capabilities(&self, id: &str) -> Result<Value, Rejection> {
+        let project = self.project(id)?;
+        let mut config = Map::new();
+        for kind in [
+            "bitbucket",
+            "bitbucket_server",
+            "github",
+            "gitlab",
+            "webhook",
+            "slack",
+        ] {
+            let enabled = project
+                .seed
+                .integration_types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|k| k == kind));
+            config.insert(
+                kind.to_owned(),
+                json!({"enabled": enabled, "role": "admin"}),
+            );
+        }
+        Ok(json!({"integrations": {"enabled": true, "config": config}}))
+    }
+
+    /// Every integration of a project.
+    pub fn list(&self, project: &str) -> Result<Value, Rejection> {
+        let project_ref = self.project(project)?;
+        Ok(Value::Array(
+            project_ref
+                .integrations
+                .iter()
+                .map(|i| self.view(project, i))
+                .collect(),
+        ))
+    }
+
+    /// One integration.
+    pub fn get(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+        let stored = self.find(project, id)?;
+        Ok(self.view(project, stored))
+    }
+
+    fn find(&self, project: &str, id: &str) -> Result<&Stored, Rejection> {
+        self.project(project)?
+            .integrations
+            .iter()
+            .find(|i| i.id == id)
+            .ok_or_else(|| Rejection::new(404, format!("Integration `{id}` not found")))
+    }
+
+    fn view(&self, project: &str, stored: &Stored) -> Value {
+        let href = format!(
+            "{}/projects/{project}/integrations/{}",
+            self.link_base, stored.id
+        );
+        let mut object = Map::new();
+        object.insert("id".to_owned(), stored.id.clone().into());
+        object.insert("type".to_owned(), stored.kind.clone().into());
+        object.insert("created_at".to_owned(), rfc3339(stored.created).into());
+        object.insert("updated_at".to_owned(), rfc3339(stored.updated).into());
+        object.insert("role".to_owned(), "source".into());
+        object.extend(stored.fields.clone());
+        object.insert(
+            "_links".to_owned(),
+            json!({
+                "self": {"href": href},
+                "#edit": {"href": href},
+                "#delete": {"href": href},
+                "#validate": {"href": format!("{href}/validate")},
+                "#hook": {"href": format!("{href}/hook")},
+            }),
+        );
+        Value::Object(object)
+    }
+
+    /// Creates an integration (POST), checking the body as the real API does.
+    pub fn create(&mut self, project: &str, body: &Value) -> Result<Value, Rejection> {
+        self.project(project)?;
+        self.writes.push(Write {
+            method: "POST".to_owned(),
+            path: format!("/projects/{project}/integrations"),
+            body: body.clone(),
+        });
+        let id = self.insert(project, body, None, true)?;
+        let stored = self.find(project, &id)?.clone();
+        let activities = self.start_activities(project, &stored, &["register_hooks", "fetch"]);
+        Ok(json!({
+            "status": "created",
+            "code": 201,
+            "_embedded": {"entity": self.view(project, &stored), "activities": activities},
+        }))
+    }
+
+    fn insert(
+        &mut self,
+        project: &str,
+        body: &Value,
+        id: Option<String>,
+        strict: bool,
+    ) -> Result<String, Rejection> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| Rejection::new(400, "The body must be a JSON object"))?;
+        let kind = object
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Rejection::invalid("type", "This field is required."))?
+            .to_owned();
+        let project_ref = self
+            .projects
+            .get(project)
+            .ok_or_else(|| Rejection::new(404, "Project not found"))?;
+        if let Some(allowed) = &project_ref.seed.integration_types
+            && !allowed.contains(&kind)
+        {
+            return Err(Rejection::invalid(
+                "type",
+                format!("The integration type `{kind}` is not enabled for this project."),
+            ));
+        }
+        let (mut fields, secrets) = if !strict {
+            // A seed is what the API returns, oddities included: taken as it is.
+            let mut fields = object.clone();
+            fields.remove("type");
+            let mut secrets = BTreeMap::new();
+            for (object_key, secret_key) in [
+                ("app_credentials", "secret"),
+                ("addon_credentials", "shared_secret"),
+            ] {
+                if let Some(Value::Object(inner)) = fields.get_mut(object_key)
+                    && let Some(v) = inner.remove(secret_key)
+                {
+                    secrets.insert(format!("{object_key}.{secret_key}"), digest(&v));
+                }
+            }
+            if let Some(v) = fields.remove("token") {
+                secrets.insert("token".to_owned(), digest(&v));
+            }
+            (fields, secrets)
+        } else if MANAGED.contains(&kind.as_str()) {
+            if project_ref
+                .integrations
+                .iter()
+                .any(|i| MANAGED.contains(&i.kind.as_str()))
+            {
+                return Err(Rejection::invalid(
+                    "type",
+                    "This project already has a Bitbucket integration.",
+                ));
+            }
+            check_body(&kind, object, strict, true)?
+        } else {
+            let mut fields = object.clone();
+            fields.remove("type");
+            let mut secrets = BTreeMap::new();
+            for secret in ["token", "secret"] {
+                if let Some(v) = fields.remove(secret) {
+                    secrets.insert(secret.to_owned(), digest(&v));
+                }
+            }
+            (fields, secrets)
+        };
+        if strict && MANAGED.contains(&kind.as_str()) {
+            apply_defaults(&kind, &mut fields);
+            check_fetch_prune(&fields)?;
+        }
+        let id = id.unwrap_or_else(|| self.next_id());
+        let now = SystemTime::now();
+        let project_mut = self.projects.get_mut(project).expect("checked above");
+        project_mut.integrations.push(Stored {
+            id: id.clone(),
+            kind,
+            fields,
+            secrets,
+            created: now,
+            updated: now,
+        });
+        Ok(id)
+    }
+
+    /// Updates an integration (PATCH).
+    pub fn update(&mut self, project: &str, id: &str, body: &Value) -> Result<Value, Rejection> {
+        self.find(project, id)?;
+        self.writes.push(Write {
+            method: "PATCH".to_owned(),
+            path: format!("/projects/{project}/integrations/{id}"),
+            body: body.clone(),
+        });
+        let object = body
+            .as_object()
+            .ok_or_else(|| Rejection::new(400, "The body must be a JSON object"))?;
+        let stored = self.find(project, id)?.clone();
+        if let Some(kind) = object.get("type")
+            && kind.as_str() != Some(stored.kind.as_str())
+        {
+            return Err(Rejection::invalid(
+                "type",
+                "The integration type cannot be changed.",
+            ));
+        }
+        let mut updated = stored.clone();
+        if MANAGED.contains(&stored.kind.as_str()) {
+            let (fields, secrets) = check_body(&stored.kind, object, true, false)?;
+            updated.fields.extend(fields);
+            updated.secrets.extend(secrets);
+            check_fetch_prune(&updated.fields)?;
+        } else {
+            updated.fields.extend(object.clone());
+        }
+        updated.updated = SystemTime::now();
+        let project_mut = self.projects.get_mut(project).expect("found above");
+        let slot = project_mut
+            .integrations
+            .iter_mut()
+            .find(|i| i.id == id)
+            .expect("found above");
+        *slot = updated.clone();
+        let activities = self.start_activities(project, &updated, &["fetch"]);
+        Ok(json!({
+            "status": "updated",
+            "code": 200,
+            "_embedded": {"entity": self.view(project, &updated), "activities": activities},
+        }))
+    }
+
+    /// Deletes an integration.
+    pub fn delete(&mut self, project: &str, id: &str) -> Result<Value, Rejection> {
+        self.find(project, id)?;
+        self.writes.push(Write {
+            method: "DELETE".to_owned(),
+            path: format!("/projects/{project}/integrations/{id}"),
+            body: Value::Null,
+        });
+        let project_mut = self.projects.get_mut(project).expect("found above");
+        project_mut.integrations.retain(|i| i.id != id);
+        Ok(json!({"status": "deleted", "code": 200, "_embedded": {"activities": []}}))
+    }
+
+    /// Runs `#validate`.
+    pub fn validate(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+        self.find(project, id)?;
+        let errors = &self.projects[project].seed.validation_errors;
+        if errors.is_empty() {
+            Ok(json!({"status": "ok", "code": 200}))
+        } else {
+            let detail: Map<String, Value> = errors
+                .iter()
+                .map(|(k, v)| (k.clone(), json!([v])))
+                .collect();
+            Err(Rejection {
+                status: 400,
+                message: "The integration is invalid.".to_owned(),
+                detail: Some(Value::Object(detail)),
+            })
+        }
+    }
+
+    fn start_activities(&mut self, project: &str, stored: &Stored, steps: &[&str]) -> Vec<Value> {
+        let fails = self.projects[project].seed.fail_activities;
+        let mut views = Vec::new();
+        for step in steps {
+            let id = self.next_id();
+            self.activities.insert(
+                id.clone(),
+                ActivityRecord {
+                    project: project.to_owned(),
+                    integration: stored.id.clone(),
+                    kind: format!("integration.{}.{step}", stored.kind),
+                    started: Instant::now(),
+                    created: SystemTime::now(),
+                    fails: fails && *step == "register_hooks",
+                },
+            );
+            views.push(self.activity_view(&id).expect("just inserted"));
+        }
+        views
+    }
+
+    /// An activity as GET returns it: pending until `activity_delay` has passed.
+    pub fn activity(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+        self.project(project)?;
+        match self.activities.get(id) {
+            Some(record) if record.project == project => {
+                Ok(self.activity_view(id).expect("exists"))
+            }
+            _ => Err(Rejection::new(404, format!("Activity `{id}` not found"))),
+        }
+    }
+
+    fn activity_view(&self, id: &str) -> Option<Value> {
+        let record = self.activities.get(id)?;
+        let done = record.started.elapsed() >= self.activity_delay;
+        let (state, result, log) = match (done, record.fails) {
+            (false, _) => ("in_progress", Value::Null, String::new()),
+            (true, false) => ("complete", json!("success"), "Done.".to_owned()),
+            (true, true) => (
+                "complete",
+                json!("failure"),
+                "Registering the webhook on Bitbucket failed: the OAuth consumer lacks the Webhooks Read and Write permission."
+                    .to_owned(),
+            ),
+        };
+        Some(json!({
+            "id": id,
+            "type": record.kind,
+            "state": state,
+            "result": result,
+            "project": record.project,
+            "integration": record.integration,
+            "created_at": rfc3339(record.created),
+            "completion_percent": if done { 100 } else { 50 },
+            "log": log,
+            "_links": {"self": {"href": format!("{}/projects/{}/activities/{id}", self.link_base, record.project)}},
+        }))
+    }
+
+    /// One page of an organization's projects, sorted by ID, after the cursor `after`.
+    pub fn organization_projects(
+        &self,
+        org: &str,
+        size: Option<usize>,
+        after: Option<&str>,
+        page: usize,
+    ) -> Result<Value, Rejection> {
+        let organization = self
+            .organizations
+            .get(org)
+            .ok_or_else(|| Rejection::new(404, format!("Organization `{org}` not found")))?;
+        if organization.fail_after_pages.is_some_and(|n| page >= n) {
+            return Err(Rejection::new(500, "Internal Server Error"));
+        }
+        let size = size
+            .unwrap_or(self.page_size)
+            .clamp(1, 100)
+            .min(self.page_size);
+        let mut ids: Vec<&Project> = self
+            .projects
+            .values()
+            .filter(|p| p.seed.organization.as_deref() == Some(org))
+            .filter(|p| after.is_none_or(|a| p.seed.id.as_str() > a))
+            .collect();
+        let more = ids.len() > size;
+        ids.truncate(size);
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|p| json!({"id": p.seed.id, "organization_id": org, "title": p.seed.title.clone().unwrap_or_else(|| p.seed.id.clone()), "status": "active"}))
+            .collect();
+        let base = format!("{}/organizations/{org}/projects", self.link_base);
+        let mut links = json!({"self": {"href": base}});
+        if more && let Some(last) = ids.last() {
+            links["next"] = json!({"href": format!("{base}?page%5Bsize%5D={size}&page%5Bafter%5D={}&page_number={}", last.seed.id, page + 1)});
+        }
+        Ok(json!({"items": items, "_links": links}))
+    }
+
+    /// Every project with its integrations (public fields, secret digests), for tests and
+    /// `GET /__sandbox/state`.
+    pub fn dump(&self) -> Value {
+        let projects: Vec<Value> = self
+            .projects
+            .iter()
+            .map(|(id, p)| {
+                let integrations: Vec<Value> = p
+                    .integrations
+                    .iter()
+                    .map(|i| {
+                        let mut v = self.view(id, i);
+                        v.as_object_mut().expect("an object").remove("_links");
+                        v["secret_sha256"] = json!(i.secrets);
+                        v
+                    })
+                    .collect();
+                json!({"id": id, "title": p.seed.title, "organization": p.seed.organization, "integrations": integrations})
+            })
+            .collect();
+        json!({"projects": projects})
+    }
+
+    /// Changes a stored integration behind bbsync's back (drift made in the console).
+    pub fn tamper(&mut self, project: &str, field: &str, value: Value) -> bool {
+        let Some(p) = self.projects.get_mut(project) else {
+            return false;
+        };
+        let Some(i) = p
+            .integrations
+            .iter_mut()
+            .find(|i| MANAGED.contains(&i.kind.as_str()))
+        else {
+            return false;
+        };
+        i.fields.insert(field.to_owned(), value);
+        i.updated = SystemTime::now();
+        true
+    }
+
+    /// The Bitbucket-family integrations of a project.
+    pub fn managed(&self, project: &str) -> Vec<&Stored> {
+        self.projects
+            .get(project)
+            .map(|p| {
+                p.integrations
+                    .iter()
+                    .filter(|i| MANAGED.contains(&i.kind.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Rejection {
+    /// The message and details on one line.
+    pub fn message_with_detail(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{} {detail}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// The fields the published spec allows for each managed type (create and patch alike), with
+/// `pull_requests_max_pages` from the Upsun spec.
+pub fn allowed_fields(kind: &str) -> &'static [(&'static str, FieldType)] {
+    use FieldType::*;
+    match kind {
+        "bitbucket" => &[
+            ("type", Text),
+            ("repository", Text),
+            ("app_credentials", Object(&["key", "secret"])),
+            (
+                "addon_credentials",
+                Object(&["addon_key", "client_key", "shared_secret"]),
+            ),
+            ("fetch_branches", Bool),
+            ("prune_branches", Bool),
+            ("build_pull_requests", Bool),
+            ("pull_requests_clone_parent_data", Bool),
+            ("resync_pull_requests", Bool),
+            ("environment_init_resources", Resources),
+            ("pull_requests_max_pages", OptionalInteger),
+        ],
+        _ => &[
+            ("type", Text),
+            ("url", Text),
+            ("username", Text),
+            ("token", Secret),
+            ("project", Text),
+            ("repository", Text),
+            ("fetch_branches", Bool),
+            ("prune_branches", Bool),
+            ("build_pull_requests", Bool),
+            ("pull_requests_clone_parent_data", Bool),
+            ("environment_init_resources", Resources),
+        ],
+    }
+}
+
+/// The type of a field the sandbox checks.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldType {
+    /// A string.
+    Text,
+    /// A write-only string.
+    Secret,
+    /// A boolean.
+    Bool,
+    /// One of `default`, `manual`, `minimum`, `parent`.
+    Resources,
+    /// An integer or null.
+    OptionalInteger,
+    /// An object with exactly these keys (the last one write-only).
+    Object(&'static [&'static str]),
+}
+
+type Checked = (Map<String, Value>, BTreeMap<String, String>);
+
+fn check_body(
+    kind: &str,
+    body: &Map<String, Value>,
+    strict: bool,
+    create: bool,
+) -> Result<Checked, Rejection> {
+    let allowed = allowed_fields(kind);
+    let mut fields = Map::new();
+    let mut secrets = BTreeMap::new();
+    for (key, value) in body {
+        let Some((_, field_type)) = allowed.iter().find(|(name, _)| name == key) else {
+            return Err(Rejection::invalid(key, "This field is not allowed."));
+        };
+        let ok = match field_type {
+            FieldType::Text | FieldType::Secret => value.as_str().is_some_and(|s| !s.is_empty()),
+            FieldType::Bool => value.is_boolean(),
+            FieldType::Resources => matches!(
+                value.as_str(),
+                Some("default" | "manual" | "minimum" | "parent")
+            ),
+            FieldType::OptionalInteger => value.is_null() || value.is_u64(),
+            FieldType::Object(keys) => value.as_object().is_some_and(|o| {
+                o.len() == keys.len()
+                    && keys
+                        .iter()
+                        .all(|k| o.get(*k).and_then(Value::as_str).is_some())
+            }),
+        };
+        if !ok {
+            return Err(Rejection::invalid(key, "This value is not valid."));
+        }
+        match field_type {
+            FieldType::Secret => {
+                secrets.insert(key.clone(), digest(value));
+            }
+            FieldType::Object(keys) => {
+                let (secret_key, public) = keys.split_last().expect("objects have keys");
+                let mut object = Map::new();
+                for k in public {
+                    object.insert((*k).to_owned(), value[*k].clone());
+                }
+                secrets.insert(format!("{key}.{secret_key}"), digest(&value[*secret_key]));
+                fields.insert(key.clone(), Value::Object(object));
+            }
+            _ if key == "type" => {}
+            _ => {
+                fields.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if create && strict {
+        let required: &[&str] = if kind == "bitbucket" {
+            &["repository"]
+        } else {
+            &["url", "username", "token", "project", "repository"]
+        };
+        for key in required {
+            if !body.contains_key(*key) {
+                return Err(Rejection::invalid(key, "This field is required."));
+            }
+        }
+    }
+    if let Some(url) = fields.get("url").and_then(Value::as_str)
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(Rejection::invalid("url", "This value is not a valid URL."));
+    }
+    if let Some(repository) = fields.get("repository").and_then(Value::as_str)
+        && kind == "bitbucket"
+        && repository.matches('/').count() != 1
+    {
+        return Err(Rejection::invalid(
+            "repository",
+            "The repository must be in the form `owner/repo`.",
+        ));
+    }
+    Ok((fields, secrets))
+}
+
+/// The API's defaults for omitted fields, including its quirk: `prune_branches` defaults to
+/// true even when `fetch_branches` is false (and then fails validation).
+fn apply_defaults(kind: &str, fields: &mut Map<String, Value>) {
+    let mut default = |key: &str, value: Value| {
+        fields.entry(key.to_owned()).or_insert(value);
+    };
+    default("fetch_branches", json!(true));
+    default("prune_branches", json!(true));
+    default("build_pull_requests", json!(true));
+    default("pull_requests_clone_parent_data", json!(true));
+    default("environment_init_resources", json!("default"));
+    if kind == "bitbucket" {
+        default("resync_pull_requests", json!(false));
+        default("pull_requests_max_pages", Value::Null);
+        default("app_credentials", Value::Null);
+        default("addon_credentials", Value::Null);
+    }
+}
+
+fn check_fetch_prune(fields: &Map<String, Value>) -> Result<(), Rejection> {
+    let fetch = fields
+        .get("fetch_branches")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let prune = fields
+        .get("prune_branches")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if !fetch && prune {
+        return Err(Rejection::invalid(
+            "prune_branches",
+            "Pruning branches requires fetching branches (fetch_branches).",
+        ));
+    }
+    Ok(())
+}
+
+fn digest(value: &Value) -> String {
+    format!(
+        "{:x}",
+        Sha256::digest(value.as_str().unwrap_or_default().as_bytes())
+    )
+}
+
+/// RFC 3339 in UTC, without a date crate.
+fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
+        rest / 3600,
+        (rest % 3600) / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        let seed: Seed =
+            serde_json::from_value(json!({"projects": [{"id": "p1"}, {"id": "p2"}]})).unwrap();
+        World::new(seed, Faults::default()).unwrap()
+    }
+
+    #[test]
+    fn dates_are_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00+00:00");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
+            "2026-11-18T11:06:40+00:00"
+        );
+    }
+
+    #[test]
+    fn create_applies_defaults_and_hides_secrets() {
+        let mut w = world();
+        let body = json!({"type": "bitbucket", "repository": "a/b", "app_credentials": {"key": "k", "secret": "s"}});
+        w.create("p1", &body).unwrap();
+        let list = w.list("p1").unwrap();
+        assert_eq!(list[0]["fetch_branches"], json!(true));
+        assert_eq!(list[0]["app_credentials"], json!({"key": "k"}));
+        assert!(!list.to_string().contains("\"s\""));
+    }
+
+    #[test]
+    fn the_prune_default_quirk_is_emulated() {
+        let mut w = world();
+        let body = json!({"type": "bitbucket", "repository": "a/b", "fetch_branches": false});
+        let e = w.create("p1", &body).unwrap_err();
+        assert_eq!(e.status, 400);
+        let body = json!({"type": "bitbucket", "repository": "a/b", "fetch_branches": false, "prune_branches": false});
+        w.create("p1", &body).unwrap();
+    }
+
+    #[test]
+    fn one_bitbucket_integration_per_project_and_unknown_fields_rejected() {
+        let mut w = world();
+        let body = json!({"type": "bitbucket", "repository": "a/b"});
+        w.create("p1", &body).unwrap();
+        assert_eq!(w.create("p1", &body).unwrap_err().status, 400);
+        let bad = json!({"type": "bitbucket_server", "url": "https://x", "username": "u", "token": "t", "project": "P", "repository": "r", "resync_pull_requests": true});
+        assert_eq!(
+            w.create("p2", &bad).unwrap_err().detail.unwrap()["resync_pull_requests"][0],
+            "This field is not allowed."
+        );
+        let half = json!({"app_credentials": {"key": "k2"}});
+        let id = w.managed("p1")[0].id().to_owned();
+        assert_eq!(w.update("p1", &id, &half).unwrap_err().status, 400);
+    }
+}
