@@ -5,11 +5,14 @@
 //! `plan` (a pure function of desired and live state) -> `apply` (executes, decides nothing) ->
 //! `render`; [`cli`] is thin glue.
 
+pub mod apply;
 pub mod cli;
 pub mod diagnostic;
 pub mod ids;
 pub mod live;
 pub mod manifest;
 pub mod model;
+pub mod plan;
+pub mod render;
 pub mod sandbox;
 pub mod secret;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ids::ProjectId;
+
 /// Declarative Platform.sh (Upsun) Bitbucket integrations: plan, apply, watch.
 #[derive(Debug, Parser)]
 #[command(name = "bbsync", version, about, long_about = None, propagate_version = true)]
@@ -71,6 +73,26 @@ pub struct ManifestArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// Plan output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// The versioned plan document (the plan-file format).
+    Json,
+    /// For a pull-request comment.
+    Markdown,
+}
+
+/// Report output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -80,6 +102,141 @@ pub enum Command {
         #[command(flatten)]
         manifest: ManifestArgs,
     },
+    /// Show what would change against the live API.
+    Plan(PlanArgs),
+    /// Make the live integrations match the manifest (or a saved plan).
+    Apply(ApplyArgs),
     /// Print the manifest's JSON Schema.
     Schema,
+    /// Run the built-in fake Platform.sh API, to try bbsync without an account.
+    Sandbox(SandboxArgs),
+    /// Plan and apply an example against an in-process sandbox: no token or network needed.
+    Demo,
+}
+
+/// `bbsync plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest.
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write the plan (JSON, no secret values) to this file, for `bbsync apply PLANFILE`.
+    #[arg(long, value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes, 0 when there are none (1 on errors).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Only this project (repeatable): a partial plan.
+    #[arg(long = "project", value_name = "ID")]
+    pub projects: Vec<ProjectId>,
+    /// Plan sending the current credentials to every existing managed integration.
+    #[arg(long)]
+    pub rotate_credentials: bool,
+}
+
+/// `bbsync apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `bbsync plan --out`: apply exactly that (refused if stale).
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["projects", "rotate_credentials", "auto_approve"])]
+    pub plan_file: Option<PathBuf>,
+    /// The manifest.
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Apply without asking (required without a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Only this project (repeatable).
+    #[arg(long = "project", value_name = "ID")]
+    pub projects: Vec<ProjectId>,
+    /// Do not wait for the activities each write starts.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Send the current credentials to every existing managed integration.
+    #[arg(long)]
+    pub rotate_credentials: bool,
+    /// Stop before writing anything if more integrations would be deleted (replaces count).
+    /// Default: no limit for `absent`, 10 when the plan prunes.
+    #[arg(long, value_name = "N")]
+    pub max_deletes: Option<usize>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// `bbsync sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: std::net::SocketAddr,
+    /// Initial state: projects, organizations, integrations (JSON or YAML).
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// The API token to accept (overrides the seed's).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Latency added to every API request (`50ms`, `1s`).
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pub latency: std::time::Duration,
+    /// Fraction of API requests answered 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Fraction of API requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_limit_rate: f64,
+    /// `Retry-After` of those 429s, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub retry_after: f64,
+    /// Fraction of creates carried out whose answer is lost (connection dropped).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_post_rate: f64,
+    /// Fraction of writes answered only after `--slow-by`.
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_rate: f64,
+    /// How late a slow answer is.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub slow_by: std::time::Duration,
+    /// Seed of the fault generator.
+    #[arg(long, default_value_t = 1)]
+    pub fault_seed: u64,
+    /// Access token lifetime.
+    #[arg(long, value_parser = parse_duration, default_value = "15m")]
+    pub token_lifetime: std::time::Duration,
+    /// Time activities take to complete.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub activity_delay: std::time::Duration,
+    /// Projects per page of organization listings.
+    #[arg(long, default_value_t = 20)]
+    pub page_size: usize,
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try `500ms`, `30s`, `5m`)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a valid duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }

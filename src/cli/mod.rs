@@ -1,7 +1,10 @@
 //! Thin glue: parse arguments, call the layers, print, and map outcomes to exit codes.
 
 mod args;
+mod demo;
 mod exit;
+mod sandbox;
+mod sync;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -10,8 +13,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser as _;
 
-pub use args::{Cli, Command, Global, LogFormat, ManifestArgs};
+pub use args::{Cli, Command, Global, LogFormat, ManifestArgs, parse_duration};
 pub use exit::Exit;
+pub use sync::report_text;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{self, DesiredState, Target};
@@ -47,7 +51,17 @@ fn run(cli: Cli) -> Result<Exit> {
             anstream::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
             Ok(Exit::Ok)
         }
+        Command::Plan(args) => runtime()?.block_on(sync::plan_command(&cli.global, &args)),
+        Command::Apply(args) => runtime()?.block_on(sync::apply_command(&cli.global, &args)),
+        Command::Sandbox(args) => runtime()?.block_on(sandbox::run(&args)),
+        Command::Demo => runtime()?.block_on(demo::run(&cli.global)),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Prints an error and its causes: `error:` then `Caused by:` lines.

@@ -49,8 +49,10 @@ impl fmt::Display for IntegrationType {
     }
 }
 
-/// A managed, readable field of an integration. Declaration order is display order.
+/// A managed, readable field of an integration. Declaration order is display order. It
+/// serialises as its manifest name (`app_credentials.key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Field {
     /// `url` (server).
     Url,
@@ -188,20 +190,36 @@ impl Field {
     }
 }
 
+impl From<Field> for &'static str {
+    fn from(field: Field) -> Self {
+        field.name()
+    }
+}
+
+impl TryFrom<String> for Field {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        Field::from_name(&name).ok_or_else(|| format!("unknown field `{name}`"))
+    }
+}
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A write-only secret field.
+/// A write-only secret field. It serialises as its manifest name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SecretField {
     /// `app_credentials.secret`.
+    #[serde(rename = "app_credentials.secret")]
     AppSecret,
     /// `addon_credentials.shared_secret`.
+    #[serde(rename = "addon_credentials.shared_secret")]
     AddonSharedSecret,
     /// `token` (server).
+    #[serde(rename = "token")]
     Token,
 }
 

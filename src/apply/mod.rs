@@ -1,0 +1,423 @@
+//! The applier: carries out a [`Plan`] and decides nothing.
+//!
+//! Projects are applied in parallel (bounded), one action at a time within a project (a replace
+//! deletes, then creates). One failed action does not stop the others. Secrets are read from the
+//! environment only here, only for the actions that send them. After each write its activities
+//! are awaited unless `--no-wait`; a failed activity fails the action.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::ProjectId;
+use crate::live::api::{Activity, ApiIntegration};
+use crate::live::{Client, LiveIntegration, Written, body};
+use crate::model::{DesiredIntegration, Field, FieldValue, IntegrationType};
+use crate::plan::{Action, ActionKind, Plan};
+use crate::secret::Secret;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Wait for the activities each write starts.
+    pub wait: bool,
+    /// Projects applied at once.
+    pub concurrency: usize,
+}
+
+/// What became of one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It failed.
+    Failed,
+    /// A guard refused it (protect).
+    Blocked,
+    /// Not attempted (unknown live state, interrupted).
+    Skipped,
+    /// Deleted.
+    Deleted,
+    /// Replaced.
+    Replaced,
+    /// Created.
+    Created,
+    /// Updated.
+    Updated,
+    /// Nothing to do.
+    Unchanged,
+}
+
+impl Outcome {
+    /// The word used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Failed => "failed",
+            Outcome::Blocked => "blocked",
+            Outcome::Skipped => "skipped",
+            Outcome::Deleted => "deleted",
+            Outcome::Replaced => "replaced",
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// What happened to one project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionReport {
+    /// The project.
+    pub project: ProjectId,
+    /// What was planned.
+    pub action: ActionKind,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Why, or what went wrong.
+    pub message: Option<String>,
+    /// The integration written, when known.
+    pub integration_id: Option<String>,
+    /// The webhook URL to add in Bitbucket by hand, when hook registration failed.
+    pub hook_url: Option<String>,
+    /// The activities awaited, and how they ended.
+    pub activities: Vec<ActivityReport>,
+    /// A create whose answer was lost, found by re-listing instead of created twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+}
+
+/// How an activity ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityReport {
+    /// `integration.bitbucket.fetch`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `complete`, `cancelled`, or the state it was left in.
+    pub state: String,
+    /// `success`, `failure`, or null.
+    pub result: Option<String>,
+    /// The end of its log, when it failed.
+    pub log: Option<String>,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Per project, in plan order.
+    pub actions: Vec<ActionReport>,
+    /// Ctrl-C stopped it before every action started.
+    pub interrupted: bool,
+    /// Problems not tied to one project (from the plan: a failed organization listing).
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    /// How many actions ended with `outcome`.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.actions.iter().filter(|a| a.outcome == outcome).count()
+    }
+
+    /// Whether anything failed (an action, or a plan-level error).
+    pub fn failed(&self) -> bool {
+        self.count(Outcome::Failed) > 0
+            || !self.errors.is_empty()
+            || self.interrupted
+            || self.count(Outcome::Skipped) > 0
+    }
+}
+
+/// Carries out `plan`. `env` gives secrets and unset `${NAME}` values; `cancel` stops new
+/// actions from starting; `on_done` is told of each finished action.
+pub async fn apply(
+    client: &Client,
+    plan: &Plan,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    options: &ApplyOptions,
+    cancel: &CancellationToken,
+    on_done: &(dyn Fn(&ActionReport) + Sync),
+) -> Report {
+    let runs = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| async move {
+            let report = if cancel.is_cancelled() && action.action.writes() {
+                report(
+                    action,
+                    Outcome::Skipped,
+                    Some("interrupted before it started".to_owned()),
+                )
+            } else {
+                run(client, action, env, options).await
+            };
+            on_done(&report);
+            (index, report)
+        });
+    let mut reports: Vec<(usize, ActionReport)> = futures_util::stream::iter(runs)
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    reports.sort_by_key(|(index, _)| *index);
+    Report {
+        interrupted: cancel.is_cancelled(),
+        actions: reports.into_iter().map(|(_, r)| r).collect(),
+        errors: plan.errors.clone(),
+    }
+}
+
+fn report(action: &Action, outcome: Outcome, message: Option<String>) -> ActionReport {
+    ActionReport {
+        project: action.project.clone(),
+        action: action.action,
+        outcome,
+        message,
+        integration_id: action.before.as_ref().map(|b| b.id.to_string()),
+        hook_url: None,
+        activities: Vec::new(),
+        recovered: false,
+    }
+}
+
+async fn run(
+    client: &Client,
+    action: &Action,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    options: &ApplyOptions,
+) -> ActionReport {
+    let result = match action.action {
+        ActionKind::Noop => return report(action, Outcome::Unchanged, None),
+        ActionKind::Blocked => return report(action, Outcome::Blocked, action.reason.clone()),
+        ActionKind::Error => return report(action, Outcome::Skipped, action.reason.clone()),
+        ActionKind::Delete => delete(client, action, options)
+            .await
+            .map(|w| (Outcome::Deleted, w)),
+        ActionKind::Create => create(client, action, env, options)
+            .await
+            .map(|w| (Outcome::Created, w)),
+        ActionKind::Replace => match delete(client, action, options).await {
+            Ok(_) => create(client, action, env, options)
+                .await
+                .map(|w| (Outcome::Replaced, w)),
+            Err(failure) => Err(failure),
+        },
+        ActionKind::Update => update(client, action, env, options)
+            .await
+            .map(|w| (Outcome::Updated, w)),
+    };
+    match result {
+        Ok((outcome, done)) => {
+            let mut r = report(action, outcome, None);
+            r.integration_id = done.id.or(r.integration_id);
+            r.recovered = done.recovered;
+            r.activities = done.activities;
+            r.hook_url = done.hook_url;
+            if let Some(failed) = r
+                .activities
+                .iter()
+                .find(|a| a.result.as_deref() == Some("failure"))
+            {
+                r.outcome = Outcome::Failed;
+                r.message = Some(format!(
+                    "the write was made, but activity `{}` failed: {}",
+                    failed.kind,
+                    failed.log.as_deref().unwrap_or("no log")
+                ));
+            } else if let Some(pending) = r
+                .activities
+                .iter()
+                .find(|a| !matches!(a.state.as_str(), "complete" | "cancelled"))
+            {
+                r.message = Some(format!(
+                    "activity `{}` was still `{}` when bbsync stopped waiting",
+                    pending.kind, pending.state
+                ));
+            }
+            r
+        }
+        Err(message) => report(action, Outcome::Failed, Some(message)),
+    }
+}
+
+/// A finished write.
+struct Done {
+    id: Option<String>,
+    activities: Vec<ActivityReport>,
+    hook_url: Option<String>,
+    recovered: bool,
+}
+
+async fn finish(
+    client: &Client,
+    project: &ProjectId,
+    written: Written,
+    options: &ApplyOptions,
+) -> Result<Done, String> {
+    let activities = if options.wait && !written.activities.is_empty() {
+        client
+            .wait_for_activities(project, written.activities)
+            .await
+            .map_err(|e| {
+                format!("the write was made, but its activities could not be followed: {e}")
+            })?
+    } else {
+        written.activities
+    };
+    let hook_failed = activities
+        .iter()
+        .any(|a| a.kind.ends_with(".register_hooks") && a.result.as_deref() == Some("failure"));
+    let hook_url = if hook_failed {
+        written
+            .entity
+            .as_ref()
+            .and_then(|e| e.links.href("#hook"))
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    Ok(Done {
+        id: written.entity.as_ref().map(|e| e.id.clone()),
+        activities: activities.iter().map(activity_report).collect(),
+        hook_url,
+        recovered: written.recovered,
+    })
+}
+
+fn activity_report(activity: &Activity) -> ActivityReport {
+    let failed = activity.result.as_deref() == Some("failure");
+    ActivityReport {
+        kind: activity.kind.clone(),
+        state: activity.state.clone(),
+        result: activity.result.clone(),
+        log: failed.then(|| excerpt(activity.log.as_deref().unwrap_or(""))),
+    }
+}
+
+/// The last lines of a log, at most 600 characters.
+fn excerpt(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if tail.chars().count() > 600 {
+        let skip = tail.chars().count() - 600;
+        format!("...{}", tail.chars().skip(skip).collect::<String>())
+    } else {
+        tail
+    }
+}
+
+/// Every field with deferred `${NAME}` values resolved, and the secret, from `env`.
+fn resolve(
+    after: &DesiredIntegration,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(BTreeMap<Field, FieldValue>, Secret), String> {
+    let mut fields = after.fields.clone();
+    for (field, template) in &after.deferred {
+        let value = template.resolve(&|name| env(name)).map_err(|missing| {
+            format!(
+                "environment variable `{}` is not set (needed for `{field}`)",
+                missing.join("`, `")
+            )
+        })?;
+        fields.insert(*field, FieldValue::Text(value));
+    }
+    let secret = env(&after.secret.variable)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "environment variable `{}` is not set (needed for `{}` at {})",
+                after.secret.variable,
+                after.secret.field.name(),
+                after.secret.origin
+            )
+        })?;
+    Ok((fields, Secret::new(secret)))
+}
+
+/// Whether a listed integration is the one a create made: same type and natural key.
+fn is_ours(
+    kind: IntegrationType,
+    fields: &BTreeMap<Field, FieldValue>,
+) -> impl Fn(&ApiIntegration) -> bool + Sync + '_ {
+    move |api| {
+        let Some(live) = LiveIntegration::from_api(api) else {
+            return false;
+        };
+        let key: &[Field] = match kind {
+            IntegrationType::Bitbucket => &[Field::Repository],
+            IntegrationType::BitbucketServer => &[Field::Url, Field::Project, Field::Repository],
+        };
+        live.kind == kind && key.iter().all(|f| live.fields.get(f) == fields.get(f))
+    }
+}
+
+async fn create(
+    client: &Client,
+    action: &Action,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    options: &ApplyOptions,
+) -> Result<Done, String> {
+    let after = action
+        .after
+        .as_ref()
+        .ok_or("the plan has no desired integration for this create")?;
+    let (fields, secret) = resolve(after, env)?;
+    let request = body::create(after.kind, &fields, (after.secret.field, &secret));
+    let written = client
+        .create_integration(&action.project, &request, &is_ours(after.kind, &fields))
+        .await
+        .map_err(|e| e.to_string())?;
+    finish(client, &action.project, written, options).await
+}
+
+async fn update(
+    client: &Client,
+    action: &Action,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    options: &ApplyOptions,
+) -> Result<Done, String> {
+    let after = action
+        .after
+        .as_ref()
+        .ok_or("the plan has no desired integration for this update")?;
+    let before = action
+        .before
+        .as_ref()
+        .ok_or("the plan has no live integration for this update")?;
+    let (fields, secret) = if action.send_credentials {
+        let (fields, secret) = resolve(after, env)?;
+        (fields, Some(secret))
+    } else {
+        (after.fields.clone(), None)
+    };
+    let credentials = secret.as_ref().map(|s| (after.secret.field, s));
+    let request =
+        body::patch(&action.changes(), &fields, credentials).map_err(|e| e.to_string())?;
+    let written = client
+        .update_integration(
+            &action.project,
+            &before.id,
+            before.links.edit.as_deref(),
+            &request,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    finish(client, &action.project, written, options).await
+}
+
+async fn delete(client: &Client, action: &Action, options: &ApplyOptions) -> Result<Done, String> {
+    let before = action
+        .before
+        .as_ref()
+        .ok_or("the plan has no live integration to delete")?;
+    let written = client
+        .delete_integration(
+            &action.project,
+            &before.id,
+            before.links.self_href.as_deref(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut done = finish(client, &action.project, written, options).await?;
+    done.id = Some(before.id.to_string());
+    Ok(done)
+}

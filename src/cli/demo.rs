@@ -1,0 +1,150 @@
+//! `bbsync demo`: bbsync's main job against an in-process sandbox, explained as it goes.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::sync::report_text;
+use super::{Exit, Global, stdout_color};
+use crate::apply::{self, ApplyOptions};
+use crate::live::{self, Client, ClientConfig};
+use crate::model;
+use crate::plan::{self, PlanOptions};
+use crate::render::{self, Painter};
+use crate::sandbox::{Sandbox, SandboxConfig, Seed};
+use crate::secret::Secret;
+
+/// The demo manifest (also `examples/demo.yaml`).
+pub const MANIFEST: &str = include_str!("../../examples/demo.yaml");
+
+/// The sandbox's starting state: what the demo organization has before bbsync runs.
+pub fn seed() -> Seed {
+    let cloud = |repository: &str, build: bool| {
+        json!({"type": "bitbucket", "repository": repository, "app_credentials": {"key": "demo-consumer-key"},
+               "fetch_branches": true, "prune_branches": true, "build_pull_requests": build,
+               "resync_pull_requests": false, "pull_requests_clone_parent_data": true,
+               "environment_init_resources": "default", "pull_requests_max_pages": null})
+    };
+    let org = "01HDEMOORGANIZATION";
+    serde_json::from_value(json!({
+        "token": "demo-token",
+        "organizations": [{"id": org}],
+        "projects": [
+            {"id": "aaaawebsite01", "title": "Website", "organization": org, "integrations": [cloud("acme/website", true)]},
+            {"id": "bbbbdocs00002", "title": "Docs", "organization": org, "integrations": [cloud("acme/docs", false)]},
+            {"id": "ccccshop00003", "title": "Shop", "organization": org, "integrations": []},
+            {"id": "ddddlegacy004", "title": "Legacy", "organization": org, "integrations": [cloud("acme/legacy", true)]},
+            {"id": "eeeeblog00005", "title": "Blog", "organization": org, "integrations": [
+                cloud("acme/blog", true),
+                {"type": "github", "repository": "acme/blog-theme", "build_pull_requests": true}
+            ]},
+            {"id": "ffffintra0006", "title": "Intranet", "organization": org, "integrations": [cloud("acme/intranet", true)]}
+        ]
+    }))
+    .expect("the demo seed is valid")
+}
+
+fn demo_env(name: &str) -> Option<String> {
+    match name {
+        "DEMO_BITBUCKET_KEY" => Some("demo-consumer-key".to_owned()),
+        "DEMO_BITBUCKET_SECRET" => Some("demo-consumer-secret".to_owned()),
+        "DEMO_BBS_TOKEN" => Some("demo-server-token".to_owned()),
+        _ => None,
+    }
+}
+
+/// Runs the demo.
+pub async fn run(global: &Global) -> Result<Exit> {
+    let started = Instant::now();
+    let painter = Painter::new(stdout_color());
+    let bold = anstyle::Style::new().bold();
+    let mut out = anstream::stdout();
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed: seed(),
+        activity_delay: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await
+    .context("cannot start the demo sandbox")?;
+    let file = crate::manifest::parse("examples/demo.yaml", MANIFEST.as_bytes())
+        .map_err(|_| anyhow::anyhow!("the built-in demo manifest is invalid"))?;
+    let built = model::build(std::slice::from_ref(&file), &demo_env);
+    let desired = built
+        .state
+        .context("the built-in demo manifest is invalid")?;
+    let mut config = ClientConfig::new(sandbox.url(), sandbox.url(), Secret::new(sandbox.token()));
+    config.activity_poll = Duration::from_millis(100);
+    config.concurrency = usize::from(global.concurrency);
+    let client = Client::new(config)?;
+
+    writeln!(out, "{}", painter.paint(bold, "bbsync demo"))?;
+    writeln!(
+        out,
+        "A sandbox Platform.sh API is running in this process at {}, holding an organization\nwith 6 projects. The manifest is examples/demo.yaml (6 projects). No token or network is used.\n",
+        sandbox.url()
+    )?;
+
+    writeln!(out, "{}", painter.paint(bold, "$ bbsync plan"))?;
+    let first = plan_once(&client, &desired).await;
+    write!(out, "{}", render::plan_text(&first, painter, false))?;
+
+    writeln!(
+        out,
+        "\n{}",
+        painter.paint(bold, "$ bbsync apply --auto-approve")
+    )?;
+    let options = ApplyOptions {
+        wait: true,
+        concurrency: 8,
+    };
+    let report = apply::apply(
+        &client,
+        &first,
+        &demo_env,
+        &options,
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await;
+    write!(out, "{}", report_text(&report, painter, false))?;
+
+    writeln!(out, "\n{}", painter.paint(bold, "$ bbsync plan    # again"))?;
+    let second = plan_once(&client, &desired).await;
+    write!(out, "{}", render::plan_text(&second, painter, false))?;
+
+    let github_untouched = sandbox
+        .world()
+        .projects
+        .get("eeeeblog00005")
+        .is_some_and(|p| p.integrations.iter().any(|i| i.kind() == "github"));
+    writeln!(out, "\n{}", painter.paint(bold, "What happened"))?;
+    writeln!(
+        out,
+        "- The first plan compared the manifest with the live API: a drifted option on bbbbdocs00002\n  (pull-request builds turned off by hand), a missing integration on ccccshop00003, an\n  integration to delete on ddddlegacy004, and a type change (Cloud to Server) on ffffintra0006.\n- apply carried out exactly that plan, waited for each write's activities, and reported per project.\n- The second plan is empty: the live state now matches the manifest.\n- The GitHub integration on eeeeblog00005 was {} bbsync manages only Bitbucket integrations.\n- Secrets were read from the environment at apply time and never printed: plans show `${{NAME}}`.",
+        if github_untouched {
+            "left alone:"
+        } else {
+            "NOT left alone (a bug!):"
+        }
+    )?;
+    writeln!(out, "\n{}", painter.paint(bold, "Next: your own account"))?;
+    writeln!(
+        out,
+        "  cp integrations.yaml.example integrations.yaml   # list your projects and repositories\n  export PLATFORMSH_CLI_TOKEN=...                  # Console > My profile > API tokens\n  export BITBUCKET_KEY=... BITBUCKET_SECRET=...    # your Bitbucket OAuth consumer\n  bbsync validate && bbsync plan                   # read-only; then: bbsync apply\n\n(demo finished in {:.1}s)",
+        started.elapsed().as_secs_f64()
+    )?;
+    sandbox.stop().await;
+    let converged =
+        !second.has_changes() && !second.has_errors() && !report.failed() && github_untouched;
+    Ok(if converged { Exit::Ok } else { Exit::Failed })
+}
+
+async fn plan_once(client: &Client, desired: &model::DesiredState) -> plan::Plan {
+    let projects: BTreeSet<_> = desired.projects.keys().cloned().collect();
+    let live = live::fetch(client, &projects, None, None, &|_, _| {}).await;
+    plan::plan(desired, &live, &PlanOptions::default())
+}

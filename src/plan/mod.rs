@@ -1,0 +1,541 @@
+//! The planner: a pure, synchronous function of (desired state, live state) -> [`Plan`].
+//!
+//! No I/O and no clock: everything it needs is in its inputs, and the plan it returns leaves the
+//! applier no decisions. Unknown is not absent: a project whose live state could not be read,
+//! or an organization listing that failed, yields an `error` entry and never an action.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ProjectId;
+use crate::live::{LiveIntegration, LiveState, OrganizationLive, ProjectLive};
+use crate::model::{
+    DesiredIntegration, DesiredState, Field, FieldValue, IntegrationType, Origin, Target,
+};
+
+/// The plan format version written in plan files.
+pub const FORMAT_VERSION: &str = "1";
+
+/// What to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Only these projects (`--project`); `None` for all.
+    pub only: Option<BTreeSet<ProjectId>>,
+    /// Send the current credentials to every managed integration that exists.
+    pub rotate_credentials: bool,
+    /// Warnings from loading the manifest, carried into the plan.
+    pub warnings: Vec<String>,
+}
+
+/// A plan: what `apply` will do, and why. Serialised, it is the plan file.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `"1"`.
+    pub format_version: String,
+    /// The bbsync that made it.
+    pub bbsync_version: String,
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// Made with `--project`: other projects were not looked at.
+    pub partial: bool,
+    /// Made with `--rotate-credentials`.
+    #[serde(default)]
+    pub rotate_credentials: bool,
+    /// Counts.
+    pub summary: Summary,
+    /// The actions: errors and blocked first, then deletes, replaces, creates, updates, noops.
+    pub actions: Vec<Action>,
+    /// Things worth a look that do not stop anything.
+    pub warnings: Vec<String>,
+    /// Problems not tied to one project (a failed organization listing).
+    pub errors: Vec<String>,
+}
+
+/// What an action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Live state unknown or ambiguous: nothing will be done.
+    Error,
+    /// A delete or replace refused because the project is protected.
+    Blocked,
+    /// Delete the integration.
+    Delete,
+    /// Delete, then create (the type changed).
+    Replace,
+    /// Create the integration.
+    Create,
+    /// Change some fields.
+    Update,
+    /// Nothing to do.
+    Noop,
+}
+
+impl ActionKind {
+    /// The word used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Error => "error",
+            ActionKind::Blocked => "blocked",
+            ActionKind::Delete => "delete",
+            ActionKind::Replace => "replace",
+            ActionKind::Create => "create",
+            ActionKind::Update => "update",
+            ActionKind::Noop => "noop",
+        }
+    }
+
+    /// Whether it writes to the API.
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Delete | ActionKind::Replace | ActionKind::Create | ActionKind::Update
+        )
+    }
+}
+
+/// One project's action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// The project.
+    pub project: ProjectId,
+    /// What happens.
+    pub action: ActionKind,
+    /// The integration type acted on (the new one for a replace).
+    #[serde(rename = "type")]
+    pub kind: Option<IntegrationType>,
+    /// The live integration, when there is one.
+    pub before: Option<LiveIntegration>,
+    /// The desired integration (secrets as references only), when there is one.
+    pub after: Option<DesiredIntegration>,
+    /// The fields that change.
+    pub fields: Vec<FieldChange>,
+    /// The write-only secret is sent (create, replace, a changed public credential part, or a
+    /// rotation).
+    pub send_credentials: bool,
+    /// The live object's fingerprint when planned (null for a create).
+    pub live_fingerprint: Option<String>,
+    /// For `blocked`: what was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_action: Option<ActionKind>,
+    /// A delete because of `prune: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
+    /// Why, in words.
+    pub reason: Option<String>,
+    /// Where the manifest lists the project (none for pruned projects).
+    pub origin: Option<Origin>,
+}
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field.
+    pub name: Field,
+    /// Its live value (null when the API returned none).
+    pub before: Option<FieldValue>,
+    /// Its new value.
+    pub after: FieldValue,
+}
+
+/// Counts of actions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Creates.
+    pub create: usize,
+    /// Updates.
+    pub update: usize,
+    /// Deletes.
+    pub delete: usize,
+    /// Replaces.
+    pub replace: usize,
+    /// Noops.
+    pub unchanged: usize,
+    /// Blocked by `protect`.
+    pub blocked: usize,
+    /// Errors (per project, and for pruning as a whole).
+    pub errors: usize,
+}
+
+impl Plan {
+    /// Whether applying it would write anything.
+    pub fn has_changes(&self) -> bool {
+        self.actions.iter().any(|a| a.action.writes())
+    }
+
+    /// Whether anything could not be planned.
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+
+    /// The deletes (pruned or not) and replaces it holds.
+    pub fn deletions(&self) -> impl Iterator<Item = &Action> {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.action, ActionKind::Delete | ActionKind::Replace))
+    }
+}
+
+/// Plans `desired` against `live`.
+pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> Plan {
+    let selected = |id: &ProjectId| options.only.as_ref().is_none_or(|only| only.contains(id));
+    let mut actions = Vec::new();
+    let mut warnings = options.warnings.clone();
+    let mut errors = Vec::new();
+
+    for (id, project) in desired.projects.iter().filter(|(id, _)| selected(id)) {
+        let mut action = match live.projects.get(id) {
+            None => error(id, "the live state of this project was not read".to_owned()),
+            Some(ProjectLive::Unknown { error: message }) => error(
+                id,
+                format!("live state unknown, nothing planned: {message}"),
+            ),
+            Some(ProjectLive::Known { managed, .. }) => match (managed.as_slice(), &project.target)
+            {
+                ([_, _, ..], _) => duplicates(id, managed),
+                ([], Target::Absent) => noop(id, None, "no Bitbucket integration, as wanted"),
+                ([current], Target::Absent) => delete(id, current, false),
+                ([], Target::Present(wanted)) => create(id, wanted),
+                ([current], Target::Present(wanted)) if current.kind != wanted.kind => {
+                    replace(id, current, wanted)
+                }
+                ([current], Target::Present(wanted)) => update(
+                    id,
+                    current,
+                    wanted,
+                    options.rotate_credentials,
+                    &mut warnings,
+                ),
+            },
+        };
+        action.origin = Some(project.origin.clone());
+        if project.protect && matches!(action.action, ActionKind::Delete | ActionKind::Replace) {
+            action.blocked_action = Some(action.action);
+            action.reason = Some(format!(
+                "protected: the planned {} is not carried out (remove `protect: true` to allow it)",
+                action.action.as_str()
+            ));
+            action.action = ActionKind::Blocked;
+        }
+        actions.push(action);
+    }
+
+    if desired.prune
+        && let Some(organization) = &desired.organization
+    {
+        match &live.organization {
+            None => errors.push(format!(
+                "the projects of organization `{organization}` were not listed: nothing is pruned"
+            )),
+            Some(OrganizationLive::Failed(message)) => errors.push(format!(
+                "listing the projects of organization `{organization}` failed, so nothing is pruned: {message}"
+            )),
+            Some(OrganizationLive::Listed(ids)) => {
+                for id in ids.iter().filter(|id| !desired.projects.contains_key(*id) && selected(id)) {
+                    match live.projects.get(id) {
+                        Some(ProjectLive::Known { managed, .. }) => match managed.as_slice() {
+                            [] => {}
+                            [current] => {
+                                let mut action = delete(id, current, true);
+                                action.reason = Some(format!(
+                                    "not in the manifest, and `prune: true` for organization `{organization}`"
+                                ));
+                                actions.push(action);
+                            }
+                            _ => actions.push(duplicates(id, managed)),
+                        },
+                        Some(ProjectLive::Unknown { error: message }) => actions.push(error(
+                            id,
+                            format!("live state unknown, not pruned: {message}"),
+                        )),
+                        None => actions.push(error(id, "the live state of this project was not read; not pruned".to_owned())),
+                    }
+                }
+            }
+        }
+    }
+
+    actions.sort_by(|a, b| (a.action, &a.project).cmp(&(b.action, &b.project)));
+    let mut summary = Summary {
+        errors: errors.len(),
+        ..Summary::default()
+    };
+    for action in &actions {
+        match action.action {
+            ActionKind::Create => summary.create += 1,
+            ActionKind::Update => summary.update += 1,
+            ActionKind::Delete => summary.delete += 1,
+            ActionKind::Replace => summary.replace += 1,
+            ActionKind::Noop => summary.unchanged += 1,
+            ActionKind::Blocked => summary.blocked += 1,
+            ActionKind::Error => summary.errors += 1,
+        }
+    }
+    Plan {
+        format_version: FORMAT_VERSION.to_owned(),
+        bbsync_version: env!("CARGO_PKG_VERSION").to_owned(),
+        manifest_digest: desired.digest.clone(),
+        partial: options.only.is_some(),
+        rotate_credentials: options.rotate_credentials,
+        summary,
+        actions,
+        warnings,
+        errors,
+    }
+}
+
+fn base(project: &ProjectId, action: ActionKind) -> Action {
+    Action {
+        project: project.clone(),
+        action,
+        kind: None,
+        before: None,
+        after: None,
+        fields: Vec::new(),
+        send_credentials: false,
+        live_fingerprint: None,
+        blocked_action: None,
+        pruned: false,
+        reason: None,
+        origin: None,
+    }
+}
+
+fn error(project: &ProjectId, reason: String) -> Action {
+    Action {
+        reason: Some(reason),
+        ..base(project, ActionKind::Error)
+    }
+}
+
+fn duplicates(project: &ProjectId, managed: &[LiveIntegration]) -> Action {
+    let ids: Vec<String> = managed
+        .iter()
+        .map(|i| format!("`{}` ({})", i.id, i.kind))
+        .collect();
+    error(
+        project,
+        format!(
+            "the project has {} Bitbucket-family integrations ({}); bbsync manages at most one: delete the extra one by hand",
+            managed.len(),
+            ids.join(", ")
+        ),
+    )
+}
+
+fn noop(project: &ProjectId, current: Option<&LiveIntegration>, reason: &str) -> Action {
+    Action {
+        kind: current.map(|c| c.kind),
+        live_fingerprint: current.map(LiveIntegration::fingerprint),
+        before: current.cloned(),
+        reason: Some(reason.to_owned()),
+        ..base(project, ActionKind::Noop)
+    }
+}
+
+fn delete(project: &ProjectId, current: &LiveIntegration, pruned: bool) -> Action {
+    Action {
+        kind: Some(current.kind),
+        before: Some(current.clone()),
+        live_fingerprint: Some(current.fingerprint()),
+        pruned,
+        reason: Some(if pruned {
+            "not in the manifest".to_owned()
+        } else {
+            "`absent: true`".to_owned()
+        }),
+        ..base(project, ActionKind::Delete)
+    }
+}
+
+fn create(project: &ProjectId, wanted: &DesiredIntegration) -> Action {
+    Action {
+        kind: Some(wanted.kind),
+        after: Some(wanted.clone()),
+        fields: wanted
+            .fields
+            .iter()
+            .map(|(name, value)| FieldChange {
+                name: *name,
+                before: None,
+                after: value.clone(),
+            })
+            .collect(),
+        send_credentials: true,
+        reason: Some("no Bitbucket integration yet".to_owned()),
+        ..base(project, ActionKind::Create)
+    }
+}
+
+fn replace(project: &ProjectId, current: &LiveIntegration, wanted: &DesiredIntegration) -> Action {
+    Action {
+        before: Some(current.clone()),
+        live_fingerprint: Some(current.fingerprint()),
+        reason: Some(format!(
+            "the type changes from `{}` to `{}`: the integration is deleted, then created",
+            current.kind, wanted.kind
+        )),
+        ..create(project, wanted)
+    }
+    .with_kind(ActionKind::Replace)
+}
+
+fn update(
+    project: &ProjectId,
+    current: &LiveIntegration,
+    wanted: &DesiredIntegration,
+    rotate: bool,
+    warnings: &mut Vec<String>,
+) -> Action {
+    let mut changes = Vec::new();
+    for (name, value) in &wanted.fields {
+        let live = current.fields.get(name);
+        if live == Some(value) {
+            continue;
+        }
+        if let (Some(FieldValue::Text(a)), FieldValue::Text(b)) = (live, value)
+            && a.eq_ignore_ascii_case(b)
+        {
+            warnings.push(format!(
+                "{project}: `{name}` differs from the live value only by case (`{a}` vs `{b}`); it is updated"
+            ));
+        }
+        changes.push(FieldChange {
+            name: *name,
+            before: live.cloned(),
+            after: value.clone(),
+        });
+    }
+    let credential_change = changes
+        .iter()
+        .find(|c| c.name.is_credential())
+        .map(|c| c.name);
+    let send_credentials = rotate || credential_change.is_some();
+    if changes.is_empty() && !send_credentials {
+        return noop(project, Some(current), "in sync");
+    }
+    let reason = match (credential_change, rotate) {
+        (Some(field), _) => format!(
+            "{} field(s) differ; credentials are sent because `{field}` changed",
+            changes.len()
+        ),
+        (None, true) => format!("{} field(s) differ; credentials are rotated", changes.len()),
+        (None, false) => format!("{} field(s) differ", changes.len()),
+    };
+    Action {
+        kind: Some(wanted.kind),
+        before: Some(current.clone()),
+        after: Some(wanted.clone()),
+        fields: changes,
+        send_credentials,
+        live_fingerprint: Some(current.fingerprint()),
+        reason: Some(reason),
+        ..base(project, ActionKind::Update)
+    }
+}
+
+impl Action {
+    fn with_kind(mut self, kind: ActionKind) -> Self {
+        self.action = kind;
+        self
+    }
+
+    /// The changes as a map, for request bodies.
+    pub fn changes(&self) -> BTreeMap<Field, FieldValue> {
+        self.fields
+            .iter()
+            .map(|c| (c.name, c.after.clone()))
+            .collect()
+    }
+}
+
+/// A safety guard that stops a whole apply before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardViolation {
+    /// More deletions than allowed.
+    #[error(
+        "the plan deletes {planned} integration(s) ({pruned} by pruning); the limit is {limit}"
+    )]
+    TooManyDeletes {
+        /// Deletes and replaces planned.
+        planned: usize,
+        /// Of which by pruning.
+        pruned: usize,
+        /// The limit that applies.
+        limit: usize,
+    },
+}
+
+/// The default limit on deletions when the plan prunes: a mass deletion needs a deliberate
+/// `--max-deletes`.
+pub const DEFAULT_PRUNE_DELETE_LIMIT: usize = 10;
+
+/// Checks the plan against `--max-deletes`. Without it, explicit `absent` deletions are not
+/// limited, but a plan that prunes may delete at most [`DEFAULT_PRUNE_DELETE_LIMIT`].
+pub fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<(), GuardViolation> {
+    let planned = plan.deletions().count();
+    let pruned = plan.deletions().filter(|a| a.pruned).count();
+    let limit = match max_deletes {
+        Some(limit) => limit,
+        None if pruned > 0 => DEFAULT_PRUNE_DELETE_LIMIT,
+        None => return Ok(()),
+    };
+    if planned > limit {
+        return Err(GuardViolation::TooManyDeletes {
+            planned,
+            pruned,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// The projects whose live state no longer matches what `plan` was made against: a changed or
+/// vanished integration, or one that appeared where a create was planned.
+pub fn stale_projects(plan: &Plan, live: &LiveState) -> Vec<(ProjectId, String)> {
+    let mut stale = Vec::new();
+    for action in plan.actions.iter().filter(|a| a.action.writes()) {
+        let current = match live.projects.get(&action.project) {
+            Some(ProjectLive::Known { managed, .. }) => managed,
+            Some(ProjectLive::Unknown { error }) => {
+                stale.push((
+                    action.project.clone(),
+                    format!("its live state cannot be read now: {error}"),
+                ));
+                continue;
+            }
+            None => {
+                stale.push((
+                    action.project.clone(),
+                    "its live state was not read".to_owned(),
+                ));
+                continue;
+            }
+        };
+        let now = match current.as_slice() {
+            [] => None,
+            [one] => Some(one.fingerprint()),
+            _ => {
+                stale.push((
+                    action.project.clone(),
+                    "it now has several Bitbucket integrations".to_owned(),
+                ));
+                continue;
+            }
+        };
+        if now != action.live_fingerprint {
+            let why = match (&action.live_fingerprint, &now) {
+                (None, Some(_)) => "a Bitbucket integration appeared since the plan was made",
+                (Some(_), None) => "its Bitbucket integration disappeared since the plan was made",
+                _ => "its Bitbucket integration changed since the plan was made",
+            };
+            stale.push((action.project.clone(), why.to_owned()));
+        }
+    }
+    stale
+}
+
+#[cfg(test)]
+mod tests;
