@@ -73,8 +73,9 @@ pub struct DesiredIntegration {
     pub secret: SecretRef,
 }
 
-/// A write-only secret: which field, and which environment variable holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A write-only secret: which field, and which environment variable holds it. Serialised with
+/// its `${NAME}` reference too, for people reading plan files; never with a value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SecretRef {
     /// The field it fills.
     pub field: SecretField,
@@ -82,6 +83,18 @@ pub struct SecretRef {
     pub variable: String,
     /// Where the manifest names it.
     pub origin: Origin,
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("SecretRef", 4)?;
+        s.serialize_field("field", &self.field)?;
+        s.serialize_field("reference", &self.reference())?;
+        s.serialize_field("variable", &self.variable)?;
+        s.serialize_field("origin", &self.origin)?;
+        s.end()
+    }
 }
 
 impl SecretRef {

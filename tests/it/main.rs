@@ -3,4 +3,6 @@
 mod common;
 mod live;
 mod openapi;
+mod render;
+mod sync;
 mod validate;

@@ -1,0 +1,569 @@
+//! `bbsync plan` and `bbsync apply` end to end: the binary against a sandbox over loopback.
+
+use std::path::Path;
+
+use bbsync::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
+use serde_json::{Value, json};
+
+use crate::common::{Outcome, Run};
+
+/// A sandbox on its own runtime, so the binary can talk to it while the test waits.
+pub struct Api {
+    pub sandbox: Sandbox,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Api {
+    pub fn start(seed: Value, faults: Faults) -> Self {
+        Self::start_with(SandboxConfig {
+            seed: serde_json::from_value::<Seed>(seed).expect("a valid seed"),
+            faults,
+            ..SandboxConfig::default()
+        })
+    }
+
+    pub fn start_with(config: SandboxConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sandbox = runtime.block_on(Sandbox::start(config)).unwrap();
+        Self {
+            sandbox,
+            _runtime: runtime,
+        }
+    }
+
+    /// `bbsync ARGS` in `dir`, pointed at this sandbox, with the test secrets set.
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::new(dir, args)
+            .env("BBSYNC_API_URL", self.sandbox.url())
+            .env("BBSYNC_AUTH_URL", self.sandbox.url())
+            .env("PLATFORMSH_CLI_TOKEN", self.sandbox.token())
+            .env("BITBUCKET_KEY", "consumer-key")
+            .env("BITBUCKET_SECRET", SECRET)
+            .env("BBS_TOKEN", SERVER_TOKEN)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.sandbox.world().writes.len()
+    }
+
+    pub fn managed(&self, project: &str) -> Vec<(String, Value)> {
+        self.sandbox
+            .world()
+            .managed(project)
+            .into_iter()
+            .map(|i| (i.kind().to_owned(), Value::Object(i.fields.clone())))
+            .collect()
+    }
+}
+
+pub const SECRET: &str = "s3cr3t-consumer-VALUE";
+pub const SERVER_TOKEN: &str = "s3rv3r-t0ken-VALUE";
+
+fn cloud_live(repository: &str) -> Value {
+    json!({"type": "bitbucket", "repository": repository, "app_credentials": {"key": "consumer-key"},
+           "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false})
+}
+
+/// Five projects: in sync, drifted, missing, to delete, to replace; plus an unmanaged GitHub one.
+pub fn world() -> Value {
+    let mut drifted = cloud_live("acme/docs");
+    drifted["build_pull_requests"] = json!(false);
+    json!({"projects": [
+        {"id": "insync", "integrations": [cloud_live("acme/web"), {"type": "github", "repository": "acme/gh"}]},
+        {"id": "drifted", "integrations": [drifted]},
+        {"id": "missing"},
+        {"id": "todelete", "integrations": [cloud_live("acme/old")]},
+        {"id": "toreplace", "integrations": [cloud_live("acme/moved")]},
+    ]})
+}
+
+pub const MANIFEST: &str = r#"version: 1
+projects:
+  insync:
+    bitbucket:
+      repository: acme/web
+      app_credentials: {key: "${BITBUCKET_KEY}", secret: "${BITBUCKET_SECRET}"}
+  drifted:
+    bitbucket:
+      repository: acme/docs
+      app_credentials: {key: "${BITBUCKET_KEY}", secret: "${BITBUCKET_SECRET}"}
+  missing:
+    bitbucket:
+      repository: https://bitbucket.org/acme/shop
+      app_credentials: {key: "${BITBUCKET_KEY}", secret: "${BITBUCKET_SECRET}"}
+      fetch_branches: false
+  todelete:
+    absent: true
+  toreplace:
+    bitbucket_server:
+      url: https://bb.example.com
+      username: bot
+      token: ${BBS_TOKEN}
+      project: WEB
+      repository: moved
+"#;
+
+pub fn dir_with(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("integrations.yaml"), manifest).unwrap();
+    dir
+}
+
+fn assert_no_secret(out: &Outcome) {
+    let all = out.all();
+    for secret in [SECRET, SERVER_TOKEN, "sandbox-access-"] {
+        assert!(!all.contains(secret), "a secret leaked:\n{all}");
+    }
+}
+
+#[test]
+fn plan_then_apply_then_plan_is_empty() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let plan = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(plan.code, 2, "{plan:#?}");
+    assert!(plan.stdout.starts_with("Plan: 1 to create, 1 to update, 1 to delete, 1 to replace, 1 unchanged, 0 blocked, 0 errors"), "{}", plan.stdout);
+    assert_eq!(api.writes(), 0, "plan never writes");
+    let apply = api
+        .run(dir.path(), &["apply", "--auto-approve", "-vvv"])
+        .run();
+    assert_eq!(apply.code, 0, "{apply:#?}");
+    assert!(
+        apply
+            .stdout
+            .contains("Apply: 1 created, 1 updated, 1 deleted, 1 replaced, 1 unchanged, 0 failed"),
+        "{}",
+        apply.stdout
+    );
+    assert_no_secret(&apply);
+    let again = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(again.stdout.contains("No changes"));
+    // What the API now holds, and what it was sent.
+    assert_eq!(api.managed("todelete").len(), 0);
+    assert_eq!(api.managed("toreplace")[0].0, "bitbucket_server");
+    assert_eq!(api.managed("missing")[0].1["prune_branches"], json!(false));
+    let world = api.sandbox.world();
+    let github = &world.projects["insync"].integrations;
+    assert!(
+        github.iter().any(|i| i.kind() == "github"),
+        "the GitHub integration is untouched"
+    );
+    let patch = world.writes.iter().find(|w| w.method == "PATCH").unwrap();
+    assert_eq!(
+        patch.body,
+        json!({"build_pull_requests": true}),
+        "only the changed key, no secret"
+    );
+    let create = world
+        .writes
+        .iter()
+        .find(|w| w.path == "/projects/missing/integrations")
+        .unwrap();
+    assert_eq!(
+        create.body,
+        json!({"type": "bitbucket", "repository": "acme/shop", "app_credentials": {"key": "consumer-key", "secret": SECRET},
+               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false})
+    );
+}
+
+#[test]
+fn plan_formats_and_project_selection() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let json = api.run(dir.path(), &["plan", "--format", "json"]).run();
+    assert_eq!(json.code, 0);
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["format_version"], "1");
+    assert_eq!(plan["summary"]["create"], 1);
+    assert!(
+        plan["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_no_secret(&json);
+    let md = api.run(dir.path(), &["plan", "--format", "markdown"]).run();
+    assert!(
+        md.stdout.contains("### bbsync plan") && md.stdout.contains("**delete**"),
+        "{}",
+        md.stdout
+    );
+    let partial = api
+        .run(
+            dir.path(),
+            &["plan", "--project", "drifted", "--detailed-exitcode"],
+        )
+        .run();
+    assert_eq!(partial.code, 2);
+    assert!(
+        partial.stdout.contains("partial plan"),
+        "{}",
+        partial.stdout
+    );
+    assert!(
+        partial
+            .stdout
+            .starts_with("Plan: 0 to create, 1 to update, 0 to delete, 0 to replace, 0 unchanged"),
+        "{}",
+        partial.stdout
+    );
+    let insync = api
+        .run(
+            dir.path(),
+            &["plan", "--project", "insync", "--detailed-exitcode"],
+        )
+        .run();
+    assert_eq!(insync.code, 0, "{insync:#?}");
+}
+
+#[test]
+fn a_broken_project_exits_1_and_gets_no_action() {
+    let mut seed = world();
+    seed["projects"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "broken", "broken": true}));
+    let api = Api::start(seed, Faults::default());
+    let manifest = format!("{MANIFEST}  broken:\n    absent: true\n");
+    let dir = dir_with(&manifest);
+    let plan = api.run(dir.path(), &["plan"]).run();
+    assert_eq!(plan.code, 1, "{plan:#?}");
+    assert!(plan.stdout.contains("x error    broken"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("live state unknown"),
+        "{}",
+        plan.stdout
+    );
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(
+        apply.code, 1,
+        "the other projects are applied, and the exit says not all is well"
+    );
+    assert!(
+        apply.stdout.contains("skipped   broken"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(api.managed("todelete").len(), 0, "the others were applied");
+}
+
+#[test]
+fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let plan = api.run(dir.path(), &["plan", "--out", "plan.json"]).run();
+    assert_eq!(plan.code, 0, "{plan:#?}");
+    let saved = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    assert!(
+        !saved.contains(SECRET)
+            && !saved.contains(SERVER_TOKEN)
+            && saved.contains("${BITBUCKET_SECRET}")
+    );
+    // Drift after the plan: the saved plan no longer describes the live state.
+    assert!(
+        api.sandbox
+            .world()
+            .tamper("todelete", "build_pull_requests", json!(false))
+    );
+    let stale = api.run(dir.path(), &["apply", "plan.json"]).run();
+    assert_eq!(stale.code, 3, "{stale:#?}");
+    assert!(
+        stale.stderr.contains("stale") && stale.stderr.contains("todelete"),
+        "{}",
+        stale.stderr
+    );
+    assert_eq!(api.writes(), 0, "nothing written");
+    // A fresh plan applies, without -f or --auto-approve.
+    api.run(dir.path(), &["plan", "--out", "plan.json"]).run();
+    let other_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("plan.json"),
+        other_dir.path().join("plan.json"),
+    )
+    .unwrap();
+    let applied = api.run(other_dir.path(), &["apply", "plan.json"]).run();
+    assert_eq!(applied.code, 0, "{applied:#?}");
+    let again = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(again.code, 0, "{again:#?}");
+}
+
+#[test]
+fn an_incompatible_plan_file_is_refused() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    std::fs::write(
+        dir.path().join("plan.json"),
+        r#"{"format_version": "99", "actions": []}"#,
+    )
+    .unwrap();
+    let out = api.run(dir.path(), &["apply", "plan.json"]).run();
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(out.stderr.contains("format version `99`"), "{}", out.stderr);
+}
+
+#[test]
+fn max_deletes_stops_everything_before_a_write() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api
+        .run(
+            dir.path(),
+            &["apply", "--auto-approve", "--max-deletes", "1"],
+        )
+        .run();
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(
+        out.stderr.contains("the plan deletes 2 integration(s)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(api.writes(), 0);
+    let ok = api
+        .run(
+            dir.path(),
+            &["apply", "--auto-approve", "--max-deletes", "2"],
+        )
+        .run();
+    assert_eq!(ok.code, 0, "{ok:#?}");
+}
+
+#[test]
+fn pruning_has_a_default_delete_limit() {
+    let projects: Vec<Value> = (0..12).map(|i| json!({"id": format!("old{i:02}"), "organization": "org1", "integrations": [cloud_live(&format!("acme/old{i}"))]})).collect();
+    let api = Api::start(json!({"projects": projects}), Faults::default());
+    let dir = dir_with("version: 1\norganization: org1\nprune: true\nprojects: {}\n");
+    let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("12 integration(s) (12 by pruning); the limit is 10"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(api.writes(), 0);
+    let out = api
+        .run(
+            dir.path(),
+            &["apply", "--auto-approve", "--max-deletes", "12"],
+        )
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(api.sandbox.world().writes.len(), 12);
+}
+
+#[test]
+fn protected_integrations_are_skipped_and_reported() {
+    let api = Api::start(world(), Faults::default());
+    let manifest = MANIFEST.replace(
+        "  todelete:\n    absent: true\n",
+        "  todelete:\n    absent: true\n    protect: true\n",
+    );
+    let dir = dir_with(&manifest);
+    let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(out.stdout.contains("blocked   todelete"), "{}", out.stdout);
+    assert_eq!(api.managed("todelete").len(), 1, "never deleted");
+    assert_eq!(api.managed("missing").len(), 1, "the rest was applied");
+}
+
+#[test]
+fn a_failing_activity_is_reported_with_the_hook_url() {
+    let mut seed = world();
+    seed["projects"][2]["fail_activities"] = json!(true);
+    let api = Api::start(seed, Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.contains("failed    missing"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("integration.bitbucket.register_hooks` failed: Registering the webhook"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("/projects/missing/integrations/") && out.stdout.contains("/hook"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_missing_secret_fails_only_its_action() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api
+        .run(dir.path(), &["apply", "--auto-approve"])
+        .env("BBS_TOKEN", "")
+        .run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.contains("failed    toreplace"), "{}", out.stdout);
+    assert!(out.stdout.contains("environment variable `BBS_TOKEN` is not set (needed for `token` at integrations.yaml:22:14)"), "{}", out.stdout);
+    assert_eq!(api.managed("missing").len(), 1, "the others went ahead");
+}
+
+#[test]
+fn rotation_sends_the_credentials() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    assert_eq!(
+        api.run(dir.path(), &["apply", "--auto-approve"]).run().code,
+        0
+    );
+    let before = api.writes();
+    let out = api
+        .run(
+            dir.path(),
+            &["apply", "--auto-approve", "--rotate-credentials"],
+        )
+        .env("BITBUCKET_SECRET", "rotated-SECRET")
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(!out.all().contains("rotated-SECRET"));
+    let world = api.sandbox.world();
+    let rotations: Vec<&bbsync::sandbox::Write> = world.writes[before..].iter().collect();
+    assert_eq!(rotations.len(), 4, "one PATCH per existing integration");
+    let insync = rotations
+        .iter()
+        .find(|w| w.path.starts_with("/projects/insync/"))
+        .unwrap();
+    assert_eq!(
+        insync.body,
+        json!({"app_credentials": {"key": "consumer-key", "secret": "rotated-SECRET"}})
+    );
+}
+
+#[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api.run(dir.path(), &["apply"]).run();
+    assert_eq!(out.code, 64, "{out:#?}");
+    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    assert_eq!(api.writes(), 0);
+}
+
+#[test]
+fn no_token_and_bad_token_are_clear() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api
+        .run(dir.path(), &["plan"])
+        .env("PLATFORMSH_CLI_TOKEN", "")
+        .run();
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no API token"), "{}", out.stderr);
+    let out = api
+        .run(dir.path(), &["plan"])
+        .env("PLATFORMSH_CLI_TOKEN", "")
+        .env("UPSUN_CLI_TOKEN", api.sandbox.token())
+        .run();
+    assert_eq!(out.code, 0, "UPSUN_CLI_TOKEN is the fallback: {out:#?}");
+    let out = api
+        .run(dir.path(), &["plan"])
+        .env("PLATFORMSH_CLI_TOKEN", "wrong")
+        .run();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.all().contains("the API token was rejected"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn an_invalid_manifest_sends_nothing() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(&MANIFEST.replace("fetch_branches", "fetch_branch"));
+    let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(api.sandbox.world().requests.is_empty(), "no request at all");
+}
+
+/// Under injected faults, an apply of 300 creates converges within three runs: exactly one
+/// integration per project, nothing else touched.
+#[test]
+fn three_hundred_creates_converge_under_faults() {
+    let mut projects: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("p{i:03}")}))
+        .collect();
+    projects[0]["integrations"] = json!([{"type": "github", "repository": "acme/untouched"}, {"type": "webhook", "url": "https://hooks.example.com"}]);
+    let faults = Faults {
+        error_rate: 0.15,
+        rate_limit_rate: 0.10,
+        retry_after: 0.01,
+        drop_post_rate: 0.10,
+        seed: 42,
+        ..Faults::default()
+    };
+    let api = Api::start(json!({"projects": projects}), faults);
+    let mut manifest = String::from("version: 1\nprojects:\n");
+    for i in 0..300 {
+        manifest.push_str(&format!(
+            "  p{i:03}:\n    bitbucket:\n      repository: acme/repo{i}\n      app_credentials: {{key: \"${{BITBUCKET_KEY}}\", secret: \"${{BITBUCKET_SECRET}}\"}}\n"
+        ));
+    }
+    let dir = dir_with(&manifest);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let out = api
+            .run(
+                dir.path(),
+                &["apply", "--auto-approve", "--concurrency", "32", "-q"],
+            )
+            .run();
+        assert_no_secret(&out);
+        let check = api
+            .run(dir.path(), &["plan", "--detailed-exitcode", "-q"])
+            .run();
+        if check.code == 0 {
+            break;
+        }
+        assert!(
+            runs < 3,
+            "not converged after {runs} runs:\n{}\n{}",
+            out.stdout,
+            check.stdout
+        );
+    }
+    let world = api.sandbox.world();
+    for i in 0..300 {
+        assert_eq!(world.managed(&format!("p{i:03}")).len(), 1, "p{i:03}");
+    }
+    let kinds: Vec<&str> = world.projects["p000"]
+        .integrations
+        .iter()
+        .map(|i| i.kind())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "github" || **k == "webhook")
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    let unmanaged: Vec<&str> = world.projects["p000"]
+        .integrations
+        .iter()
+        .filter(|i| i.kind() != "bitbucket")
+        .map(|i| i.id())
+        .collect();
+    assert!(
+        world
+            .writes
+            .iter()
+            .all(|w| unmanaged.iter().all(|id| !w.path.ends_with(id))),
+        "no write to an unmanaged integration"
+    );
+    assert!(
+        world.writes.iter().all(|w| w.method == "POST"),
+        "creates only: nothing was updated or deleted"
+    );
+}
