@@ -325,11 +325,12 @@ fn duplicates(project: &ProjectId, managed: &[LiveIntegration]) -> Action {
     )
 }
 
+/// Nothing to do. A noop carries no copy of the live object and no fingerprint: it writes
+/// nothing, so a saved plan never needs to check it for staleness, and plans of large
+/// organizations (mostly noops) stay small and fast.
 fn noop(project: &ProjectId, current: Option<&LiveIntegration>, reason: &str) -> Action {
     Action {
         kind: current.map(|c| c.kind),
-        live_fingerprint: current.map(LiveIntegration::fingerprint),
-        before: current.cloned(),
         reason: Some(reason.to_owned()),
         ..base(project, ActionKind::Noop)
     }

@@ -1,0 +1,365 @@
+//! bbsync's benchmarks: `cargo bench --bench bbsync [-- NAME...]`.
+//!
+//! Each prints one line: what was measured, the figure, and (for API-bound ones) the ratio to
+//! the ideal time `ceil(N / concurrency) x latency`. The API-bound ones run against the
+//! in-process sandbox over loopback with injected latency, and include a sequential baseline
+//! (one request at a time, as a shell loop around `platform integration:list` would).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bbsync::apply::{self, ApplyOptions};
+use bbsync::ids::{IntegrationId, ProjectId};
+use bbsync::live::{
+    self, Client, ClientConfig, LiveIntegration, LiveLinks, LiveState, ProjectLive,
+};
+use bbsync::model::{
+    self, DesiredIntegration, DesiredProject, DesiredState, Field, FieldValue, IntegrationType,
+    Origin, SecretField, SecretRef, Target,
+};
+use bbsync::plan::{self, PlanOptions};
+use bbsync::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
+use bbsync::secret::Secret;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    println!(
+        "bbsync benchmarks ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if wanted("manifest-10k") {
+        manifest_10k();
+    }
+    if wanted("plan-100k") {
+        plan_100k();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if wanted("plan-1000") {
+        runtime.block_on(plan_1000());
+    }
+    if wanted("apply-500") {
+        runtime.block_on(apply_500());
+    }
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let value = f();
+        best = best.min(started.elapsed());
+        last = Some(value);
+    }
+    (best, last.unwrap())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A manifest of `n` projects: mostly Bitbucket Cloud with credentials, some Server, some absent.
+pub fn manifest_text(n: usize) -> String {
+    let mut text = String::from(
+        "version: 1\norganization: 01HORG\ndefaults:\n  build_pull_requests: true\nprojects:\n",
+    );
+    for i in 0..n {
+        match i % 10 {
+            0 => text.push_str(&format!("  p{i:07}:\n    absent: true\n")),
+            1 => text.push_str(&format!(
+                "  p{i:07}:\n    bitbucket_server:\n      url: https://bb.example.com\n      username: bot\n      token: ${{BBS_TOKEN}}\n      project: P{i}\n      repository: r{i}\n"
+            )),
+            _ => text.push_str(&format!(
+                "  p{i:07}:\n    bitbucket:\n      repository: acme/repo{i}\n      app_credentials:\n        key: ${{BITBUCKET_KEY}}\n        secret: ${{BITBUCKET_SECRET}}\n      fetch_branches: {}\n",
+                i % 3 != 0
+            )),
+        }
+    }
+    text
+}
+
+fn bench_env(name: &str) -> Option<String> {
+    Some(format!("value-of-{name}"))
+}
+
+fn manifest_10k() {
+    let text = manifest_text(10_000);
+    let (took, projects) = best_of(5, || {
+        let file = bbsync::manifest::parse("bench.yaml", text.as_bytes()).expect("valid");
+        let built = model::build(&[file], &bench_env);
+        built.state.expect("valid").projects.len()
+    });
+    println!(
+        "manifest-10k   load + validate {projects} projects ({:.1} MiB): {} (best of 5)",
+        text.len() as f64 / 1_048_576.0,
+        ms(took)
+    );
+}
+
+fn cloud(i: usize) -> DesiredIntegration {
+    DesiredIntegration {
+        kind: IntegrationType::Bitbucket,
+        fields: [
+            (Field::Repository, FieldValue::Text(format!("acme/repo{i}"))),
+            (Field::AppKey, FieldValue::Text("key".into())),
+            (Field::FetchBranches, FieldValue::Bool(true)),
+            (Field::PruneBranches, FieldValue::Bool(true)),
+            (Field::BuildPullRequests, FieldValue::Bool(true)),
+            (Field::ResyncPullRequests, FieldValue::Bool(false)),
+        ]
+        .into_iter()
+        .collect(),
+        deferred: BTreeMap::new(),
+        secret: SecretRef {
+            field: SecretField::AppSecret,
+            variable: "BITBUCKET_SECRET".into(),
+            origin: Origin {
+                file: "bench.yaml".into(),
+                line: 1,
+                column: 1,
+            },
+        },
+    }
+}
+
+fn plan_100k() {
+    let n = 100_000;
+    let mut projects = BTreeMap::new();
+    let mut lives = BTreeMap::new();
+    for i in 0..n {
+        let id = ProjectId::new(format!("p{i:07}"));
+        let wanted = cloud(i);
+        let mut live = LiveIntegration {
+            id: IntegrationId::new(format!("i{i}")),
+            kind: IntegrationType::Bitbucket,
+            fields: wanted.fields.clone(),
+            links: LiveLinks::default(),
+        };
+        // A realistic mix: a tenth drifted, a tenth missing, the rest in sync.
+        let managed = match i % 10 {
+            0 => vec![],
+            1 => {
+                live.fields
+                    .insert(Field::BuildPullRequests, FieldValue::Bool(false));
+                vec![live]
+            }
+            _ => vec![live],
+        };
+        lives.insert(
+            id.clone(),
+            ProjectLive::Known {
+                managed,
+                others: vec![],
+            },
+        );
+        let origin = Origin {
+            file: "bench.yaml".into(),
+            line: 1,
+            column: 1,
+        };
+        projects.insert(
+            id.clone(),
+            DesiredProject {
+                id,
+                protect: false,
+                target: Target::Present(wanted),
+                origin,
+            },
+        );
+    }
+    let desired = DesiredState {
+        organization: None,
+        prune: false,
+        projects,
+        digest: "sha256:bench".into(),
+    };
+    let live = LiveState {
+        projects: lives,
+        organization: None,
+    };
+    let (took, plan) = best_of(5, || plan::plan(&desired, &live, &PlanOptions::default()));
+    println!(
+        "plan-100k      plan {n} projects in memory ({} create, {} update, {} unchanged): {} (best of 5)",
+        plan.summary.create,
+        plan.summary.update,
+        plan.summary.unchanged,
+        ms(took)
+    );
+}
+
+const LATENCY: Duration = Duration::from_millis(50);
+
+async fn sandbox_with(projects: usize, with_integrations: bool) -> Sandbox {
+    let list: Vec<_> = (0..projects)
+        .map(|i| {
+            let integrations = if with_integrations {
+                json!([{"type": "bitbucket", "repository": format!("acme/repo{i}"), "app_credentials": {"key": "key"},
+                        "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false}])
+            } else {
+                json!([])
+            };
+            json!({"id": format!("p{i:07}"), "integrations": integrations})
+        })
+        .collect();
+    let seed: Seed = serde_json::from_value(json!({"projects": list})).unwrap();
+    Sandbox::start(SandboxConfig {
+        seed,
+        faults: Faults {
+            latency: LATENCY,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn client(sandbox: &Sandbox, concurrency: usize) -> Client {
+    let mut config = ClientConfig::new(sandbox.url(), sandbox.url(), Secret::new(sandbox.token()));
+    config.concurrency = concurrency;
+    Client::new(config).unwrap()
+}
+
+fn ideal(n: usize, concurrency: usize) -> Duration {
+    LATENCY * u32::try_from(n.div_ceil(concurrency)).unwrap()
+}
+
+async fn plan_1000() {
+    let n = 1000;
+    let sandbox = sandbox_with(n, true).await;
+    let ids: BTreeSet<ProjectId> = (0..n).map(|i| ProjectId::new(format!("p{i:07}"))).collect();
+    let mut parallel_per_project = None;
+    // The sequential baseline reads the first 200 projects only (it would take 50 s for all).
+    for (concurrency, count) in [(32, n), (1, SEQUENTIAL_ITEMS)] {
+        let client = client(&sandbox, concurrency);
+        // Exchange the token first: the ideal counts integration listings only.
+        let _ = client.list_integrations(&ProjectId::new("p0000000")).await;
+        let ids: BTreeSet<ProjectId> = ids.iter().take(count).cloned().collect();
+        let started = Instant::now();
+        let live = live::fetch(&client, &ids, None, None, &|_, _| {}).await;
+        let took = started.elapsed();
+        let known = live
+            .projects
+            .values()
+            .filter(|p| matches!(p, ProjectLive::Known { .. }))
+            .count();
+        let ideal = ideal(count, concurrency);
+        let per_project = took / u32::try_from(count).unwrap();
+        let speedup = parallel_per_project
+            .map(|p: Duration| {
+                format!(
+                    ", bbsync is {:.1}x faster per project",
+                    per_project.as_secs_f64() / p.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
+        parallel_per_project.get_or_insert(per_project);
+        println!(
+            "plan-1000      read {known} projects at {} latency, concurrency {concurrency:>2}: {} (ideal {}, ratio {:.2}){speedup}",
+            ms(LATENCY),
+            ms(took),
+            ms(ideal),
+            took.as_secs_f64() / ideal.as_secs_f64()
+        );
+    }
+}
+
+/// Items in the sequential baselines.
+const SEQUENTIAL_ITEMS: usize = 200;
+
+async fn apply_500() {
+    let n = 500;
+    let mut parallel_per_create = None;
+    for (concurrency, n) in [(32, n), (1, SEQUENTIAL_ITEMS)] {
+        let sandbox = sandbox_with(n, false).await;
+        let desired = DesiredState {
+            organization: None,
+            prune: false,
+            projects: (0..n)
+                .map(|i| {
+                    let id = ProjectId::new(format!("p{i:07}"));
+                    let origin = Origin {
+                        file: "bench.yaml".into(),
+                        line: 1,
+                        column: 1,
+                    };
+                    (
+                        id.clone(),
+                        DesiredProject {
+                            id,
+                            protect: false,
+                            target: Target::Present(cloud(i)),
+                            origin,
+                        },
+                    )
+                })
+                .collect(),
+            digest: "sha256:bench".into(),
+        };
+        let live = LiveState {
+            projects: desired
+                .projects
+                .keys()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        ProjectLive::Known {
+                            managed: vec![],
+                            others: vec![],
+                        },
+                    )
+                })
+                .collect(),
+            organization: None,
+        };
+        let plan = plan::plan(&desired, &live, &PlanOptions::default());
+        let client = client(&sandbox, concurrency);
+        let _ = client.list_integrations(&ProjectId::new("p0000000")).await;
+        let options = ApplyOptions {
+            wait: false,
+            concurrency,
+        };
+        let started = Instant::now();
+        let report = apply::apply(
+            &client,
+            &plan,
+            &bench_env,
+            &options,
+            &CancellationToken::new(),
+            &|_| {},
+        )
+        .await;
+        let took = started.elapsed();
+        let ideal = ideal(n, concurrency);
+        let per_create = took / u32::try_from(n).unwrap();
+        let speedup = parallel_per_create
+            .map(|p: Duration| {
+                format!(
+                    ", bbsync is {:.1}x faster per create",
+                    per_create.as_secs_f64() / p.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
+        parallel_per_create.get_or_insert(per_create);
+        println!(
+            "apply-500      {} creates at {} latency, concurrency {concurrency:>2}: {} (ideal {}, ratio {:.2}){}",
+            report.count(apply::Outcome::Created),
+            ms(LATENCY),
+            ms(took),
+            ms(ideal),
+            took.as_secs_f64() / ideal.as_secs_f64(),
+            speedup
+        );
+        sandbox.stop().await;
+    }
+}
