@@ -40,6 +40,9 @@ pub struct Global {
     /// How many API requests may be in flight at once.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// At most this many API requests per second (default: no cap).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_rps: Option<f64>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

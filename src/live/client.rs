@@ -501,6 +501,20 @@ impl Client {
         Ok(integrations)
     }
 
+    /// One integration (`GET /projects/{id}/integrations/{integration}`).
+    pub async fn get_integration(
+        &self,
+        project: &ProjectId,
+        id: &IntegrationId,
+    ) -> Result<ApiIntegration, ApiError> {
+        let url = self.url(&format!("/projects/{project}/integrations/{id}"));
+        let body = self
+            .send(Method::GET, url.clone(), None, Retry::Idempotent)
+            .await?;
+        serde_json::from_value(body)
+            .map_err(|e| shape(&url, "GET", &format!("not an integration ({e})")))
+    }
+
     /// Creates an integration. When the answer is lost, re-lists the project and takes an
     /// integration for which `is_ours` holds as created; only when there is none is the POST
     /// sent again (at most three times in all).

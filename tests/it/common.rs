@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 /// One `bbsync` invocation.
 pub struct Run {
     command: Command,
+    forbidden: Vec<String>,
 }
 
 /// What a run produced.
@@ -47,7 +48,17 @@ impl Run {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .env("HOME", dir);
-        Self { command }
+        Self {
+            command,
+            forbidden: Vec::new(),
+        }
+    }
+
+    /// Fails the test if any of `values` appears in stdout or stderr.
+    pub fn forbid(mut self, values: &[&str]) -> Self {
+        self.forbidden
+            .extend(values.iter().map(|v| (*v).to_owned()));
+        self
     }
 
     /// Sets an environment variable.
@@ -68,6 +79,13 @@ impl Run {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         };
+        for value in &self.forbidden {
+            assert!(
+                !outcome.all().contains(value.as_str()),
+                "a secret reached the output:\n{}",
+                outcome.all()
+            );
+        }
         assert!(
             !outcome.stderr.contains("panicked"),
             "bbsync panicked:\n{}",

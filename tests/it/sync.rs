@@ -35,9 +35,13 @@ impl Api {
         }
     }
 
-    /// `bbsync ARGS` in `dir`, pointed at this sandbox, with the test secrets set.
+    /// `bbsync ARGS -vvv` in `dir`, pointed at this sandbox, with the test secrets set: every
+    /// run is scanned for them (and for access tokens) at the highest verbosity.
     pub fn run(&self, dir: &Path, args: &[&str]) -> Run {
-        Run::new(dir, args)
+        let mut args = args.to_vec();
+        args.push("-vvv");
+        Run::new(dir, &args)
+            .forbid(&[SECRET, SERVER_TOKEN, "rotated-SECRET", "sandbox-access-"])
             .env("BBSYNC_API_URL", self.sandbox.url())
             .env("BBSYNC_AUTH_URL", self.sandbox.url())
             .env("PLATFORMSH_CLI_TOKEN", self.sandbox.token())
@@ -128,9 +132,7 @@ fn plan_then_apply_then_plan_is_empty() {
     assert_eq!(plan.code, 2, "{plan:#?}");
     assert!(plan.stdout.starts_with("Plan: 1 to create, 1 to update, 1 to delete, 1 to replace, 1 unchanged, 0 blocked, 0 errors"), "{}", plan.stdout);
     assert_eq!(api.writes(), 0, "plan never writes");
-    let apply = api
-        .run(dir.path(), &["apply", "--auto-approve", "-vvv"])
-        .run();
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
     assert_eq!(apply.code, 0, "{apply:#?}");
     assert!(
         apply
@@ -515,21 +517,17 @@ fn three_hundred_creates_converge_under_faults() {
         let out = api
             .run(
                 dir.path(),
-                &["apply", "--auto-approve", "--concurrency", "32", "-q"],
+                &["apply", "--auto-approve", "--concurrency", "32"],
             )
             .run();
         assert_no_secret(&out);
-        let check = api
-            .run(dir.path(), &["plan", "--detailed-exitcode", "-q"])
-            .run();
+        let check = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
         if check.code == 0 {
             break;
         }
         assert!(
             runs < 3,
-            "not converged after {runs} runs:\n{}\n{}",
-            out.stdout,
-            check.stdout
+            "not converged after {runs} runs:\n{out:#?}\n{check:#?}"
         );
     }
     let world = api.sandbox.world();
@@ -566,4 +564,63 @@ fn three_hundred_creates_converge_under_faults() {
         world.writes.iter().all(|w| w.method == "POST"),
         "creates only: nothing was updated or deleted"
     );
+}
+
+#[test]
+fn every_run_logs_at_vvv_without_secrets() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api
+        .run(
+            dir.path(),
+            &["apply", "--auto-approve", "--log-format", "json"],
+        )
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains("\"message\":\"api request\""),
+        "debug logs are on: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\"method\":\"POST\""), "{}", out.stderr);
+}
+
+#[test]
+fn the_standalone_sandbox_serves_bbsync_and_stops_on_sigterm() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = dir_with(MANIFEST);
+    let mut child = std::process::Command::new(crate::common::binary())
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--activity-delay",
+            "0ms",
+            "--token",
+            "my-token",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().last().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let out = Run::new(dir.path(), &["plan", "--api-url", &url, "--auth-url", &url])
+        .env("PLATFORMSH_CLI_TOKEN", "my-token")
+        .env("BITBUCKET_KEY", "k")
+        .run();
+    // The sandbox has no such projects: every project's state is unknown (404), so exit 1.
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.contains("HTTP 404"), "{}", out.stdout);
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
