@@ -109,6 +109,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the live integrations match the manifest (or a saved plan).
     Apply(ApplyArgs),
+    /// Keep the live integrations equal to the manifest: a daemon.
+    Watch(WatchArgs),
     /// Print the manifest's JSON Schema.
     Schema,
     /// Run the built-in fake Platform.sh API, to try bbsync without an account.
@@ -168,6 +170,44 @@ pub struct ApplyArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// `bbsync watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The manifest.
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Time between full resyncs (jittered by 10%): `30s`, `5m`, `1h`.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub interval: std::time::Duration,
+    /// Serve /healthz, /readyz, /metrics and /status here (`--listen` alone: 127.0.0.1:9464;
+    /// `:9464`: loopback on that port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9464", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Detect and report drift; never write.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// Block a run that would delete more integrations than this (replaces count).
+    #[arg(long, value_name = "N")]
+    pub max_deletes: Option<usize>,
+    /// Do not wait for the activities each write starts.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Quiet time that ends a burst of manifest changes.
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    pub debounce: std::time::Duration,
+}
+
+/// `127.0.0.1:9464`, `[::1]:9464`, or `:9464` (loopback).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("127.0.0.1{text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("`{text}` is not an address (try `127.0.0.1:9464` or `:9464`)"))
 }
 
 /// `bbsync sandbox`.

@@ -5,6 +5,7 @@ mod demo;
 mod exit;
 mod sandbox;
 mod sync;
+mod watch;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&cli.global);
+    init_logging(&cli.global, matches!(cli.command, Command::Watch(_)));
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(error) => {
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Apply(args) => runtime()?.block_on(sync::apply_command(&cli.global, &args)),
         Command::Sandbox(args) => runtime()?.block_on(sandbox::run(&args)),
         Command::Demo => runtime()?.block_on(demo::run(&cli.global)),
+        Command::Watch(args) => runtime()?.block_on(watch::run(&cli.global, &args)),
     }
 }
 
@@ -77,9 +79,11 @@ pub fn print_error(error: &anyhow::Error) {
     let _ = anstream::stderr().write_all(text.as_bytes());
 }
 
-fn init_logging(global: &Global) {
+fn init_logging(global: &Global, daemon: bool) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        // A daemon's one line per run and per action are its output.
+        (false, 0) if daemon => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
@@ -120,21 +124,10 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
 /// caller gets the state and the warnings, or the exit code to stop with.
 pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Vec<Diagnostic>), Exit> {
     let env = |name: &str| std::env::var(name).ok();
-    let parsed = match crate::manifest::read_all(files) {
-        Ok(parsed) => parsed,
-        Err(diagnostics) => {
-            report_invalid(&diagnostics);
-            return Err(Exit::Invalid);
-        }
-    };
-    let built = model::build(&parsed, &env);
-    match built.state {
-        Some(state) => Ok((state, built.diagnostics)),
-        None => {
-            report_invalid(&built.diagnostics);
-            Err(Exit::Invalid)
-        }
-    }
+    crate::load::load(files, &env).map_err(|diagnostics| {
+        report_invalid(&diagnostics);
+        Exit::Invalid
+    })
 }
 
 fn report_invalid(diagnostics: &[Diagnostic]) {

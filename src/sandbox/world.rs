@@ -1,7 +1,9 @@
 //! The sandbox's state and the real API's rules, with no HTTP in sight.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::time::rfc3339;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -927,31 +929,6 @@ fn digest(value: &Value) -> String {
     format!(
         "{:x}",
         Sha256::digest(value.as_str().unwrap_or_default().as_bytes())
-    )
-}
-
-/// RFC 3339 in UTC, without a date crate.
-fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
-        rest / 3600,
-        (rest % 3600) / 60,
-        rest % 60
     )
 }
 

@@ -6,3 +6,4 @@ mod openapi;
 mod render;
 mod sync;
 mod validate;
+mod watch;

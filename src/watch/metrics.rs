@@ -1,0 +1,192 @@
+//! The daemon's Prometheus metrics (`GET /metrics`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    trigger: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+/// Every metric, registered once.
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    duration: Histogram,
+    actions: Family<ActionLabels, Counter>,
+    drifted: Gauge,
+    blocked_deletes: Counter,
+    api_requests: Family<CodeLabels, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    manifest_valid: Gauge,
+    file_events: Counter,
+    /// API responses already counted, by status, to add only what is new.
+    api_seen: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("bbsync");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runs",
+            "Reconciliation runs, by what triggered them and how they ended",
+            runs.clone(),
+        );
+        let duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        registry.register(
+            "run_duration_seconds",
+            "Duration of reconciliation runs",
+            duration.clone(),
+        );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "actions",
+            "Planned actions, by kind and outcome",
+            actions.clone(),
+        );
+        let drifted = Gauge::default();
+        registry.register(
+            "drifted_projects",
+            "Projects whose live state differed from the manifest at the last plan",
+            drifted.clone(),
+        );
+        let blocked_deletes = Counter::default();
+        registry.register(
+            "blocked_deletes",
+            "Deletes and replaces blocked by protect or --max-deletes",
+            blocked_deletes.clone(),
+        );
+        let api_requests = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Platform.sh API responses by HTTP status (0: no response)",
+            api_requests.clone(),
+        );
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last successful run ended (Unix time)",
+            last_success.clone(),
+        );
+        let manifest_valid = Gauge::default();
+        registry.register(
+            "manifest_valid",
+            "1 if the manifest on disk is valid, 0 if not",
+            manifest_valid.clone(),
+        );
+        let file_events = Counter::default();
+        registry.register(
+            "file_events",
+            "Manifest file events seen",
+            file_events.clone(),
+        );
+        Self {
+            registry,
+            runs,
+            duration,
+            actions,
+            drifted,
+            blocked_deletes,
+            api_requests,
+            last_success,
+            manifest_valid,
+            file_events,
+            api_seen: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Metrics {
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// A run ended.
+    pub fn run(&self, triggers: &[&str], result: &str, seconds: f64) {
+        for trigger in triggers {
+            self.runs
+                .get_or_create(&RunLabels {
+                    trigger: (*trigger).to_owned(),
+                    result: result.to_owned(),
+                })
+                .inc();
+        }
+        self.duration.observe(seconds);
+    }
+
+    /// An action ended.
+    pub fn action(&self, action: &str, outcome: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Projects drifted at the last plan.
+    pub fn drifted(&self, count: usize) {
+        self.drifted.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Deletes blocked.
+    pub fn blocked_deletes(&self, count: usize) {
+        self.blocked_deletes.inc_by(count as u64);
+    }
+
+    /// A successful run ended now.
+    pub fn success(&self, unix_seconds: f64) {
+        self.last_success.set(unix_seconds);
+    }
+
+    /// Whether the manifest on disk is valid.
+    pub fn manifest_valid(&self, valid: bool) {
+        self.manifest_valid.set(i64::from(valid));
+    }
+
+    /// Manifest file events seen.
+    pub fn file_events(&self, count: usize) {
+        self.file_events.inc_by(count as u64);
+    }
+
+    /// Brings the API response counters up to the client's totals.
+    pub fn api_responses(&self, totals: &BTreeMap<u16, u64>) {
+        let mut seen = self.api_seen.lock().expect("metrics lock");
+        for (code, total) in totals {
+            let before = seen.insert(*code, *total).unwrap_or(0);
+            if *total > before {
+                self.api_requests
+                    .get_or_create(&CodeLabels {
+                        code: code.to_string(),
+                    })
+                    .inc_by(total - before);
+            }
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! `bbsync watch`: the GitOps daemon that keeps the live integrations equal to the manifest.
+//!
+//! Runs are started by manifest changes (debounced), a jittered periodic resync and SIGHUP
+//! ([`triggers`]); they never overlap. Each run loads the manifest (an invalid one is never acted
+//! on: the last valid one stays in force for resyncs), plans, and applies with the same code and
+//! guards as `apply --auto-approve`. Projects that keep failing back off exponentially without
+//! holding up the others. SIGTERM/SIGINT let the action in flight finish, then the daemon exits.
+
+pub mod metrics;
+mod server;
+pub mod status;
+pub mod triggers;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, ApplyOptions, Outcome};
+use crate::diagnostic::Diagnostic;
+use crate::ids::ProjectId;
+use crate::live::{self, Client, ProjectLive};
+use crate::model::DesiredState;
+use crate::plan::{self, ActionKind, Plan, PlanOptions};
+use metrics::Metrics;
+use status::{RecordedAction, RunRecord, RunResult, Status};
+use triggers::{Trigger, Triggers};
+
+/// Environment lookup shared with the daemon's tasks.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The manifest files and directories.
+    pub files: Vec<PathBuf>,
+    /// Time between periodic resyncs (jittered by 10%).
+    pub interval: Duration,
+    /// Quiet time that ends a burst of file events.
+    pub debounce: Duration,
+    /// Detect and report drift; never write.
+    pub plan_only: bool,
+    /// `--max-deletes`.
+    pub max_deletes: Option<usize>,
+    /// Wait for activities after writes.
+    pub wait: bool,
+    /// Projects applied at once.
+    pub concurrency: usize,
+    /// Longest time to wait for the action in flight after SIGTERM.
+    pub grace: Duration,
+    /// Runs kept in `/status`.
+    pub history: usize,
+    /// First delay for a failing project; doubles per failure.
+    pub backoff: Duration,
+    /// Longest delay for a failing project.
+    pub max_backoff: Duration,
+}
+
+impl WatchOptions {
+    /// Defaults for `files`.
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        Self {
+            files,
+            interval: Duration::from_secs(300),
+            debounce: Duration::from_millis(500),
+            plan_only: false,
+            max_deletes: None,
+            wait: true,
+            concurrency: 16,
+            grace: Duration::from_secs(60),
+            history: 20,
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// State shared with the HTTP endpoints.
+pub struct Shared {
+    /// What `/status` and `/readyz` show.
+    pub status: Mutex<Status>,
+    /// What `/metrics` shows.
+    pub metrics: Metrics,
+    /// Pending triggers.
+    pub triggers: Triggers,
+}
+
+/// A failing project's backoff.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+/// The daemon.
+pub struct Daemon {
+    options: WatchOptions,
+    client: Client,
+    env: Env,
+    shared: Arc<Shared>,
+    in_force: Option<DesiredState>,
+    backoff: HashMap<ProjectId, Backoff>,
+    runs: u64,
+}
+
+impl Daemon {
+    /// A daemon that talks to the API through `client` and reads variables from `env`.
+    pub fn new(options: WatchOptions, client: Client, env: Env) -> Self {
+        let shared = Arc::new(Shared {
+            status: Mutex::new(Status::new(options.plan_only, options.history)),
+            metrics: Metrics::default(),
+            triggers: Triggers::default(),
+        });
+        Self {
+            options,
+            client,
+            env,
+            shared,
+            in_force: None,
+            backoff: HashMap::new(),
+            runs: 0,
+        }
+    }
+
+    /// The state the endpoints show.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Serves the endpoints on `listen` until `stop`; returns the bound address.
+    pub async fn serve(
+        &self,
+        listen: SocketAddr,
+        stop: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        let app = server::router(self.shared());
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "the HTTP endpoints stopped");
+            }
+        });
+        Ok(address)
+    }
+
+    /// Runs until `stop` is cancelled (SIGTERM/SIGINT), then lets the run in flight finish its
+    /// actions in flight (at most `grace`) and returns.
+    pub async fn run(mut self, stop: CancellationToken) -> notify::Result<()> {
+        let (events, received) = mpsc::unbounded_channel();
+        let watcher = triggers::watch_files(&self.options.files, events)?;
+        let shared = self.shared();
+        let debouncer = {
+            let (shared, stop, quiet) = (Arc::clone(&shared), stop.clone(), self.options.debounce);
+            tokio::spawn(async move {
+                let count = |n: usize| shared.metrics.file_events(n);
+                triggers::debounce(received, quiet, &shared.triggers, &stop, &count).await;
+            })
+        };
+        let ticker = {
+            let (shared, stop, interval) =
+                (Arc::clone(&shared), stop.clone(), self.options.interval);
+            tokio::spawn(async move { triggers::every(interval, &shared.triggers, &stop).await })
+        };
+        let hangups = tokio::spawn(hangups(Arc::clone(&shared), stop.clone()));
+        tracing::info!(files = ?self.options.files, interval_s = self.options.interval.as_secs_f64(), plan_only = self.options.plan_only, "watching");
+        shared.triggers.fire(Trigger::Startup);
+        loop {
+            let fired = tokio::select! {
+                fired = shared.triggers.next() => fired,
+                () = stop.cancelled() => break,
+            };
+            let grace = self.options.grace;
+            let run = self.run_once(&fired, &stop);
+            tokio::pin!(run);
+            let finished = tokio::select! {
+                () = &mut run => true,
+                () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => false,
+            };
+            if !finished {
+                tracing::warn!(
+                    grace_s = grace.as_secs_f64(),
+                    "the run in flight did not finish in time; exiting anyway"
+                );
+                break;
+            }
+            if stop.is_cancelled() {
+                break;
+            }
+        }
+        drop(watcher);
+        for task in [debouncer, ticker, hangups] {
+            task.abort();
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// One reconciliation.
+    pub async fn run_once(&mut self, fired: &BTreeSet<Trigger>, stop: &CancellationToken) {
+        self.runs += 1;
+        let started = Instant::now();
+        let started_at = crate::time::rfc3339(SystemTime::now());
+        let triggers: Vec<&'static str> = fired.iter().map(|t| t.as_str()).collect();
+        let mut record = RunRecord {
+            id: self.runs,
+            triggers: triggers.clone(),
+            started_at,
+            duration_ms: 0,
+            result: RunResult::Ok,
+            manifest_digest: None,
+            summary: None,
+            actions: Vec::new(),
+            backing_off: Vec::new(),
+            error: None,
+        };
+        let only_file = fired.iter().all(|t| *t == Trigger::File);
+        let manifest_ok = self.reload();
+        let proceed = match (&self.in_force, manifest_ok, only_file) {
+            (None, _, _) => false,
+            // A change to an invalid manifest is never acted on; a resync uses the last valid one.
+            (Some(_), false, true) => false,
+            (Some(_), _, _) => true,
+        };
+        if proceed {
+            self.reconcile(&mut record, stop).await;
+        } else {
+            record.result = RunResult::InvalidManifest;
+            record.error = self
+                .shared
+                .status
+                .lock()
+                .expect("status lock")
+                .manifest_error
+                .clone();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        let metrics = &self.shared.metrics;
+        metrics.run(&triggers, record.result.as_str(), seconds);
+        metrics.api_responses(&self.client.stats().responses.lock().expect("stats lock"));
+        if matches!(
+            record.result,
+            RunResult::Ok | RunResult::InSync | RunResult::Drift
+        ) {
+            metrics.success(crate::time::unix_seconds(SystemTime::now()));
+        }
+        tracing::info!(
+            run = record.id,
+            triggers = %triggers.join(","),
+            result = record.result.as_str(),
+            duration_ms = record.duration_ms,
+            actions = record.actions.len(),
+            error = record.error.as_deref().unwrap_or(""),
+            "run finished"
+        );
+        let mut status = self.shared.status.lock().expect("status lock");
+        if matches!(
+            record.result,
+            RunResult::Ok | RunResult::InSync | RunResult::Drift
+        ) {
+            status.last_success = Some(crate::time::rfc3339(SystemTime::now()));
+        }
+        status.backing_off = self
+            .backoff
+            .iter()
+            .map(|(p, b)| (p.clone(), b.failures))
+            .collect();
+        status.record(record);
+    }
+
+    /// Re-reads the manifest; keeps the last valid one in force when it is invalid. Returns
+    /// whether the manifest on disk is valid.
+    fn reload(&mut self) -> bool {
+        let env = Arc::clone(&self.env);
+        let loaded = crate::load::load(&self.options.files, &|name| env(name));
+        let mut status = self.shared.status.lock().expect("status lock");
+        match loaded {
+            Ok((state, warnings)) => {
+                for warning in &warnings {
+                    tracing::warn!(warning = %warning, "manifest warning");
+                }
+                if self.in_force.as_ref().map(|s| &s.digest) != Some(&state.digest) {
+                    tracing::info!(digest = %state.digest, projects = state.projects.len(), "manifest loaded");
+                }
+                status.manifest_valid = true;
+                status.manifest_error = None;
+                status.manifest_digest = Some(state.digest.clone());
+                self.in_force = Some(state);
+                self.shared.metrics.manifest_valid(true);
+                true
+            }
+            Err(diagnostics) => {
+                let summary = summarize(&diagnostics);
+                tracing::error!(error = %summary, in_force = status.manifest_digest.as_deref().unwrap_or("none"), "the manifest is invalid; the last valid one stays in force");
+                status.manifest_valid = false;
+                status.manifest_error = Some(summary);
+                self.shared.metrics.manifest_valid(false);
+                false
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, record: &mut RunRecord, stop: &CancellationToken) {
+        let desired = self.in_force.clone().expect("checked by the caller");
+        record.manifest_digest = Some(desired.digest.clone());
+        let projects: BTreeSet<ProjectId> = desired.projects.keys().cloned().collect();
+        let organization = desired.organization.as_ref().filter(|_| desired.prune);
+        let live = live::fetch(&self.client, &projects, organization, None, &|_, _| {}).await;
+        let reached = live
+            .projects
+            .values()
+            .any(|p| matches!(p, ProjectLive::Known { .. }))
+            || live.projects.is_empty();
+        self.shared.status.lock().expect("status lock").api_reached = reached;
+        let mut plan = plan::plan(&desired, &live, &PlanOptions::default());
+        record.summary = Some(plan.summary.clone());
+        let drift: BTreeMap<ProjectId, ActionKind> = plan
+            .actions
+            .iter()
+            .filter(|a| a.action.writes() || a.action == ActionKind::Blocked)
+            .map(|a| (a.project.clone(), a.action))
+            .collect();
+        self.shared.metrics.drifted(drift.len());
+        self.shared.status.lock().expect("status lock").drift = drift.clone();
+        let failed_to_plan = plan.has_errors();
+        if !plan.errors.is_empty() {
+            record.error = Some(plan.errors.join("; "));
+        }
+
+        if self.options.plan_only {
+            record.actions = recorded(&plan, None);
+            record.result = if failed_to_plan {
+                RunResult::Failed
+            } else if drift.is_empty() {
+                RunResult::InSync
+            } else {
+                RunResult::Drift
+            };
+            for action in plan.actions.iter().filter(|a| a.action != ActionKind::Noop) {
+                self.shared
+                    .metrics
+                    .action(action.action.as_str(), "planned");
+            }
+            return;
+        }
+        if let Err(violation) = plan::check_guards(&plan, self.options.max_deletes) {
+            // Reported, not retried in a loop: the next trigger plans afresh.
+            record.result = RunResult::Blocked;
+            record.error = Some(format!("{violation}; nothing was written"));
+            self.shared
+                .metrics
+                .blocked_deletes(plan.deletions().count());
+            record.actions = recorded(&plan, Some("blocked by --max-deletes"));
+            return;
+        }
+        let now = Instant::now();
+        let backing_off: BTreeSet<ProjectId> = self
+            .backoff
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        plan.actions.retain(|a| {
+            let skip = a.action.writes() && backing_off.contains(&a.project);
+            if skip {
+                record.backing_off.push(a.project.clone());
+            }
+            !skip
+        });
+        let env = Arc::clone(&self.env);
+        let options = ApplyOptions {
+            wait: self.options.wait,
+            concurrency: self.options.concurrency,
+        };
+        let on_done = |report: &apply::ActionReport| {
+            if report.action != ActionKind::Noop {
+                tracing::info!(
+                    project = %report.project,
+                    action = report.action.as_str(),
+                    outcome = report.outcome.as_str(),
+                    message = report.message.as_deref().unwrap_or(""),
+                    "action"
+                );
+            }
+        };
+        let report = apply::apply(
+            &self.client,
+            &plan,
+            &|name| env(name),
+            &options,
+            stop,
+            &on_done,
+        )
+        .await;
+        for action in report
+            .actions
+            .iter()
+            .filter(|a| a.action != ActionKind::Noop)
+        {
+            self.shared
+                .metrics
+                .action(action.action.as_str(), action.outcome.as_str());
+            record.actions.push(RecordedAction {
+                project: action.project.clone(),
+                action: action.action,
+                outcome: action.outcome.as_str().to_owned(),
+                message: action.message.clone(),
+            });
+            self.note_outcome(&action.project, action.outcome);
+        }
+        let blocked = report.count(Outcome::Blocked);
+        self.shared.metrics.blocked_deletes(blocked);
+        record.result = if report.failed() || failed_to_plan {
+            RunResult::Failed
+        } else if blocked > 0 {
+            RunResult::Blocked
+        } else {
+            RunResult::Ok
+        };
+        if record.error.is_none()
+            && let Some(failed) = report.actions.iter().find(|a| a.outcome == Outcome::Failed)
+        {
+            record.error = Some(format!(
+                "{}: {}",
+                failed.project,
+                failed.message.as_deref().unwrap_or("failed")
+            ));
+        }
+        if report.failed() || blocked > 0 {
+            return;
+        }
+        // A clean run: the drift is gone.
+        self.shared.metrics.drifted(0);
+        self.shared
+            .status
+            .lock()
+            .expect("status lock")
+            .drift
+            .clear();
+    }
+
+    /// Per-project backoff: failures double the delay before the next attempt, success clears it.
+    fn note_outcome(&mut self, project: &ProjectId, outcome: Outcome) {
+        match outcome {
+            Outcome::Failed | Outcome::Skipped => {
+                let failures = self.backoff.get(project).map_or(0, |b| b.failures) + 1;
+                let delay = self
+                    .options
+                    .backoff
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(self.options.max_backoff);
+                tracing::warn!(%project, failures, retry_in_s = delay.as_secs_f64(), "backing off");
+                self.backoff.insert(
+                    project.clone(),
+                    Backoff {
+                        failures,
+                        until: Instant::now() + delay,
+                    },
+                );
+            }
+            _ => {
+                self.backoff.remove(project);
+            }
+        }
+    }
+}
+
+fn recorded(plan: &Plan, outcome: Option<&str>) -> Vec<RecordedAction> {
+    plan.actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Noop)
+        .map(|a| RecordedAction {
+            project: a.project.clone(),
+            action: a.action,
+            outcome: outcome.unwrap_or("planned").to_owned(),
+            message: a.reason.clone(),
+        })
+        .collect()
+}
+
+fn summarize(diagnostics: &[Diagnostic]) -> String {
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    match errors.as_slice() {
+        [] => "the manifest is invalid".to_owned(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
+/// SIGHUP starts a run.
+async fn hangups(shared: Arc<Shared>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                received = hangup.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: resyncing");
+                    shared.triggers.fire(Trigger::Signal);
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (shared, stop);
+    }
+}

@@ -1,0 +1,158 @@
+//! What the daemon knows about itself (`GET /status`, `GET /readyz`).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::ids::ProjectId;
+use crate::plan::{ActionKind, Summary};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    /// Applied: everything ended well (or there was nothing to do).
+    Ok,
+    /// `--plan-only`: the live state matches.
+    InSync,
+    /// `--plan-only`: drift found, nothing written.
+    Drift,
+    /// Something failed (an action, a project's live state, the organization listing).
+    Failed,
+    /// A guard stopped the apply (or protect blocked an action); nothing else failed.
+    Blocked,
+    /// The manifest on disk is invalid and there was nothing valid to act on.
+    InvalidManifest,
+}
+
+impl RunResult {
+    /// The result's name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Ok => "ok",
+            RunResult::InSync => "in_sync",
+            RunResult::Drift => "drift",
+            RunResult::Failed => "failed",
+            RunResult::Blocked => "blocked",
+            RunResult::InvalidManifest => "invalid_manifest",
+        }
+    }
+}
+
+/// One action of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedAction {
+    /// The project.
+    pub project: ProjectId,
+    /// What was planned.
+    pub action: ActionKind,
+    /// What became of it (`planned` in `--plan-only`).
+    pub outcome: String,
+    /// Why, or what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// Run number since the daemon started.
+    pub id: u64,
+    /// What started it.
+    pub triggers: Vec<&'static str>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// How it ended.
+    pub result: RunResult,
+    /// The manifest it acted on.
+    pub manifest_digest: Option<String>,
+    /// The plan's counts.
+    pub summary: Option<Summary>,
+    /// The actions other than noops.
+    pub actions: Vec<RecordedAction>,
+    /// Projects left alone this run because they are backing off after failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backing_off: Vec<ProjectId>,
+    /// What went wrong, when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The daemon's state, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Whether the manifest on disk is valid now.
+    pub manifest_valid: bool,
+    /// The digest of the manifest in force (the last valid one).
+    pub manifest_digest: Option<String>,
+    /// Why the manifest on disk is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_error: Option<String>,
+    /// Whether the last run reached the API.
+    pub api_reached: bool,
+    /// `--plan-only`.
+    pub plan_only: bool,
+    /// The last runs, newest last.
+    pub runs: VecDeque<RunRecord>,
+    /// Projects whose live state differed from the manifest at the last plan, with what was
+    /// planned for them.
+    pub drift: BTreeMap<ProjectId, ActionKind>,
+    /// Projects backing off after failures: failures in a row.
+    pub backing_off: BTreeMap<ProjectId, u32>,
+    /// The last error, of any run.
+    pub last_error: Option<String>,
+    /// When the last successful run ended (RFC 3339).
+    pub last_success: Option<String>,
+    /// Runs kept.
+    #[serde(skip)]
+    pub history: usize,
+}
+
+impl Status {
+    /// A fresh status keeping `history` runs.
+    pub fn new(plan_only: bool, history: usize) -> Self {
+        Self {
+            manifest_valid: false,
+            manifest_digest: None,
+            manifest_error: None,
+            api_reached: false,
+            plan_only,
+            runs: VecDeque::new(),
+            drift: BTreeMap::new(),
+            backing_off: BTreeMap::new(),
+            last_error: None,
+            last_success: None,
+            history: history.max(1),
+        }
+    }
+
+    /// Adds a run, dropping the oldest beyond `history`.
+    pub fn record(&mut self, run: RunRecord) {
+        if let Some(error) = &run.error {
+            self.last_error = Some(error.clone());
+        }
+        self.runs.push_back(run);
+        while self.runs.len() > self.history {
+            self.runs.pop_front();
+        }
+    }
+
+    /// `Ok` when ready (a valid manifest is loaded and the last run reached the API), else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.manifest_digest.is_none() {
+            return Err("no valid manifest has been loaded yet".to_owned());
+        }
+        if !self.manifest_valid {
+            return Err(format!(
+                "the manifest on disk is invalid (the last valid one stays in force): {}",
+                self.manifest_error.as_deref().unwrap_or("see the logs")
+            ));
+        }
+        if !self.api_reached {
+            return Err("the last run did not reach the API".to_owned());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! `bbsync watch` end to end: the daemon process against a sandbox, read through its endpoints.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bbsync::sandbox::{Faults, SandboxConfig};
+use serde_json::{Value, json};
+
+use crate::sync::{Api, MANIFEST, SECRET, SERVER_TOKEN, dir_with, world};
+
+/// A running `bbsync watch`.
+struct Daemon {
+    child: Child,
+    address: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(api: &Api, dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "watch",
+            "--listen",
+            "127.0.0.1:0",
+            "--debounce",
+            "300ms",
+            "--log-format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(crate::common::binary())
+            .args(&args)
+            .current_dir(dir)
+            .env_clear()
+            .env("BBSYNC_API_URL", api.sandbox.url())
+            .env("BBSYNC_AUTH_URL", api.sandbox.url())
+            .env("PLATFORMSH_CLI_TOKEN", api.sandbox.token())
+            .env("BITBUCKET_KEY", "consumer-key")
+            .env("BITBUCKET_SECRET", SECRET)
+            .env("BBS_TOKEN", SERVER_TOKEN)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let stderr = Arc::clone(&stderr);
+            let pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(address) = line.strip_prefix("bbsync watch: listening on http://") {
+                        let _ = tx.send(address.to_owned());
+                    }
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let address = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the daemon listens");
+        Self {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.address
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.get("/status").1).unwrap()
+    }
+
+    fn runs(&self) -> Vec<Value> {
+        self.status()["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `ready(status)` holds.
+    fn wait_for(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            if ready(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {status:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let logs = self.logs();
+                assert!(
+                    !logs.contains(SECRET) && !logs.contains(SERVER_TOKEN),
+                    "a secret leaked:\n{logs}"
+                );
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn run_count(status: &Value) -> usize {
+    status["runs"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn endpoints_answer_with_the_documented_content() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    let status = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(status["runs"][0]["result"], "ok", "{status:#}");
+    assert_eq!(status["runs"][0]["triggers"], json!(["startup"]));
+    assert!(
+        status["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(status["drift"], json!({}), "applied, so no drift is left");
+    assert_eq!(daemon.get("/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(daemon.get("/readyz"), (200, "ready\n".to_owned()));
+    let (code, metrics) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+    for expected in [
+        "bbsync_runs_total{trigger=\"startup\",result=\"ok\"} 1",
+        "bbsync_manifest_valid 1",
+        "bbsync_api_requests_total{code=\"200\"}",
+        "bbsync_actions_total{action=\"create\",outcome=\"created\"} 1",
+        "bbsync_run_duration_seconds_count 1",
+        "bbsync_last_success_timestamp_seconds",
+        "bbsync_drifted_projects 0",
+        "bbsync_blocked_deletes_total 0",
+        "# EOF",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}:\n{metrics}");
+    }
+    assert_eq!(api.managed("missing").len(), 1, "it applied");
+    let logs = daemon.logs();
+    assert!(logs.contains("\"message\":\"run finished\""), "{logs}");
+    assert!(logs.contains("\"message\":\"action\""), "{logs}");
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn a_burst_of_50_writes_makes_exactly_one_run() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    let path = dir.path().join("integrations.yaml");
+    for i in 0..50 {
+        // Half in place, half as editors do: write a temporary file, rename it over.
+        let text = format!("# edit {i}\n{MANIFEST}");
+        if i % 2 == 0 {
+            std::fs::write(&path, text).unwrap();
+        } else {
+            let temp = dir.path().join(".integrations.yaml.swp");
+            std::fs::write(&temp, text).unwrap();
+            std::fs::rename(&temp, &path).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = daemon.wait_for("the file run", |s| run_count(s) >= 2);
+    std::thread::sleep(Duration::from_secs(2));
+    let runs = daemon.runs();
+    assert_eq!(runs.len(), 2, "exactly one run after the burst: {runs:#?}");
+    assert_eq!(runs[1]["triggers"], json!(["file"]), "{status:#}");
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(
+        metrics.contains("bbsync_runs_total{trigger=\"file\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn drift_made_by_hand_is_reverted_at_the_next_interval() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    assert!(
+        api.sandbox
+            .world()
+            .tamper("insync", "build_pull_requests", json!(false))
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.managed("insync")[0].1["build_pull_requests"] != json!(true) {
+        assert!(
+            Instant::now() < deadline,
+            "not reverted:\n{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runs = daemon.runs();
+    let reverting = runs.iter().find(|r| {
+        r["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["project"] == "insync"))
+    });
+    assert_eq!(reverting.unwrap()["triggers"], json!(["interval"]));
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn an_invalid_manifest_keeps_the_last_valid_one_and_flips_readiness() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    let first = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    let digest = first["manifest_digest"].clone();
+    let writes = api.writes();
+    // Half-written: cut in the middle of a project.
+    std::fs::write(
+        dir.path().join("integrations.yaml"),
+        &MANIFEST[..MANIFEST.len() / 2],
+    )
+    .unwrap();
+    let status = daemon.wait_for("the invalid manifest", |s| {
+        s["manifest_valid"] == json!(false)
+    });
+    assert_eq!(
+        status["manifest_digest"], digest,
+        "the last valid manifest stays in force"
+    );
+    daemon.wait_for("the run to be recorded", |s| run_count(s) >= 2);
+    let runs = daemon.runs();
+    assert_eq!(runs[1]["result"], "invalid_manifest", "{runs:#?}");
+    let (code, body) = daemon.get("/readyz");
+    assert_eq!(code, 503);
+    assert!(body.contains("the manifest on disk is invalid"), "{body}");
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(metrics.contains("bbsync_manifest_valid 0"), "{metrics}");
+    assert_eq!(api.writes(), writes, "nothing was written");
+    // A SIGHUP resync acts on the last valid manifest: drift is still corrected.
+    assert!(
+        api.sandbox
+            .world()
+            .tamper("insync", "build_pull_requests", json!(false))
+    );
+    Command::new("kill")
+        .args(["-HUP", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    daemon.wait_for("the resync", |s| run_count(s) >= 3);
+    assert_eq!(
+        api.managed("insync")[0].1["build_pull_requests"],
+        json!(true)
+    );
+    // Fixed: ready again.
+    std::fs::write(dir.path().join("integrations.yaml"), MANIFEST).unwrap();
+    daemon.wait_for("the fixed manifest", |s| s["manifest_valid"] == json!(true));
+    assert_eq!(daemon.get("/readyz").0, 200);
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn sigterm_during_an_apply_finishes_the_action_and_exits_0() {
+    let mut config = SandboxConfig {
+        seed: serde_json::from_value(world()).unwrap(),
+        ..SandboxConfig::default()
+    };
+    config.faults.latency = Duration::from_millis(1500);
+    let api = Api::start_with(config);
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(
+        &api,
+        dir.path(),
+        &["--interval", "1h", "--concurrency", "1"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !api
+        .sandbox
+        .world()
+        .requests
+        .iter()
+        .any(|r| r.starts_with("POST") || r.starts_with("PATCH") || r.starts_with("DELETE"))
+    {
+        assert!(Instant::now() < deadline, "no write started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    assert_eq!(daemon.terminate(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded shutdown"
+    );
+    let world = api.sandbox.world();
+    let sent = world
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("POST") || r.starts_with("PATCH") || r.starts_with("DELETE"))
+        .count();
+    assert_eq!(
+        world.writes.len(),
+        sent,
+        "every write sent was carried out, none was cut off"
+    );
+    assert!(
+        sent < 5,
+        "no new action started after SIGTERM ({sent} writes)"
+    );
+}
+
+#[test]
+fn plan_only_never_writes() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s", "--plan-only"]);
+    let status = daemon.wait_for("two runs", |s| run_count(s) >= 2);
+    assert_eq!(api.writes(), 0);
+    assert_eq!(status["runs"][0]["result"], "drift", "{status:#}");
+    assert_eq!(status["drift"]["missing"], "create");
+    assert_eq!(status["drift"]["todelete"], "delete");
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(metrics.contains("bbsync_drifted_projects 4"), "{metrics}");
+    assert!(
+        metrics.contains("bbsync_actions_total{action=\"create\",outcome=\"planned\"}"),
+        "{metrics}"
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn max_deletes_blocks_a_run_without_retrying_in_a_loop() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(
+        &api,
+        dir.path(),
+        &["--interval", "1h", "--max-deletes", "0"],
+    );
+    let status = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(status["runs"][0]["result"], "blocked", "{status:#}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(run_count(&daemon.status()), 1, "no retry loop");
+    assert_eq!(api.writes(), 0);
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(
+        metrics.contains("bbsync_blocked_deletes_total 2"),
+        "{metrics}"
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
