@@ -943,15 +943,6 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_rfc3339() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00+00:00");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
-            "2026-11-18T11:06:40+00:00"
-        );
-    }
-
-    #[test]
     fn create_applies_defaults_and_hides_secrets() {
         let mut w = world();
         let body = json!({"type": "bitbucket", "repository": "a/b", "app_credentials": {"key": "k", "secret": "s"}});
