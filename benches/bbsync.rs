@@ -50,6 +50,141 @@ fn main() {
     if wanted("apply-500") {
         runtime.block_on(apply_500());
     }
+    if wanted("watch-soak") {
+        runtime.block_on(watch_soak());
+    }
+}
+
+/// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
+fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time used by this process so far (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    // Linux reports in clock ticks of 1/100 s on every common configuration.
+    Duration::from_millis(ticks * 10)
+}
+
+async fn watch_soak() {
+    use bbsync::watch::{Daemon, WatchOptions};
+    let projects = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("integrations.yaml");
+    std::fs::write(&path, manifest_text(projects)).unwrap();
+    let seed: Seed = serde_json::from_value(json!({"projects": (0..projects).map(|i| json!({"id": format!("p{i:07}")})).collect::<Vec<_>>()})).unwrap();
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let soak = |interval: Duration| {
+        let mut options = WatchOptions::new(vec![path.clone()]);
+        options.interval = interval;
+        options.debounce = Duration::from_millis(20);
+        let env: bbsync::watch::Env =
+            std::sync::Arc::new(|name: &str| Some(format!("value-of-{name}")));
+        Daemon::new(options, client(&sandbox, 16), env)
+    };
+    let runs_done = |shared: &bbsync::watch::Shared| {
+        shared
+            .status
+            .lock()
+            .unwrap()
+            .runs
+            .back()
+            .map_or(0, |r| r.id)
+    };
+
+    // Phase 1: 1,000 resyncs (every 5 ms) while 10,000 file events arrive.
+    let daemon = soak(Duration::from_millis(5));
+    let shared = daemon.shared();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(daemon.run(stop.clone()));
+    while runs_done(&shared) < 50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rss_start = proc_status_kib("VmRSS:");
+    let started = Instant::now();
+    let text = manifest_text(projects);
+    for i in 0..10_000 {
+        std::fs::write(&path, format!("# edit {i}\n{text}")).unwrap();
+        if i % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    while runs_done(&shared) < 550 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rss_middle = proc_status_kib("VmRSS:");
+    while runs_done(&shared) < 1_050 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rss_end = proc_status_kib("VmRSS:");
+    let took = started.elapsed();
+    let metrics = shared.metrics.render();
+    let events = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("bbsync_file_events_total "))
+        .unwrap_or("?")
+        .to_owned();
+    stop.cancel();
+    let _ = task.await;
+    println!(
+        "watch-soak     1,000 resync runs + 10,000 file writes ({events} event batches after notify's debouncing) in {:.1} s: RSS {:.1} MiB at start, {:.1} MiB after 500 runs, {:.1} MiB at end ({:+.1} MiB)",
+        took.as_secs_f64(),
+        rss_start as f64 / 1024.0,
+        rss_middle as f64 / 1024.0,
+        rss_end as f64 / 1024.0,
+        (rss_end as f64 - rss_start as f64) / 1024.0
+    );
+
+    // Phase 2: idle between runs (interval 1 h): CPU used while nothing happens.
+    let daemon = soak(Duration::from_secs(3600));
+    let shared = daemon.shared();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(daemon.run(stop.clone()));
+    while runs_done(&shared) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cpu_before = cpu_time();
+    let idle = Duration::from_secs(5);
+    tokio::time::sleep(idle).await;
+    let cpu = cpu_time() - cpu_before;
+    stop.cancel();
+    let _ = task.await;
+    println!(
+        "watch-soak     idle between runs: {} ms of CPU in {} s ({:.2}% of one core)",
+        cpu.as_millis(),
+        idle.as_secs(),
+        cpu.as_secs_f64() / idle.as_secs_f64() * 100.0
+    );
+    sandbox.stop().await;
 }
 
 fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {

@@ -137,23 +137,14 @@ pub async fn apply(
     cancel: &CancellationToken,
     on_done: &(dyn Fn(&ActionReport) + Sync),
 ) -> Report {
-    let runs = plan
+    // The futures are made by an `async fn`, not an `async` closure, so the whole apply stays
+    // `Send` (the daemon spawns it).
+    let runs: Vec<_> = plan
         .actions
         .iter()
         .enumerate()
-        .map(|(index, action)| async move {
-            let report = if cancel.is_cancelled() && action.action.writes() {
-                report(
-                    action,
-                    Outcome::Skipped,
-                    Some("interrupted before it started".to_owned()),
-                )
-            } else {
-                run(client, action, env, options).await
-            };
-            on_done(&report);
-            (index, report)
-        });
+        .map(|(index, action)| run_one(client, index, action, env, options, cancel, on_done))
+        .collect();
     let mut reports: Vec<(usize, ActionReport)> = futures_util::stream::iter(runs)
         .buffer_unordered(options.concurrency.max(1))
         .collect()
@@ -164,6 +155,28 @@ pub async fn apply(
         actions: reports.into_iter().map(|(_, r)| r).collect(),
         errors: plan.errors.clone(),
     }
+}
+
+async fn run_one(
+    client: &Client,
+    index: usize,
+    action: &Action,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    options: &ApplyOptions,
+    cancel: &CancellationToken,
+    on_done: &(dyn Fn(&ActionReport) + Sync),
+) -> (usize, ActionReport) {
+    let report = if cancel.is_cancelled() && action.action.writes() {
+        report(
+            action,
+            Outcome::Skipped,
+            Some("interrupted before it started".to_owned()),
+        )
+    } else {
+        run(client, action, env, options).await
+    };
+    on_done(&report);
+    (index, report)
 }
 
 fn report(action: &Action, outcome: Outcome, message: Option<String>) -> ActionReport {

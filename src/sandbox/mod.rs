@@ -197,7 +197,7 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
     let (latency, fault, retry_after, authorized) = {
         let mut w = lock(&world);
         let path = request.uri().path().trim_start_matches("/api").to_owned();
-        w.requests.push(format!("{} {path}", request.method()));
+        w.record_request(format!("{} {path}", request.method()));
         let faults = w.faults.clone();
         let draw = w.draw();
         let fault = if draw < faults.error_rate {

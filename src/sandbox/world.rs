@@ -197,7 +197,7 @@ pub struct World {
     activities: HashMap<String, ActivityRecord>,
     /// Writes received, in order.
     pub writes: Vec<Write>,
-    /// Requests received: `METHOD path`.
+    /// Requests received, the last ones: `METHOD path`.
     pub requests: Vec<String>,
     /// Faults to inject.
     pub faults: Faults,
@@ -212,6 +212,9 @@ pub struct World {
 }
 
 const MANAGED: [&str; 2] = ["bitbucket", "bitbucket_server"];
+
+/// Requests remembered at most.
+pub const REQUEST_LOG: usize = 10_000;
 
 impl World {
     /// A world from a seed.
@@ -272,6 +275,15 @@ impl World {
             }
         }
         Ok(world)
+    }
+
+    /// Records a request, keeping the last [`REQUEST_LOG`] (a long-running sandbox must not
+    /// grow without bound).
+    pub fn record_request(&mut self, request: String) {
+        if self.requests.len() >= REQUEST_LOG {
+            self.requests.drain(..REQUEST_LOG / 2);
+        }
+        self.requests.push(request);
     }
 
     /// A random draw for the fault injector.
