@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use notify::RecommendedWatcher;
 use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -113,55 +114,92 @@ pub async fn debounce(
 /// What to watch for one `-f` argument.
 #[derive(Debug, Clone)]
 struct Target {
-    /// The watched directory.
+    /// The directory to watch, as given (made absolute).
     dir: PathBuf,
-    /// A single file in it, or every `*.yaml`/`*.yml` below it.
+    /// A single file in it (every `*.yaml`/`*.yml` below `dir` otherwise).
     file: Option<PathBuf>,
+    /// The same paths with symlinks resolved, as some platforms report events.
+    canonical: Option<(PathBuf, Option<PathBuf>)>,
 }
 
 impl Target {
+    fn new(path: &Path) -> Self {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let (dir, file) = if absolute.is_dir() {
+            (absolute, None)
+        } else {
+            let dir = absolute
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+            (dir, Some(absolute))
+        };
+        let canonical = dir.canonicalize().ok().map(|c| {
+            let file = file
+                .as_ref()
+                .and_then(|f| f.file_name())
+                .map(|name| c.join(name));
+            (c, file)
+        });
+        Self {
+            dir,
+            file,
+            canonical,
+        }
+    }
+
     fn matches(&self, path: &Path) -> bool {
-        match &self.file {
+        let one = |dir: &Path, file: Option<&PathBuf>| match file {
             Some(file) => path == file,
             None => {
-                path.starts_with(&self.dir)
+                path.starts_with(dir)
                     && matches!(
                         path.extension().and_then(|e| e.to_str()),
                         Some("yaml" | "yml")
                     )
             }
-        }
+        };
+        one(&self.dir, self.file.as_ref())
+            || self
+                .canonical
+                .as_ref()
+                .is_some_and(|(dir, file)| one(dir, file.as_ref()))
     }
+}
+
+/// The symlinks on the way to `path` (git-sync publishes a checkout by swapping a symlink).
+fn symlinks_above(path: &Path) -> Vec<PathBuf> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute
+        .ancestors()
+        .filter(|a| {
+            a.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        })
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// The watchers; dropping this stops watching.
+pub struct FileWatch {
+    _files: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _links: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
 }
 
 /// Watches the manifest files and directories. Editors save by writing a temporary file and
 /// renaming it over the manifest, so a file's directory is watched and events are filtered by
-/// path. Each batch of relevant events is sent as its size. Dropping the result stops watching.
+/// path. git-sync publishes a checkout by swapping a symlink and deleting the old worktree; a
+/// debouncer watching that worktree takes it as removed and drops the swap, so the parents of
+/// the symlinks on the way are watched by a second debouncer, where a swap counts as a change.
+/// Each batch of relevant events is sent as its size.
 pub fn watch_files(
     paths: &[PathBuf],
     events: mpsc::UnboundedSender<usize>,
-) -> notify::Result<impl Drop + use<>> {
-    let mut targets = Vec::new();
-    for path in paths {
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        if absolute.is_dir() {
-            let dir = absolute.canonicalize().unwrap_or(absolute);
-            targets.push(Target { dir, file: None });
-        } else {
-            let parent = absolute
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            let dir = parent.canonicalize().unwrap_or(parent);
-            let name = absolute.file_name().map(PathBuf::from).unwrap_or_default();
-            targets.push(Target {
-                file: Some(dir.join(name)),
-                dir,
-            });
-        }
-    }
+) -> notify::Result<FileWatch> {
+    let targets: Vec<Target> = paths.iter().map(|p| Target::new(p)).collect();
+    let links: Vec<PathBuf> = paths.iter().flat_map(|p| symlinks_above(p)).collect();
+    let sender = events.clone();
     let filter = targets.clone();
-    let mut debouncer = new_debouncer(
+    let mut files = new_debouncer(
         Duration::from_millis(100),
         None,
         move |result: DebounceEventResult| {
@@ -177,7 +215,7 @@ pub fn watch_files(
                 })
                 .count();
             if relevant > 0 {
-                let _ = events.send(relevant);
+                let _ = sender.send(relevant);
             }
         },
     )?;
@@ -187,9 +225,38 @@ pub fn watch_files(
         } else {
             RecursiveMode::Recursive
         };
-        debouncer.watch(&target.dir, mode)?;
+        files.watch(&target.dir, mode)?;
     }
-    Ok(debouncer)
+    let links = if links.is_empty() {
+        None
+    } else {
+        let filter = links.clone();
+        let mut watcher = new_debouncer(
+            Duration::from_millis(100),
+            None,
+            move |result: DebounceEventResult| {
+                let Ok(batch) = result else { return };
+                let relevant = batch
+                    .iter()
+                    .filter(|event| !event.kind.is_access())
+                    .filter(|event| event.paths.iter().any(|p| filter.contains(p)))
+                    .count();
+                if relevant > 0 {
+                    let _ = events.send(relevant);
+                }
+            },
+        )?;
+        for link in &links {
+            if let Some(parent) = link.parent() {
+                watcher.watch(parent, RecursiveMode::NonRecursive)?;
+            }
+        }
+        Some(watcher)
+    };
+    Ok(FileWatch {
+        _files: files,
+        _links: links,
+    })
 }
 
 #[cfg(test)]

@@ -391,3 +391,37 @@ fn max_deletes_blocks_a_run_without_retrying_in_a_loop() {
     );
     assert_eq!(daemon.terminate(), 0);
 }
+
+#[test]
+fn a_git_sync_symlink_swap_triggers_a_run() {
+    let api = Api::start(world(), Faults::default());
+    let root = tempfile::tempdir().unwrap();
+    let v1 = root.path().join("rev1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(v1.join("integrations.yaml"), MANIFEST).unwrap();
+    std::os::unix::fs::symlink(&v1, root.path().join("current")).unwrap();
+    let daemon = Daemon::start(
+        &api,
+        root.path(),
+        &["--interval", "1h", "-f", "current/integrations.yaml"],
+    );
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    // What git-sync does: a new worktree, then an atomic swap of the `current` symlink.
+    let v2 = root.path().join("rev2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(
+        v2.join("integrations.yaml"),
+        MANIFEST.replace("todelete:\n    absent: true\n", ""),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&v2, root.path().join("current.tmp")).unwrap();
+    std::fs::rename(root.path().join("current.tmp"), root.path().join("current")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    let status = daemon.wait_for("the run after the swap", |s| run_count(s) >= 2);
+    assert_eq!(status["runs"][1]["triggers"], json!(["file"]), "{status:#}");
+    assert_ne!(
+        status["runs"][1]["manifest_digest"],
+        status["runs"][0]["manifest_digest"]
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
