@@ -8,11 +8,13 @@
 pub mod apply;
 pub mod cli;
 pub mod diagnostic;
+pub mod export;
 pub mod ids;
 pub mod live;
 pub mod load;
 pub mod manifest;
 pub mod model;
+pub mod online;
 pub mod plan;
 pub mod render;
 pub mod sandbox;

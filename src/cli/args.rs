@@ -8,7 +8,17 @@ use crate::ids::ProjectId;
 
 /// Declarative Platform.sh (Upsun) Bitbucket integrations: plan, apply, watch.
 #[derive(Debug, Parser)]
-#[command(name = "bbsync", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "bbsync",
+    version,
+    about,
+    long_about = "bbsync manages Platform.sh (Upsun) Bitbucket integrations declaratively. A manifest \
+(integrations.yaml) says which Bitbucket repository each project mirrors and with which options; \
+`bbsync plan` shows what would change against the live API, `bbsync apply` makes it so, and \
+`bbsync watch` keeps it so.",
+    propagate_version = true,
+    after_long_help = AFTER_HELP
+)]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]
@@ -17,6 +27,30 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const AFTER_HELP: &str = "\
+Getting started:
+  bbsync demo                           plan and apply an example against a built-in sandbox
+  bbsync export --organization ORG > integrations.yaml
+  bbsync validate && bbsync plan        offline checks, then what would change
+  bbsync apply                          shows the plan, asks, applies
+
+Environment:
+  PLATFORMSH_CLI_TOKEN, UPSUN_CLI_TOKEN  the API token (the first one set)
+  BBSYNC_API_URL, BBSYNC_AUTH_URL        the API and auth server (--api-url, --auth-url)
+  BBSYNC_LOG                             log filter, e.g. bbsync=debug
+  NO_COLOR, CLICOLOR_FORCE               colors off / on
+  Any variable the manifest names as ${NAME} (secrets are read only when an action sends them).
+
+Exit codes:
+  0   success; plan --detailed-exitcode: no changes
+  1   error talking to the API, or an action failed
+  2   plan --detailed-exitcode: changes pending
+  3   blocked by a safety guard: stale plan file, --max-deletes exceeded, protected integration
+  4   invalid manifest, or validate --online found an integration invalid
+  64  command-line usage error
+
+Manifest reference: integrations.yaml.example, `bbsync schema`, and the README.";
 
 /// Options every command takes, before or after the subcommand.
 #[derive(Debug, Args, Clone)]
@@ -99,11 +133,23 @@ pub enum ReportFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the manifest offline: syntax, schema, rules, environment variables.
+    /// Check the manifest: syntax, schema, rules, environment variables; with --online also
+    /// the token, the projects, their capabilities and the API's own validation.
     Validate {
         /// The manifest.
         #[command(flatten)]
         manifest: ManifestArgs,
+        /// Also ask the API: the token works, each project exists and allows the integration
+        /// type, and existing integrations pass the API's validation.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Print the live Bitbucket integrations as a manifest (to adopt existing integrations).
+    Export(ExportArgs),
+    /// Print a shell completion script: `bbsync completions bash > /etc/bash_completion.d/bbsync`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Show what would change against the live API.
     Plan(PlanArgs),
@@ -170,6 +216,24 @@ pub struct ApplyArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// `bbsync export`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["projects", "organization"]))]
+pub struct ExportArgs {
+    /// Export this project (repeatable).
+    #[arg(long = "project", value_name = "ID")]
+    pub projects: Vec<ProjectId>,
+    /// Export every project of this organization.
+    #[arg(long, value_name = "ORG")]
+    pub organization: Option<crate::ids::OrganizationId>,
+    /// Also write options equal to their defaults, and options bbsync does not manage.
+    #[arg(long)]
+    pub full: bool,
+    /// Write the manifest to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `bbsync watch`.

@@ -3,6 +3,7 @@
 mod args;
 mod demo;
 mod exit;
+mod export;
 mod sandbox;
 mod sync;
 mod watch;
@@ -47,7 +48,20 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
-        Command::Validate { manifest } => validate(&manifest),
+        Command::Validate { manifest, online } => {
+            let exit = validate(&manifest)?;
+            if online && exit == Exit::Ok {
+                runtime()?.block_on(export::validate_online(&cli.global, &manifest))
+            } else {
+                Ok(exit)
+            }
+        }
+        Command::Export(args) => runtime()?.block_on(export::run(&cli.global, &args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "bbsync", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
         Command::Schema => {
             anstream::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
             Ok(Exit::Ok)

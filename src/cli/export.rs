@@ -1,0 +1,141 @@
+//! `bbsync export` and `bbsync validate --online`: the commands that read the API to help adopt
+//! bbsync.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result};
+use futures_util::StreamExt as _;
+
+use super::args::{ExportArgs, ManifestArgs};
+use super::sync::client;
+use super::{Exit, Global, load};
+use crate::export::{self, ExportProject};
+use crate::ids::ProjectId;
+use crate::live::{self, ProjectLive};
+use crate::online::{self, Verdict};
+
+/// `bbsync export`.
+pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {
+    let client = client(global)?;
+    let mut titles = std::collections::BTreeMap::new();
+    let ids: BTreeSet<ProjectId> = match &args.organization {
+        Some(org) => {
+            let listed = client
+                .organization_projects(org)
+                .await
+                .with_context(|| format!("cannot list the projects of organization `{org}`"))?;
+            listed
+                .into_iter()
+                .map(|p| {
+                    let id = ProjectId::new(p.id);
+                    if let Some(title) = p.title {
+                        titles.insert(id.clone(), title);
+                    }
+                    id
+                })
+                .collect()
+        }
+        None => {
+            let ids: BTreeSet<ProjectId> = args.projects.iter().cloned().collect();
+            let lookups = ids.iter().map(|id| {
+                let client = client.clone();
+                async move { (id.clone(), client.project(id).await.ok()) }
+            });
+            let found: Vec<_> = futures_util::stream::iter(lookups)
+                .buffer_unordered(usize::from(global.concurrency))
+                .collect()
+                .await;
+            for (id, project) in found {
+                if let Some(title) = project
+                    .as_ref()
+                    .and_then(|p| p.get("title"))
+                    .and_then(|t| t.as_str())
+                {
+                    titles.insert(id, title.to_owned());
+                }
+            }
+            ids
+        }
+    };
+    let state = live::fetch(&client, &ids, None, None, &|_, _| {}).await;
+    let projects: Vec<ExportProject> = state
+        .projects
+        .into_iter()
+        .map(|(id, live)| ExportProject {
+            title: titles.get(&id).cloned(),
+            id,
+            live,
+        })
+        .collect();
+    let exported = export::export(&projects, args.organization.as_ref(), args.full);
+    match &args.out {
+        Some(path) => std::fs::write(path, &exported.text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?,
+        None => anstream::stdout().write_all(exported.text.as_bytes())?,
+    }
+    let managed = projects
+        .iter()
+        .filter(|p| matches!(&p.live, ProjectLive::Known { managed, .. } if managed.len() == 1))
+        .count();
+    if !global.quiet {
+        eprintln!(
+            "Exported {managed} Bitbucket integration(s) from {} project(s).",
+            projects.len()
+        );
+        if !exported.variables.is_empty() {
+            eprintln!("Set these variables before `bbsync apply` (the API never returns secrets):");
+            for (name, what) in &exported.variables {
+                eprintln!("  {name}: {what}");
+            }
+        }
+    }
+    for problem in &exported.problems {
+        eprintln!("warning: not exported: {problem}");
+    }
+    Ok(if exported.problems.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// `bbsync validate --online`, after the offline checks passed.
+pub async fn validate_online(global: &Global, manifest: &ManifestArgs) -> Result<Exit> {
+    let (desired, _) = match load(&manifest.files) {
+        Ok(loaded) => loaded,
+        Err(exit) => return Ok(exit),
+    };
+    let client = client(global)?;
+    let checks = online::check(&client, &desired, usize::from(global.concurrency)).await;
+    let mut out = anstream::stdout();
+    let (mut invalid, mut unchecked) = (0, 0);
+    for check in &checks {
+        match &check.verdict {
+            Verdict::Valid { note } => writeln!(out, "  ok         {}  {note}", check.project)?,
+            Verdict::Invalid { problems } => {
+                invalid += 1;
+                for problem in problems {
+                    writeln!(out, "  invalid    {}  {problem}", check.project)?;
+                }
+            }
+            Verdict::Unchecked { error } => {
+                unchecked += 1;
+                writeln!(out, "  unchecked  {}  {error}", check.project)?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "online: {} project(s) checked, {} valid, {invalid} invalid, {unchecked} could not be checked",
+        checks.len(),
+        checks.len() - invalid - unchecked
+    )?;
+    Ok(if invalid > 0 {
+        Exit::Invalid
+    } else if unchecked > 0 {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
+}

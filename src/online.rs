@@ -1,0 +1,188 @@
+//! `bbsync validate --online`: what only the API can tell about a manifest.
+//!
+//! For each listed project: it exists (and the token can see it), it allows the integration
+//! type (`/projects/{id}/capabilities`), and the API's own validation (`#validate`) accepts its
+//! existing Bitbucket integration.
+
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ids::ProjectId;
+use crate::live::{ApiError, Client, LiveIntegration, Validation};
+use crate::model::{DesiredState, IntegrationType, Target};
+
+/// The verdict on one project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Everything checked is fine; the note says what was checked.
+    Valid {
+        /// What was checked.
+        note: String,
+    },
+    /// The API says the manifest cannot work for this project.
+    Invalid {
+        /// Why.
+        problems: Vec<String>,
+    },
+    /// The API could not be asked.
+    Unchecked {
+        /// Why.
+        error: String,
+    },
+}
+
+/// One project's check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectCheck {
+    /// The project.
+    pub project: ProjectId,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// Whether `capabilities` allow `kind` integrations: `integrations.enabled`, then
+/// `integrations.config.<type>.enabled` when the API lists the type.
+pub fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Result<(), String> {
+    let integrations = capabilities.get("integrations");
+    if integrations
+        .and_then(|i| i.get("enabled"))
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
+        return Err(
+            "integrations are disabled for this project (its plan does not include them)"
+                .to_owned(),
+        );
+    }
+    let enabled = integrations
+        .and_then(|i| i.get("config"))
+        .and_then(|c| c.get(kind.as_str()))
+        .and_then(|t| t.get("enabled"))
+        .and_then(Value::as_bool);
+    if enabled == Some(false) {
+        return Err(format!("the project does not allow `{kind}` integrations"));
+    }
+    Ok(())
+}
+
+/// Checks every project of `desired` against the API, `concurrency` at a time.
+pub async fn check(
+    client: &Client,
+    desired: &DesiredState,
+    concurrency: usize,
+) -> Vec<ProjectCheck> {
+    let checks: Vec<_> = desired
+        .projects
+        .values()
+        .map(|p| check_project(client, &p.id, &p.target))
+        .collect();
+    let mut results: Vec<ProjectCheck> = futures_util::stream::iter(checks)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.project.cmp(&b.project));
+    results
+}
+
+async fn check_project(client: &Client, project: &ProjectId, target: &Target) -> ProjectCheck {
+    let verdict = match verdict(client, project, target).await {
+        Ok(verdict) => verdict,
+        Err(error) if error.status() == Some(404) => Verdict::Invalid {
+            problems: vec!["the project does not exist, or the API token cannot see it".to_owned()],
+        },
+        Err(error) => Verdict::Unchecked {
+            error: error.to_string(),
+        },
+    };
+    ProjectCheck {
+        project: project.clone(),
+        verdict,
+    }
+}
+
+async fn verdict(
+    client: &Client,
+    project: &ProjectId,
+    target: &Target,
+) -> Result<Verdict, ApiError> {
+    client.project(project).await?;
+    let Target::Present(wanted) = target else {
+        return Ok(Verdict::Valid {
+            note: "the project exists (`absent: true`: nothing else to check)".to_owned(),
+        });
+    };
+    let capabilities = client.capabilities(project).await?;
+    if let Err(problem) = type_allowed(&capabilities, wanted.kind) {
+        return Ok(Verdict::Invalid {
+            problems: vec![problem],
+        });
+    }
+    let list = client.list_integrations(project).await?;
+    let current: Vec<LiveIntegration> = list.iter().filter_map(LiveIntegration::from_api).collect();
+    match current.as_slice() {
+        [] => Ok(Verdict::Valid {
+            note: format!(
+                "the project exists and allows `{}`; no integration yet to validate",
+                wanted.kind
+            ),
+        }),
+        [one] => match client
+            .validate_integration(one.links.validate.as_deref())
+            .await?
+        {
+            Validation::Valid => Ok(Verdict::Valid {
+                note: format!(
+                    "the API validated the existing `{}` integration {}",
+                    one.kind, one.id
+                ),
+            }),
+            Validation::Invalid(problems) => Ok(Verdict::Invalid {
+                problems: problems
+                    .into_iter()
+                    .map(|p| format!("the API rejects integration {}: {p}", one.id))
+                    .collect(),
+            }),
+            Validation::Unsupported => Ok(Verdict::Valid {
+                note: format!(
+                    "the project exists; integration {} offers no validation",
+                    one.id
+                ),
+            }),
+        },
+        several => Ok(Verdict::Invalid {
+            problems: vec![format!(
+                "the project has {} Bitbucket integrations; bbsync manages at most one",
+                several.len()
+            )],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn capabilities_decide_the_type() {
+        let all =
+            json!({"integrations": {"enabled": true, "config": {"bitbucket": {"enabled": true}}}});
+        assert!(type_allowed(&all, IntegrationType::Bitbucket).is_ok());
+        assert!(
+            type_allowed(&all, IntegrationType::BitbucketServer).is_ok(),
+            "unlisted types are not refused"
+        );
+        let off = json!({"integrations": {"enabled": true, "config": {"bitbucket_server": {"enabled": false}}}});
+        assert!(type_allowed(&off, IntegrationType::BitbucketServer).is_err());
+        let none = json!({"integrations": {"enabled": false}});
+        assert!(
+            type_allowed(&none, IntegrationType::Bitbucket)
+                .unwrap_err()
+                .contains("disabled")
+        );
+        assert!(type_allowed(&json!({}), IntegrationType::Bitbucket).is_ok());
+    }
+}

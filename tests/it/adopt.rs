@@ -1,0 +1,258 @@
+//! Adoption: `export`, `validate --online`, `demo`, completions.
+
+use bbsync::sandbox::Faults;
+use serde_json::{Value, json};
+
+use crate::common::{Run, root};
+use crate::sync::{Api, dir_with};
+
+fn organization() -> Value {
+    let org = "01HORG";
+    json!({"projects": [
+        {"id": "plain", "title": "Website", "organization": org, "integrations": [
+            {"type": "bitbucket", "repository": "acme/web", "app_credentials": {"key": "key-one", "secret": "x"},
+             "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false,
+             "pull_requests_clone_parent_data": true, "environment_init_resources": "default"},
+            {"type": "github", "repository": "acme/web-gh"}
+        ]},
+        {"id": "custom", "title": "Docs: \"v2\"", "organization": org, "integrations": [
+            {"type": "bitbucket", "repository": "acme/docs", "app_credentials": {"key": "key-two"},
+             "fetch_branches": false, "prune_branches": false, "build_pull_requests": false, "resync_pull_requests": true,
+             "environment_init_resources": "parent", "pull_requests_max_pages": 4}
+        ]},
+        {"id": "server", "title": "Intranet", "organization": org, "integrations": [
+            {"type": "bitbucket_server", "url": "https://bb.example.com", "username": "bot", "project": "WEB", "repository": "portal",
+             "fetch_branches": true, "prune_branches": false, "build_pull_requests": true, "pull_requests_clone_parent_data": false}
+        ]},
+        {"id": "sameconsumer", "organization": org, "integrations": [
+            {"type": "bitbucket", "repository": "acme/true", "app_credentials": {"key": "key-one"},
+             "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false}
+        ]},
+        {"id": "githubonly", "organization": org, "integrations": [{"type": "github", "repository": "acme/gh"}]},
+        {"id": "nothing", "organization": org}
+    ]})
+}
+
+fn export_round_trip(full: bool) {
+    let api = Api::start(organization(), Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "export",
+        "--organization",
+        "01HORG",
+        "-o",
+        "integrations.yaml",
+    ];
+    if full {
+        args.push("--full");
+    }
+    let out = api.run(dir.path(), &args).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("Exported 4 Bitbucket integration(s) from 6 project(s)"),
+        "{}",
+        out.stderr
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("integrations.yaml")).unwrap();
+    assert!(manifest.contains("  plain: # Website"), "{manifest}");
+    assert!(
+        manifest.contains("# also has a `github` integration"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("# githubonly: no Bitbucket integration"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("secret: \"${BITBUCKET_SECRET}\""),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("secret: \"${BITBUCKET_SECRET_2}\""),
+        "a second consumer, a second variable:\n{manifest}"
+    );
+    assert!(manifest.contains("token: \"${BBS_TOKEN}\""), "{manifest}");
+    assert!(
+        manifest.contains("repository: \"acme/true\"")
+            || manifest.contains("repository: acme/true"),
+        "{manifest}"
+    );
+    if !full {
+        assert!(
+            !manifest.contains("resync_pull_requests: false"),
+            "defaults are left out:\n{manifest}"
+        );
+        assert!(
+            manifest.contains("resync_pull_requests: true"),
+            "{manifest}"
+        );
+    }
+    let plan = api
+        .run(dir.path(), &["plan", "--detailed-exitcode"])
+        .env("BITBUCKET_SECRET_2", "s2")
+        .run();
+    assert_eq!(
+        plan.code, 0,
+        "the export plans zero changes:\n{manifest}\n{plan:#?}"
+    );
+    assert!(plan.stdout.contains("4 unchanged"), "{}", plan.stdout);
+}
+
+#[test]
+fn an_exported_organization_plans_zero_changes() {
+    export_round_trip(false);
+}
+
+#[test]
+fn a_full_export_plans_zero_changes_too() {
+    export_round_trip(true);
+}
+
+#[test]
+fn export_by_project_and_what_it_cannot_export() {
+    let mut seed = organization();
+    seed["projects"].as_array_mut().unwrap().push(json!({"id": "double", "integrations": [
+        {"type": "bitbucket", "repository": "a/b"}, {"type": "bitbucket_server", "url": "https://x", "username": "u", "project": "P", "repository": "r"}
+    ]}));
+    let api = Api::start(seed, Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let out = api
+        .run(
+            dir.path(),
+            &["export", "--project", "server", "--project", "double"],
+        )
+        .run();
+    assert_eq!(out.code, 1, "an incomplete export says so: {out:#?}");
+    assert!(
+        out.stdout.contains("  server: # Intranet"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("double: several Bitbucket integrations"),
+        "{}",
+        out.stderr
+    );
+    let usage = api.run(dir.path(), &["export"]).run();
+    assert_eq!(usage.code, 64, "a source is required");
+}
+
+const ONLINE: &str = r#"version: 1
+projects:
+  plain:
+    bitbucket:
+      repository: acme/web
+      app_credentials: {key: key-one, secret: "${BITBUCKET_SECRET}"}
+"#;
+
+fn online(seed: Value, manifest: &str) -> crate::common::Outcome {
+    let api = Api::start(seed, Faults::default());
+    let dir = dir_with(manifest);
+    api.run(dir.path(), &["validate", "--online"]).run()
+}
+
+#[test]
+fn validate_online_accepts_a_good_manifest() {
+    let out = online(organization(), ONLINE);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("ok         plain  the API validated the existing `bitbucket` integration"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_online_catches_a_nonexistent_project() {
+    let out = online(organization(), &ONLINE.replace("  plain:", "  ghost:"));
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("invalid    ghost  the project does not exist"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_online_catches_a_type_the_project_does_not_allow() {
+    let mut seed = organization();
+    seed["projects"][5]["integration_types"] = json!(["bitbucket", "github"]);
+    let manifest = "version: 1\nprojects:\n  nothing:\n    bitbucket_server:\n      url: https://bb.example.com\n      username: bot\n      token: ${BBS_TOKEN}\n      project: P\n      repository: r\n";
+    let out = online(seed, manifest);
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("does not allow `bitbucket_server` integrations"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn validate_online_reports_the_apis_validation() {
+    let mut seed = organization();
+    seed["projects"][0]["validation_errors"] =
+        json!({"app_credentials": "The OAuth consumer must be private."});
+    let out = online(seed, ONLINE);
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("app_credentials: The OAuth consumer must be private."),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_demo_plans_applies_and_plans_nothing() {
+    let started = std::time::Instant::now();
+    let out = Run::new(&root(), &["demo"]).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let plans: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Plan: "))
+        .collect();
+    assert_eq!(plans.len(), 2, "{}", out.stdout);
+    assert!(
+        plans[0].contains("1 to create, 1 to update, 1 to delete, 1 to replace"),
+        "{}",
+        plans[0]
+    );
+    assert!(
+        plans[1].starts_with("Plan: 0 to create, 0 to update, 0 to delete, 0 to replace"),
+        "{}",
+        plans[1]
+    );
+    assert!(
+        out.stdout
+            .contains("Apply: 1 created, 1 updated, 1 deleted, 1 replaced"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("No changes"));
+    assert!(
+        !out.stdout.contains("demo-consumer-secret") && !out.stdout.contains("demo-server-token")
+    );
+    assert!(started.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn completions_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Run::new(dir.path(), &["completions", shell]).run();
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.contains("bbsync"), "{shell}");
+    }
+    let help = Run::new(dir.path(), &["--help"]).run();
+    assert!(
+        help.stdout.contains("Exit codes:") && help.stdout.contains("PLATFORMSH_CLI_TOKEN"),
+        "{}",
+        help.stdout
+    );
+}
