@@ -239,3 +239,25 @@ fn the_committed_schema_is_what_the_code_generates() {
         "schema/bbsync.schema.json is stale: run `cargo run -- schema > schema/bbsync.schema.json`"
     );
 }
+
+#[test]
+fn ci_and_deploy_examples_are_valid_yaml() {
+    let mut seen = 0;
+    for dir in ["examples/ci", "examples/deploy"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yml" | "yaml")
+            ) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!documents.is_empty(), "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3);
+}
