@@ -74,6 +74,9 @@ pub struct Global {
     /// How many API requests may be in flight at once.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Time allowed for one API request, answer included.
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "30s")]
+    pub timeout: std::time::Duration,
     /// At most this many API requests per second (default: no cap).
     #[arg(long, global = true, value_name = "N")]
     pub max_rps: Option<f64>,

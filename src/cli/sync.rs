@@ -35,6 +35,7 @@ pub fn client(global: &Global) -> Result<Client> {
     let mut config = ClientConfig::new(&global.api_url, &global.auth_url, api_token()?);
     config.concurrency = usize::from(global.concurrency);
     config.max_rps = global.max_rps.filter(|r| *r > 0.0);
+    config.timeout = global.timeout;
     Ok(Client::new(config)?)
 }
 

@@ -4,6 +4,7 @@ mod adopt;
 mod common;
 mod live;
 mod openapi;
+mod reliability;
 mod render;
 mod sync;
 mod validate;
