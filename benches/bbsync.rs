@@ -407,6 +407,52 @@ async fn plan_1000() {
             took.as_secs_f64() / ideal.as_secs_f64()
         );
     }
+    plan_process_rss(&sandbox, n).await;
+}
+
+/// Peak RSS of a real `bbsync plan` process over `n` projects: the binary, run against the
+/// sandbox, its `VmHWM` polled from /proc until it exits.
+async fn plan_process_rss(sandbox: &Sandbox, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("integrations.yaml"), manifest_text(n)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbsync"))
+        .args(["plan", "--concurrency", "32", "--format", "json"])
+        .current_dir(dir.path())
+        .env("BBSYNC_API_URL", sandbox.url())
+        .env("BBSYNC_AUTH_URL", sandbox.url())
+        .env("PLATFORMSH_CLI_TOKEN", sandbox.token())
+        .env("BITBUCKET_KEY", "k")
+        .env("BITBUCKET_SECRET", "s")
+        .env("BBS_TOKEN", "t")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id().unwrap());
+    let mut peak_kib = 0u64;
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(hwm) = text.lines().find_map(|l| l.strip_prefix("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(
+                hwm.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0),
+            );
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "plan-1000      peak RSS of `bbsync plan` over {n} projects (release binary, concurrency 32): {:.1} MiB in {}",
+        peak_kib as f64 / 1024.0,
+        ms(started.elapsed())
+    );
 }
 
 /// Items in the sequential baselines.
