@@ -179,6 +179,23 @@ fn symlinks_above(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Sends the number of events in `result` that touch a path `relevant` accepts (reads aside).
+fn forward(
+    result: DebounceEventResult,
+    events: &mpsc::UnboundedSender<usize>,
+    relevant: impl Fn(&Path) -> bool,
+) {
+    let Ok(batch) = result else { return };
+    let count = batch
+        .iter()
+        .filter(|event| !event.kind.is_access())
+        .filter(|event| event.paths.iter().any(|p| relevant(p)))
+        .count();
+    if count > 0 {
+        let _ = events.send(count);
+    }
+}
+
 /// The watchers; dropping this stops watching.
 pub struct FileWatch {
     _files: Debouncer<RecommendedWatcher, RecommendedCache>,
@@ -199,26 +216,9 @@ pub fn watch_files(
     let links: Vec<PathBuf> = paths.iter().flat_map(|p| symlinks_above(p)).collect();
     let sender = events.clone();
     let filter = targets.clone();
-    let mut files = new_debouncer(
-        Duration::from_millis(100),
-        None,
-        move |result: DebounceEventResult| {
-            let Ok(batch) = result else { return };
-            let relevant = batch
-                .iter()
-                .filter(|event| !event.kind.is_access())
-                .filter(|event| {
-                    event
-                        .paths
-                        .iter()
-                        .any(|p| filter.iter().any(|t| t.matches(p)))
-                })
-                .count();
-            if relevant > 0 {
-                let _ = sender.send(relevant);
-            }
-        },
-    )?;
+    let mut files = new_debouncer(Duration::from_millis(100), None, move |result| {
+        forward(result, &sender, |p| filter.iter().any(|t| t.matches(p)));
+    })?;
     for target in &targets {
         let mode = if target.file.is_some() {
             RecursiveMode::NonRecursive
@@ -231,21 +231,9 @@ pub fn watch_files(
         None
     } else {
         let filter = links.clone();
-        let mut watcher = new_debouncer(
-            Duration::from_millis(100),
-            None,
-            move |result: DebounceEventResult| {
-                let Ok(batch) = result else { return };
-                let relevant = batch
-                    .iter()
-                    .filter(|event| !event.kind.is_access())
-                    .filter(|event| event.paths.iter().any(|p| filter.contains(p)))
-                    .count();
-                if relevant > 0 {
-                    let _ = events.send(relevant);
-                }
-            },
-        )?;
+        let mut watcher = new_debouncer(Duration::from_millis(100), None, move |result| {
+            forward(result, &events, |p| filter.iter().any(|l| l == p));
+        })?;
         for link in &links {
             if let Some(parent) = link.parent() {
                 watcher.watch(parent, RecursiveMode::NonRecursive)?;
