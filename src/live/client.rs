@@ -373,23 +373,28 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let result = match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let wait = retry_after(&response);
-                    let text = response.bytes().await;
-                    (
-                        Some(status),
-                        wait,
-                        text.map_err(|e| (transport_reason(&e), true)),
-                    )
+            let span =
+                tracing::debug_span!("api", method = %call.method, path = %call.path, attempt);
+            let exchange = async {
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let wait = retry_after(&response);
+                        let text = response.bytes().await;
+                        (
+                            Some(status),
+                            wait,
+                            text.map_err(|e| (transport_reason(&e), true)),
+                        )
+                    }
+                    Err(error) => (
+                        None,
+                        None,
+                        Err((transport_reason(&error), !error.is_connect())),
+                    ),
                 }
-                Err(error) => (
-                    None,
-                    None,
-                    Err((transport_reason(&error), !error.is_connect())),
-                ),
             };
+            let result = tracing::Instrument::instrument(exchange, span).await;
             drop(permit);
             let (status, wait, text) = result;
             tracing::debug!(
