@@ -80,10 +80,27 @@ impl LiveIntegration {
         for (field, value) in &self.fields {
             hasher.update([0]);
             hasher.update(field.name());
-            hasher.update([0]);
-            hasher.update(value.to_json().to_string());
+            // A type tag, then the value's bytes: no allocation per field.
+            match value {
+                FieldValue::Bool(b) => hasher.update([1, u8::from(*b)]),
+                FieldValue::Integer(i) => {
+                    hasher.update([2]);
+                    hasher.update(i.to_be_bytes());
+                }
+                FieldValue::Text(t) => {
+                    hasher.update([3]);
+                    hasher.update(t.as_bytes());
+                }
+            }
         }
-        format!("sha256:{:x}", hasher.finalize())
+        let digest = hasher.finalize();
+        let mut text = String::with_capacity(7 + 64);
+        text.push_str("sha256:");
+        for byte in digest {
+            use std::fmt::Write as _;
+            let _ = write!(text, "{byte:02x}");
+        }
+        text
     }
 }
 

@@ -325,12 +325,12 @@ fn duplicates(project: &ProjectId, managed: &[LiveIntegration]) -> Action {
     )
 }
 
-/// Nothing to do. A noop carries no copy of the live object and no fingerprint: it writes
-/// nothing, so a saved plan never needs to check it for staleness, and plans of large
-/// organizations (mostly noops) stay small and fast.
+/// Nothing to do. A noop carries the live object's fingerprint but no copy of the object: it
+/// writes nothing, and plans of large organizations (mostly noops) stay small and fast.
 fn noop(project: &ProjectId, current: Option<&LiveIntegration>, reason: &str) -> Action {
     Action {
         kind: current.map(|c| c.kind),
+        live_fingerprint: current.map(LiveIntegration::fingerprint),
         reason: Some(reason.to_owned()),
         ..base(project, ActionKind::Noop)
     }
