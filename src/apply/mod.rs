@@ -208,11 +208,18 @@ async fn run(
         ActionKind::Create => create(client, action, env, options)
             .await
             .map(|w| (Outcome::Created, w)),
-        ActionKind::Replace => match delete(client, action, options).await {
-            Ok(_) => create(client, action, env, options)
-                .await
-                .map(|w| (Outcome::Replaced, w)),
-            Err(failure) => Err(failure),
+        // A replace that could not create must not delete: the values the create needs are
+        // resolved first, so a missing variable leaves the old integration in place.
+        ActionKind::Replace => match replace_ready(action, env) {
+            Err(failure) => Err(format!(
+                "{failure}; the existing integration was left in place"
+            )),
+            Ok(()) => match delete(client, action, options).await {
+                Ok(_) => create(client, action, env, options)
+                    .await
+                    .map(|w| (Outcome::Replaced, w)),
+                Err(failure) => Err(failure),
+            },
         },
         ActionKind::Update => update(client, action, env, options)
             .await
@@ -344,6 +351,18 @@ fn resolve(
             )
         })?;
     Ok((fields, Secret::new(secret)))
+}
+
+/// Whether the create half of a replace has every value it needs.
+fn replace_ready(
+    action: &Action,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(), String> {
+    let after = action
+        .after
+        .as_ref()
+        .ok_or("the plan has no desired integration for this replace")?;
+    resolve(after, env).map(|_| ())
 }
 
 /// Whether a listed integration is the one a create made: same type and natural key.

@@ -410,6 +410,36 @@ fn a_missing_secret_fails_only_its_action() {
 }
 
 #[test]
+fn a_replace_without_its_secret_deletes_nothing() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = api
+        .run(dir.path(), &["apply", "--auto-approve"])
+        .env("BBS_TOKEN", "")
+        .run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("the existing integration was left in place"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        api.managed("toreplace")[0].0,
+        "bitbucket",
+        "the old integration is still there"
+    );
+    assert!(
+        api.sandbox
+            .world()
+            .writes
+            .iter()
+            .all(|w| !w.path.contains("/toreplace/")),
+        "no write for it"
+    );
+}
+
+#[test]
 fn rotation_sends_the_credentials() {
     let api = Api::start(world(), Faults::default());
     let dir = dir_with(MANIFEST);

@@ -425,3 +425,68 @@ fn a_git_sync_symlink_swap_triggers_a_run() {
     );
     assert_eq!(daemon.terminate(), 0);
 }
+
+#[test]
+fn a_failing_project_backs_off_without_holding_up_the_others() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    // `missing` is created, but its hook registration fails: the action fails every time.
+    api.sandbox
+        .world()
+        .projects
+        .get_mut("missing")
+        .unwrap()
+        .seed
+        .fail_activities = true;
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s"]);
+    let status = daemon.wait_for("two runs", |s| run_count(s) >= 2);
+    let first = &status["runs"][0];
+    assert_eq!(first["result"], "failed", "{status:#}");
+    let outcomes: Vec<(&str, &str)> = first["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["project"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(outcomes.contains(&("missing", "failed")), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&("drifted", "updated")) && outcomes.contains(&("todelete", "deleted")),
+        "the others went ahead: {outcomes:?}"
+    );
+    assert_eq!(status["backing_off"]["missing"], 1, "{status:#}");
+    // Drift on `missing` is left alone while it backs off (30 s); others are still corrected.
+    api.sandbox
+        .world()
+        .tamper("missing", "build_pull_requests", json!(false));
+    api.sandbox
+        .world()
+        .tamper("insync", "build_pull_requests", json!(false));
+    let status = daemon.wait_for("a run that skipped it", |s| {
+        s["runs"].as_array().is_some_and(|runs| {
+            runs.iter().any(|r| {
+                r["backing_off"]
+                    .as_array()
+                    .is_some_and(|b| b.contains(&json!("missing")))
+            })
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.managed("insync")[0].1["build_pull_requests"] != json!(true) {
+        assert!(
+            Instant::now() < deadline,
+            "the others are still corrected: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        api.managed("missing")[0].1["build_pull_requests"],
+        json!(false),
+        "left alone while backing off"
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
