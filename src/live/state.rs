@@ -93,12 +93,13 @@ impl LiveIntegration {
                 }
             }
         }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = hasher.finalize();
         let mut text = String::with_capacity(7 + 64);
         text.push_str("sha256:");
         for byte in digest {
-            use std::fmt::Write as _;
-            let _ = write!(text, "{byte:02x}");
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
         text
     }
