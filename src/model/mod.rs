@@ -382,11 +382,13 @@ impl<'f> Builder<'_> {
         let mut deferred = BTreeMap::new();
         let mut ok = true;
         let repository_pointer = format!("{pointer}/repository");
-        match normalize_repository(&spec.repository) {
-            Ok(repository) => {
+        let repository = self.identity(file, &repository_pointer, &spec.repository, "repository");
+        match repository.as_deref().map(normalize_repository) {
+            None => ok = false,
+            Some(Ok(repository)) => {
                 fields.insert(Field::Repository, FieldValue::Text(repository));
             }
-            Err(message) => {
+            Some(Err(message)) => {
                 self.error(file.location(&repository_pointer, false), message).help = Some(
                     "write `owner/repo`, or paste the repository's https://bitbucket.org/owner/repo URL"
                         .to_owned(),
@@ -520,7 +522,11 @@ impl<'f> Builder<'_> {
             ("repository", &spec.repository, Field::Repository),
         ] {
             let at = format!("{pointer}/{name}");
-            let trimmed = value.trim();
+            let Some(resolved) = self.identity(file, &at, value, name) else {
+                ok = false;
+                continue;
+            };
+            let trimmed = resolved.trim();
             if trimmed.is_empty() || trimmed.contains('/') || trimmed.contains(char::is_whitespace)
             {
                 self.error(
@@ -597,6 +603,43 @@ impl<'f> Builder<'_> {
                 }
                 deferred.insert(field, template);
                 true
+            }
+        }
+    }
+
+    /// A string that identifies the repository (`repository`, `project`): `${NAME}` references
+    /// are resolved now, because a plan cannot compare without it; an unset variable is an error.
+    fn identity(
+        &mut self,
+        file: &ManifestFile,
+        pointer: &str,
+        text: &str,
+        name: &str,
+    ) -> Option<String> {
+        let location = file.location(pointer, false);
+        let template = match Template::parse(text) {
+            Ok(template) => template,
+            Err(error) => {
+                self.error(location, format!("`{name}`: {error}")).help =
+                    Some("write `${NAME}` for a variable, `$${` for a literal `${`".to_owned());
+                return None;
+            }
+        };
+        match template.resolve(self.env) {
+            Ok(value) => Some(value),
+            Err(missing) => {
+                self.error(
+                    location,
+                    format!(
+                        "`{name}` uses `${{{}}}`, which is not set",
+                        missing.join("}`, `${")
+                    ),
+                )
+                .help = Some(format!(
+                    "set `{}`: bbsync needs the {name} to plan (only credentials may stay unset until `apply`)",
+                    missing.join("`, `")
+                ));
+                None
             }
         }
     }

@@ -324,3 +324,29 @@ fn digest_ignores_formatting() {
         state(&cloud("      fetch_branches: false\n")).digest
     );
 }
+
+#[test]
+fn repository_and_project_may_use_variables_that_must_be_set() {
+    let s = state(&cloud("").replace("repository: acme/web", "repository: \"${USER}/web\""));
+    assert_eq!(
+        value(&s, Field::Repository),
+        Some(FieldValue::Text("bot/web".into()))
+    );
+    let e = errors(&cloud("").replace("repository: acme/web", "repository: \"${NOPE}/web\""));
+    assert!(
+        e[0].contains("m.yaml:5:19: `repository` uses `${NOPE}`, which is not set"),
+        "{e:#?}"
+    );
+    let server = "version: 1\nprojects:\n  abc:\n    bitbucket_server:\n      url: https://bb.example.com\n      username: bot\n      token: ${TOKEN}\n      project: ${NOPE}\n      repository: r\n";
+    let e = errors(server);
+    assert!(e[0].contains("`project` uses `${NOPE}`"), "{e:#?}");
+    let s = state(
+        &server
+            .replace("${NOPE}", "$${LITERAL}")
+            .replace("project: $${LITERAL}", "project: P${USER}"),
+    );
+    assert_eq!(
+        integration(&s).fields[&Field::Project],
+        FieldValue::Text("Pbot".into())
+    );
+}
