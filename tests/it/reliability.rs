@@ -7,7 +7,6 @@ use std::time::Duration;
 use bbsync::sandbox::{Faults, SandboxConfig};
 use serde_json::{Value, json};
 
-use crate::common::Run;
 use crate::sync::{Api, SECRET, SERVER_TOKEN, dir_with};
 
 fn cloud(repository: &str) -> Value {
@@ -171,17 +170,7 @@ fn no_secret_on_any_channel_at_any_verbosity() {
     let api = Api::start(world, Faults::default());
     let dir = dir_with(&manifest);
     let forbidden = [SECRET, SERVER_TOKEN, "sandbox-access-", api.sandbox.token()];
-    let run = |args: &[&str]| {
-        Run::new(dir.path(), args)
-            .env("BBSYNC_API_URL", api.sandbox.url())
-            .env("BBSYNC_AUTH_URL", api.sandbox.url())
-            .env("PLATFORMSH_CLI_TOKEN", api.sandbox.token())
-            .env("BITBUCKET_KEY", "consumer-key")
-            .env("BITBUCKET_SECRET", SECRET)
-            .env("BBS_TOKEN", SERVER_TOKEN)
-            .forbid(&forbidden)
-            .run()
-    };
+    let run = |args: &[&str]| api.run_quietly(dir.path(), args).forbid(&forbidden).run();
     let mut runs = 0;
     for verbosity in ["-q", "", "-v", "-vv", "-vvv"] {
         for log_format in ["text", "json"] {

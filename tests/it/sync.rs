@@ -35,19 +35,38 @@ impl Api {
         }
     }
 
+    /// The environment that points bbsync at this sandbox, with the test secrets set.
+    pub fn environment(&self) -> [(&'static str, String); 6] {
+        [
+            ("BBSYNC_API_URL", self.sandbox.url().to_owned()),
+            ("BBSYNC_AUTH_URL", self.sandbox.url().to_owned()),
+            ("PLATFORMSH_CLI_TOKEN", self.sandbox.token().to_owned()),
+            ("BITBUCKET_KEY", "consumer-key".to_owned()),
+            ("BITBUCKET_SECRET", SECRET.to_owned()),
+            ("BBS_TOKEN", SERVER_TOKEN.to_owned()),
+        ]
+    }
+
+    /// `bbsync ARGS` in `dir`, pointed at this sandbox (no verbosity added).
+    pub fn run_quietly(&self, dir: &Path, args: &[&str]) -> Run {
+        self.environment()
+            .iter()
+            .fold(Run::new(dir, args), |run, (name, value)| {
+                run.env(name, value)
+            })
+    }
+
     /// `bbsync ARGS -vvv` in `dir`, pointed at this sandbox, with the test secrets set: every
     /// run is scanned for them (and for access tokens) at the highest verbosity.
     pub fn run(&self, dir: &Path, args: &[&str]) -> Run {
         let mut args = args.to_vec();
         args.push("-vvv");
-        Run::new(dir, &args)
-            .forbid(&[SECRET, SERVER_TOKEN, "rotated-SECRET", "sandbox-access-"])
-            .env("BBSYNC_API_URL", self.sandbox.url())
-            .env("BBSYNC_AUTH_URL", self.sandbox.url())
-            .env("PLATFORMSH_CLI_TOKEN", self.sandbox.token())
-            .env("BITBUCKET_KEY", "consumer-key")
-            .env("BITBUCKET_SECRET", SECRET)
-            .env("BBS_TOKEN", SERVER_TOKEN)
+        self.run_quietly(dir, &args).forbid(&[
+            SECRET,
+            SERVER_TOKEN,
+            "rotated-SECRET",
+            "sandbox-access-",
+        ])
     }
 
     pub fn writes(&self) -> usize {
