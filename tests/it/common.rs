@@ -54,6 +54,12 @@ impl Run {
         }
     }
 
+    /// Removes an environment variable (the builder sets `NO_COLOR` by default).
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.command.env_remove(name);
+        self
+    }
+
     /// Fails the test if any of `values` appears in stdout or stderr.
     pub fn forbid(mut self, values: &[&str]) -> Self {
         self.forbidden

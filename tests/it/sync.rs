@@ -673,3 +673,73 @@ fn the_standalone_sandbox_serves_bbsync_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// `bbsync apply` on a terminal (a pseudo-terminal from util-linux's `script`), answering `answer`.
+fn apply_on_a_terminal(api: &Api, dir: &Path, answer: &str) -> String {
+    use std::io::Write as _;
+    let command = format!("{} apply", crate::common::binary().display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .envs(api.environment())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs bbsync on a pseudo-terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_takes_only_yes() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let refused = apply_on_a_terminal(&api, dir.path(), "y");
+    assert!(
+        refused.contains("Apply these changes? Only 'yes' will be accepted:"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("Apply cancelled; nothing was written."),
+        "{refused}"
+    );
+    assert_eq!(api.writes(), 0);
+    let accepted = apply_on_a_terminal(&api, dir.path(), "yes");
+    assert!(
+        accepted.contains("Apply: 1 created, 1 updated, 1 deleted, 1 replaced"),
+        "{accepted}"
+    );
+    assert!(!accepted.contains(SECRET));
+}
+
+#[test]
+fn colors_follow_clicolor_force_and_no_color() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let forced = api
+        .run(dir.path(), &["plan"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .run();
+    assert!(
+        forced.stdout.contains("\u{1b}["),
+        "colors when forced: {forced:#?}"
+    );
+    let piped = api.run(dir.path(), &["plan"]).env_remove("NO_COLOR").run();
+    assert!(!piped.stdout.contains("\u{1b}["), "no colors into a pipe");
+    let no_color = api
+        .run(dir.path(), &["plan"])
+        .env("CLICOLOR_FORCE", "1")
+        .run();
+    assert!(!no_color.stdout.contains("\u{1b}["), "NO_COLOR wins");
+}
