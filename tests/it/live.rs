@@ -373,3 +373,24 @@ async fn paths_work_with_and_without_the_api_prefix() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_rps_spaces_requests_out() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    let mut config = ClientConfig::new(sb.url(), sb.url(), Secret::new(sb.token()));
+    config.max_rps = Some(20.0);
+    let client = Client::new(config).unwrap();
+    client.list_integrations(&pid("p1")).await.unwrap();
+    let started = Instant::now();
+    let project = pid("p1");
+    let calls = (0..10).map(|_| client.list_integrations(&project));
+    for result in futures_util::future::join_all(calls).await {
+        result.unwrap();
+    }
+    // Ten requests at 20 per second take at least 9 gaps of 50 ms, however many run at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+}
