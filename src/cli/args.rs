@@ -147,6 +147,12 @@ pub enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Show what would change against the live API.
+    Plan(PlanArgs),
+    /// Make the live integrations match the manifest (or a saved plan).
+    Apply(ApplyArgs),
+    /// Keep the live integrations equal to the manifest: a daemon.
+    Watch(WatchArgs),
     /// Print the live Bitbucket integrations as a manifest (to adopt existing integrations).
     Export(ExportArgs),
     /// Print a shell completion script: `bbsync completions bash > /etc/bash_completion.d/bbsync`.
@@ -154,12 +160,6 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Show what would change against the live API.
-    Plan(PlanArgs),
-    /// Make the live integrations match the manifest (or a saved plan).
-    Apply(ApplyArgs),
-    /// Keep the live integrations equal to the manifest: a daemon.
-    Watch(WatchArgs),
     /// Print the manifest's JSON Schema.
     Schema,
     /// Run the built-in fake Platform.sh API, to try bbsync without an account.
