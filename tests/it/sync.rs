@@ -743,3 +743,59 @@ fn colors_follow_clicolor_force_and_no_color() {
         .run();
     assert!(!no_color.stdout.contains("\u{1b}["), "NO_COLOR wins");
 }
+
+#[test]
+fn ctrl_c_during_apply_finishes_the_action_in_flight_and_reports() {
+    let mut config = SandboxConfig {
+        seed: serde_json::from_value(world()).unwrap(),
+        ..SandboxConfig::default()
+    };
+    config.faults.latency = std::time::Duration::from_millis(1500);
+    let api = Api::start_with(config);
+    let dir = dir_with(MANIFEST);
+    let child = std::process::Command::new(crate::common::binary())
+        .args(["apply", "--auto-approve", "--concurrency", "1"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(api.environment())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let is_write =
+        |r: &String| r.starts_with("POST") || r.starts_with("PATCH") || r.starts_with("DELETE");
+    while !api.sandbox.world().requests.iter().any(is_write) {
+        assert!(std::time::Instant::now() < deadline, "no write started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Interrupted: starting nothing new"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("Interrupted: the actions not started were skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("skipped"), "{stdout}");
+    let world = api.sandbox.world();
+    let sent = world.requests.iter().filter(|r| is_write(r)).count();
+    assert_eq!(
+        world.writes.len(),
+        sent,
+        "the write in flight was carried out, none cut off"
+    );
+    assert!(
+        sent <= 2,
+        "nothing new started after Ctrl-C ({sent} writes; a replace makes two)"
+    );
+}
