@@ -89,37 +89,7 @@ fn converge_under_faults(seed: u64) {
     });
     let before = unmanaged(&api);
     let dir = dir_with(&manifest);
-    let mut runs = 0;
-    loop {
-        runs += 1;
-        let out = api
-            .run(
-                dir.path(),
-                &[
-                    "apply",
-                    "--auto-approve",
-                    "--timeout",
-                    "1s",
-                    "--concurrency",
-                    "16",
-                ],
-            )
-            .run();
-        assert_ne!(out.code, 4, "{out:#?}");
-        let check = api
-            .run(
-                dir.path(),
-                &["plan", "--detailed-exitcode", "--timeout", "1s"],
-            )
-            .run();
-        if check.code == 0 {
-            break;
-        }
-        assert!(
-            runs < 4,
-            "seed {seed}: not converged after {runs} runs:\n{out:#?}\n{check:#?}"
-        );
-    }
+    api.converge(dir.path(), &["--timeout", "1s", "--concurrency", "16"], 3);
     let world = api.sandbox.world();
     for i in 0..60 {
         let project = format!("p{i:02}");
@@ -143,8 +113,6 @@ fn converge_under_faults(seed: u64) {
         before,
         "seed {seed}: an unmanaged integration was touched"
     );
-    let stats = api.sandbox.world().requests.len();
-    assert!(stats > 0);
 }
 
 #[test]
