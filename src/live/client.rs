@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
 use serde_json::Value;
@@ -724,12 +724,21 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    parse_retry_after(value, SystemTime::now())
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): a number of seconds, or an HTTP date, read
+/// against `now`. A date in the past means "now". Anything else is ignored, and the caller
+/// falls back to its own backoff.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::try_from_secs_f64(seconds).ok())
+            .flatten();
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn transport_reason(error: &reqwest::Error) -> String {
@@ -741,5 +750,41 @@ fn transport_reason(error: &reqwest::Error) -> String {
         "the connection dropped while reading the answer".to_owned()
     } else {
         "the connection failed".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::parse_retry_after;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Tue, 24 Nov 2026 10:00:00 GMT").unwrap();
+        let read = |value: &str| parse_retry_after(value, now);
+        assert_eq!(read("5"), Some(Duration::from_secs(5)));
+        assert_eq!(read(" 0.25 "), Some(Duration::from_millis(250)));
+        assert_eq!(
+            read("Tue, 24 Nov 2026 10:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // The obsolete forms a server may still send (RFC 850, asctime).
+        assert_eq!(
+            read("Tuesday, 24-Nov-26 10:01:00 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            read("Tue Nov 24 10:00:02 2026"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(read("Tue, 24 Nov 2026 09:59:00 GMT"), Some(Duration::ZERO));
+        for garbage in ["", "-1", "soon", "NaN", "inf", "1e400"] {
+            assert_eq!(read(garbage), None, "{garbage:?}");
+        }
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", SystemTime::now()),
+            Some(Duration::ZERO)
+        );
     }
 }
