@@ -1,6 +1,6 @@
 //! The sandbox's state and the real API's rules, with no HTTP in sight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::time::rfc3339;
@@ -195,6 +195,8 @@ pub struct World {
     /// Organizations by ID.
     pub organizations: BTreeMap<String, SeedOrganization>,
     activities: HashMap<String, ActivityRecord>,
+    /// Activity IDs, oldest first: the oldest are forgotten past [`ACTIVITY_LOG`].
+    activity_order: VecDeque<String>,
     /// Writes received, in order.
     pub writes: Vec<Write>,
     /// Requests received, the last ones: `METHOD path`.
@@ -216,6 +218,10 @@ const MANAGED: [&str; 2] = ["bitbucket", "bitbucket_server"];
 /// Requests remembered at most.
 pub const REQUEST_LOG: usize = 10_000;
 
+/// Activities remembered at most (a long-running sandbox must not grow without bound). A
+/// client polls an activity right after the write that started it, long before it is forgotten.
+pub const ACTIVITY_LOG: usize = 10_000;
+
 impl World {
     /// A world from a seed.
     pub fn new(seed: Seed, faults: Faults) -> Result<Self, String> {
@@ -233,6 +239,7 @@ impl World {
                 .map(|o| (o.id.clone(), o.clone()))
                 .collect(),
             activities: HashMap::new(),
+            activity_order: VecDeque::new(),
             writes: Vec::new(),
             requests: Vec::new(),
             rng: fastrand::Rng::with_seed(faults.seed),
@@ -608,6 +615,12 @@ impl World {
         let mut views = Vec::new();
         for step in steps {
             let id = self.next_id();
+            if self.activity_order.len() >= ACTIVITY_LOG
+                && let Some(oldest) = self.activity_order.pop_front()
+            {
+                self.activities.remove(&oldest);
+            }
+            self.activity_order.push_back(id.clone());
             self.activities.insert(
                 id.clone(),
                 ActivityRecord {
@@ -989,5 +1002,26 @@ mod tests {
         let half = json!({"app_credentials": {"key": "k2"}});
         let id = w.managed("p1")[0].id().to_owned();
         assert_eq!(w.update("p1", &id, &half).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn activities_are_forgotten_oldest_first_past_the_bound() {
+        let mut w = world();
+        let body = json!({"type": "bitbucket", "repository": "a/b"});
+        let first = w.create("p1", &body).unwrap()["_embedded"]["activities"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(w.activity("p1", &first).unwrap()["state"], "complete");
+        let id = w.managed("p1")[0].id().to_owned();
+        // A create starts two activities and each update one.
+        for _ in 0..ACTIVITY_LOG {
+            w.update("p1", &id, &json!({"fetch_branches": true}))
+                .unwrap();
+        }
+        assert_eq!(w.activities.len(), ACTIVITY_LOG);
+        assert_eq!(w.activity("p1", &first).unwrap_err().status, 404);
+        let last = w.activity_order.back().unwrap().clone();
+        assert_eq!(w.activity("p1", &last).unwrap()["state"], "complete");
     }
 }
