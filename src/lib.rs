@@ -9,6 +9,8 @@ pub mod apply;
 pub mod cli;
 pub mod diagnostic;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod live;
 pub mod load;

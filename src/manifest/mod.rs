@@ -177,6 +177,38 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
     }
 }
 
+/// How deeply blocks and lists may nest. A valid manifest nests 5 levels (the file >
+/// `projects` > project > `bitbucket` > `app_credentials`), so the limit rejects nothing the
+/// schema would accept. It is low because serde-saphyr reads nesting by recursion, about 43 KiB
+/// of stack per level in a debug build: the fuzzer found 50 levels overflowing the 2 MiB stack
+/// of a test thread (a tokio worker's is the same size). 16 levels stay under 1 MiB.
+pub const MAX_DEPTH: usize = 16;
+
+/// What a breached parser budget means to the author of the file, and what to do.
+fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> (String, &'static str) {
+    use serde_saphyr::budget::BudgetBreach;
+    match breach {
+        BudgetBreach::Depth { .. } => (
+            format!("invalid YAML: blocks and lists nested more than {MAX_DEPTH} levels deep"),
+            "a manifest needs about 6 levels; look for a runaway `{` or `[`, or unintended indentation",
+        ),
+        BudgetBreach::Aliases { .. }
+        | BudgetBreach::Anchors { .. }
+        | BudgetBreach::AliasAnchorRatio { .. } => (
+            "invalid YAML: too many anchors and aliases".to_owned(),
+            "the document expands too much through anchors and aliases; write values out instead",
+        ),
+        BudgetBreach::Documents { .. } => (
+            "invalid YAML: more than one document (`---`) in one file".to_owned(),
+            "put each manifest in a file of its own and pass them with -f, or use a directory",
+        ),
+        other => (
+            format!("invalid YAML: the document is too large to read ({other:?})"),
+            "split the manifest into several files in a directory and pass the directory with -f",
+        ),
+    }
+}
+
 fn parse_tree(source: &Arc<SourceFile>) -> Result<Node, Vec<Diagnostic>> {
     // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` stay text, so `build_pull_requests: yes`
     // is reported instead of guessed, and a project or repository named `no` stays a name.
@@ -184,7 +216,7 @@ fn parse_tree(source: &Arc<SourceFile>) -> Result<Node, Vec<Diagnostic>> {
         strict_booleans: true,
         budget: serde_saphyr::budget! {
             max_aliases: 1_000,
-            max_depth: 64,
+            max_depth: MAX_DEPTH,
             max_documents: 1,
         },
     };
@@ -196,9 +228,16 @@ fn parse_tree(source: &Arc<SourceFile>) -> Result<Node, Vec<Diagnostic>> {
                 column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
             })
             .unwrap_or(Position { line: 1, column: 1 });
-        let message = error.without_snippet().to_string();
+        let error = error.without_snippet();
+        if let serde_saphyr::Error::Budget { breach, .. } = error {
+            let (message, help) = budget_breach(breach);
+            return vec![
+                Diagnostic::error(Some(Location::new(source, position)), message).with_help(help),
+            ];
+        }
+        let message = error.to_string();
         let message = first_line(&message);
-        let help = if message.contains("budget") || message.contains("alias") {
+        let help = if message.contains("alias") {
             "the document expands too much through anchors and aliases; write values out instead"
         } else if message.contains("duplicate") {
             "each key may appear once in a block; remove or merge the repeated one"
@@ -358,6 +397,46 @@ mod tests {
             found[2].contains("m.yaml:8:5: unknown field `protekt`"),
             "{found:#?}"
         );
+    }
+
+    /// Nesting up to the limit, as blocks and as flow, is walked on a 1 MiB stack (half of a
+    /// test or tokio worker thread's) in whatever build runs the tests; one level more is a
+    /// located error, not a deeper walk.
+    #[test]
+    fn nesting_is_bounded_well_inside_a_thread_stack() {
+        let flow = |depth: usize| {
+            let inner = "{a: ".repeat(depth - 1) + "1" + &"}".repeat(depth - 1);
+            format!("version: 1\nprojects: {inner}\n")
+        };
+        let block = |depth: usize| {
+            let mut text = String::from("version: 1\n");
+            for level in 0..depth {
+                text.push_str(&"  ".repeat(level));
+                text.push_str(if level == 0 { "projects:\n" } else { "- \n" });
+            }
+            text
+        };
+        let walk = |text: String| {
+            std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || errors(&text))
+                .unwrap()
+                .join()
+                .expect("no stack overflow")
+        };
+        for make in [&flow as &dyn Fn(usize) -> String, &block] {
+            let found = walk(make(MAX_DEPTH));
+            assert!(
+                !found.iter().any(|e| e.contains("nested more than")),
+                "{found:#?}"
+            );
+            let found = walk(make(MAX_DEPTH + 1));
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0].contains("nested more than 16 levels deep"),
+                "{found:#?}"
+            );
+        }
     }
 
     #[test]
