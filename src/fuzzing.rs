@@ -4,7 +4,11 @@
 /// Loads `data` as a manifest and checks what must hold for any bytes at all: a state or
 /// located diagnostics, diagnostics that render, and never a panic. Panics when one fails.
 pub fn manifest_loader(data: &[u8]) {
-    let env = |name: &str| name.len().is_multiple_of(2).then(|| format!("value-{name}"));
+    let env = |name: &str| {
+        name.len()
+            .is_multiple_of(2)
+            .then(|| format!("value-{name}"))
+    };
     match crate::manifest::parse("fuzz.yaml", data) {
         Ok(file) => {
             let built = crate::model::build(std::slice::from_ref(&file), &env);
