@@ -177,6 +177,10 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// With `--format markdown`: shorten the output to at most this many characters, so that it
+    /// can be posted as a pull-request comment (GitHub refuses more than 65,536). 0: no limit.
+    #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT)]
+    pub markdown_limit: usize,
     /// Also write the plan (JSON, no secret values) to this file, for `bbsync apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,

@@ -142,7 +142,10 @@ pub async fn plan_command(global: &Global, args: &PlanArgs) -> Result<Exit> {
     let text = match args.format {
         Format::Text => render::plan_text(&plan, Painter::new(stdout_color()), global.verbose > 0),
         Format::Json => render::plan_json(&plan),
-        Format::Markdown => render::plan_markdown(&plan),
+        Format::Markdown => {
+            let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
+            render::plan_markdown_within(&plan, limit)
+        }
     };
     anstream::stdout().write_all(text.as_bytes())?;
     if let Some(path) = &args.out {

@@ -4,7 +4,7 @@
 mod markdown;
 mod text;
 
-pub use markdown::plan_markdown;
+pub use markdown::{MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
 pub use text::{Painter, plan_text, summary_line};
 
 use crate::plan::Plan;

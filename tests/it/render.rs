@@ -169,6 +169,66 @@ fn markdown() {
     insta::assert_snapshot!(render::plan_markdown(&every_kind_of_plan()));
 }
 
+/// Shortened for a pull-request comment: the summary, the alerts and the rows in plan order
+/// (errors, blocked, deletes and replaces first) stay; diffs and then rows go, and a note says so.
+#[test]
+fn markdown_shortened_to_a_limit() {
+    let plan = every_kind_of_plan();
+    let full = render::plan_markdown(&plan);
+    let size = full.chars().count();
+    assert_eq!(render::plan_markdown_within(&plan, Some(size)), full);
+    assert_eq!(render::plan_markdown_within(&plan, None), full);
+    let short = render::plan_markdown_within(&plan, Some(2000));
+    assert!(short.chars().count() <= 2000, "{}", short.chars().count());
+    insta::assert_snapshot!(short);
+    // Too small for every row: the first rows, the most important, are the ones kept.
+    let tiny = render::plan_markdown_within(&plan, Some(1500));
+    assert!(tiny.chars().count() <= 1500, "{}", tiny.chars().count());
+    assert!(tiny.contains("`unknown` | error"), "{tiny}");
+    assert!(!tiny.contains("`updated` | update"), "{tiny}");
+    assert!(tiny.contains("action rows"), "{tiny}");
+}
+
+/// 3,000 creates render far past a comment's size; shortened, they fit GitHub's limit.
+#[test]
+fn a_large_plan_fits_a_comment() {
+    let mut text = String::from("version: 1\nprojects:\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "  p{i:04}:\n    bitbucket:\n      repository: acme/r{i}\n      app_credentials: {{key: k, secret: \"${{SECRET}}\"}}\n"
+        ));
+    }
+    let file = bbsync::manifest::parse("big.yaml", text.as_bytes()).unwrap();
+    let desired = model::build(&[file], &env).state.unwrap();
+    let projects = desired
+        .projects
+        .keys()
+        .map(|id| {
+            (
+                id.clone(),
+                ProjectLive::Known {
+                    managed: vec![],
+                    others: vec![],
+                },
+            )
+        })
+        .collect();
+    let live = LiveState {
+        projects,
+        organization: None,
+    };
+    let plan = plan::plan(&desired, &live, &PlanOptions::default());
+    assert!(render::plan_markdown(&plan).chars().count() > 500_000);
+    let short = render::plan_markdown_within(&plan, Some(render::MARKDOWN_LIMIT));
+    let size = short.chars().count();
+    assert!(
+        size <= render::MARKDOWN_LIMIT && size > render::MARKDOWN_LIMIT - 1000,
+        "{size}"
+    );
+    assert!(short.contains("**Plan: 3000 to create"), "{short}");
+    assert!(short.contains("of 3000 field diffs"), "{short}");
+}
+
 #[test]
 fn the_plan_file_round_trips() {
     let plan = every_kind_of_plan();

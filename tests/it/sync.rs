@@ -245,6 +245,29 @@ fn plan_formats_and_project_selection() {
         "{}",
         md.stdout
     );
+    assert!(!md.stdout.contains("Shortened"), "{}", md.stdout);
+    // A limit for a pull-request comment: the summary and the delete row stay, diffs go.
+    let short = api
+        .run(
+            dir.path(),
+            &["plan", "--format", "markdown", "--markdown-limit", "1300"],
+        )
+        .run();
+    assert_eq!(short.code, 0, "{short:#?}");
+    assert!(short.stdout.chars().count() <= 1300, "{}", short.stdout);
+    assert!(
+        short.stdout.contains("Shortened to fit 1300 characters")
+            && short.stdout.contains("**delete**"),
+        "{}",
+        short.stdout
+    );
+    let unlimited = api
+        .run(
+            dir.path(),
+            &["plan", "--format", "markdown", "--markdown-limit", "0"],
+        )
+        .run();
+    assert_eq!(unlimited.stdout, md.stdout);
     let partial = api
         .run(
             dir.path(),
