@@ -179,7 +179,7 @@ pub struct PlanArgs {
     pub format: Format,
     /// With `--format markdown`: shorten the output to at most this many characters, so that it
     /// can be posted as a pull-request comment (GitHub refuses more than 65,536). 0: no limit.
-    #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT)]
+    #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT, value_parser = parse_markdown_limit)]
     pub markdown_limit: usize,
     /// Also write the plan (JSON, no secret values) to this file, for `bbsync apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
@@ -279,6 +279,16 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
     };
     full.parse()
         .map_err(|_| format!("`{text}` is not an address (try `127.0.0.1:9464` or `:9464`)"))
+}
+
+/// `0` (no limit) or at least 1,000 characters: the summary, the alerts and the note about what
+/// was left out always take up to about 750.
+pub fn parse_markdown_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(limit) if limit == 0 || limit >= 1000 => Ok(limit),
+        Ok(_) => Err("must be 0 (no limit) or at least 1000 characters".to_owned()),
+        Err(_) => Err(format!("`{text}` is not a number of characters")),
+    }
 }
 
 /// `bbsync sandbox`.

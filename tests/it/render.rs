@@ -187,6 +187,13 @@ fn markdown_shortened_to_a_limit() {
     assert!(tiny.contains("`unknown` | error"), "{tiny}");
     assert!(!tiny.contains("`updated` | update"), "{tiny}");
     assert!(tiny.contains("action rows"), "{tiny}");
+    // The smallest limit `--markdown-limit` accepts holds the summary, alerts and note.
+    let least = render::plan_markdown_within(&plan, Some(1000));
+    assert!(least.chars().count() <= 1000, "{least}");
+    assert!(
+        least.contains("Shortened to fit 1000 characters"),
+        "{least}"
+    );
 }
 
 /// 3,000 creates render far past a comment's size; shortened, they fit GitHub's limit.

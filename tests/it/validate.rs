@@ -162,6 +162,9 @@ fn usage_errors_exit_64() {
         Run::new(dir.path(), &["validate", "--bogus"]).run().code,
         64
     );
+    let small = Run::new(dir.path(), &["plan", "--markdown-limit", "500"]).run();
+    assert_eq!(small.code, 64, "{small:#?}");
+    assert!(small.stderr.contains("at least 1000"), "{}", small.stderr);
     assert_eq!(Run::new(dir.path(), &["--help"]).run().code, 0);
     assert_eq!(Run::new(dir.path(), &["--version"]).run().code, 0);
 }
