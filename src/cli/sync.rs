@@ -224,6 +224,15 @@ pub async fn apply_command(global: &Global, args: &ApplyArgs) -> Result<Exit> {
             eprintln!("Apply cancelled; nothing was written.");
             return Ok(Exit::Ok);
         }
+        // Time passed while the plan was read: a change made meanwhile (in the Console, by
+        // `bbsync watch`, by another apply) must not be overwritten by a plan made before it.
+        if let Some(stale) = stale_now(global, &plan).await? {
+            report_stale("the plan went stale while waiting for the answer", &stale);
+            eprintln!(
+                "  hint: run `bbsync apply` again to plan against the live state as it is now"
+            );
+            return Ok(Exit::Blocked);
+        }
     }
     let client = client(global)?;
     let cancel = CancellationToken::new();
@@ -298,6 +307,20 @@ async fn saved_plan(global: &Global, path: &Path) -> Result<Result<Plan, Exit>> 
     }
     let plan: Plan = serde_json::from_value(value)
         .with_context(|| format!("`{}` is not a valid plan file", path.display()))?;
+    if let Some(stale) = stale_now(global, &plan).await? {
+        report_stale("the saved plan is stale", &stale);
+        eprintln!(
+            "  hint: make a new plan (`bbsync plan --out {}`) and review it",
+            path.display()
+        );
+        return Ok(Err(Exit::Blocked));
+    }
+    Ok(Ok(plan))
+}
+
+/// Reads again the live state of every project the plan writes to, and names those where it is
+/// no longer what the plan was made against (`None` when the plan still holds everywhere).
+async fn stale_now(global: &Global, plan: &Plan) -> Result<Option<Vec<(ProjectId, String)>>> {
     let client = client(global)?;
     let projects: BTreeSet<ProjectId> = plan
         .actions
@@ -306,22 +329,18 @@ async fn saved_plan(global: &Global, path: &Path) -> Result<Result<Plan, Exit>> 
         .map(|a| a.project.clone())
         .collect();
     let live = live::fetch(&client, &projects, None, None, &|_, _| {}).await;
-    let stale = plan::stale_projects(&plan, &live);
-    if !stale.is_empty() {
-        eprintln!(
-            "error: the saved plan is stale for {} project(s); nothing was written:",
-            stale.len()
-        );
-        for (project, why) in &stale {
-            eprintln!("  - {project}: {why}");
-        }
-        eprintln!(
-            "  hint: make a new plan (`bbsync plan --out {}`) and review it",
-            path.display()
-        );
-        return Ok(Err(Exit::Blocked));
+    let stale = plan::stale_projects(plan, &live);
+    Ok((!stale.is_empty()).then_some(stale))
+}
+
+fn report_stale(what: &str, stale: &[(ProjectId, String)]) {
+    eprintln!(
+        "error: {what} for {} project(s); nothing was written:",
+        stale.len()
+    );
+    for (project, why) in stale {
+        eprintln!("  - {project}: {why}");
     }
-    Ok(Ok(plan))
 }
 
 fn finish(global: &Global, args: &ApplyArgs, report: &Report) -> Result<Exit> {

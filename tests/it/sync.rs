@@ -712,7 +712,18 @@ fn the_standalone_sandbox_serves_bbsync_and_stops_on_sigterm() {
 
 /// `bbsync apply` on a terminal (a pseudo-terminal from util-linux's `script`), answering `answer`.
 fn apply_on_a_terminal(api: &Api, dir: &Path, answer: &str) -> String {
-    use std::io::Write as _;
+    apply_on_a_terminal_after(api, dir, answer, || {})
+}
+
+/// Like [`apply_on_a_terminal`], calling `meanwhile` once the question is on the screen and
+/// before answering it.
+fn apply_on_a_terminal_after(
+    api: &Api,
+    dir: &Path,
+    answer: &str,
+    meanwhile: impl FnOnce(),
+) -> String {
+    use std::io::{Read as _, Write as _};
     let command = format!("{} apply", crate::common::binary().display());
     let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
@@ -726,14 +737,54 @@ fn apply_on_a_terminal(api: &Api, dir: &Path, answer: &str) -> String {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("`script` (util-linux) runs bbsync on a pseudo-terminal");
+    let mut stdout = child.stdout.take().unwrap();
+    let (asked, question) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut told = false;
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            seen.extend_from_slice(&chunk[..n]);
+            if !told && String::from_utf8_lossy(&seen).contains("Only 'yes' will be accepted:") {
+                told = true;
+                let _ = asked.send(());
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    question
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("apply asks for confirmation");
+    meanwhile();
     child
         .stdin
         .take()
         .unwrap()
         .write_all(format!("{answer}\n").as_bytes())
         .unwrap();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
+
+/// A change made while `apply` waits for its answer is not overwritten: the plan is checked
+/// against the live state again after "yes", and refused (exit 3) when it went stale.
+#[test]
+fn a_change_made_while_apply_waits_for_yes_is_not_overwritten() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = apply_on_a_terminal_after(&api, dir.path(), "yes", || {
+        assert!(
+            api.sandbox
+                .world()
+                .tamper("drifted", "build_pull_requests", json!(true))
+        );
+    });
+    assert!(
+        out.contains("the plan went stale while waiting for the answer for 1 project(s)")
+            && out.contains("- drifted:"),
+        "{out}"
+    );
+    assert_eq!(api.writes(), 0, "nothing was written");
 }
 
 #[test]
