@@ -646,4 +646,29 @@ proptest! {
             prop_assert!(known_state, "a write for a project of unknown state");
         }
     }
+
+    /// Markdown shortened for a comment never exceeds its limit, always keeps the summary, says
+    /// when it left something out, and is the whole rendering when that fits.
+    #[test]
+    fn markdown_within_a_limit(
+        targets in prop::collection::vec((arb_target(), prop::bool::weighted(0.2)), 0..6),
+        lives in prop::collection::vec(arb_live_project(), 8),
+        limit in 1000usize..6000,
+    ) {
+        let names = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
+        let projects = targets.iter().enumerate().map(|(i, (t, protect))| (names[i], t.clone(), *protect)).collect();
+        let l = live(names.iter().copied().zip(lives).collect());
+        let p = plan(&desired(projects), &l, &PlanOptions::default());
+        let full = crate::render::plan_markdown(&p);
+        let short = crate::render::plan_markdown_within(&p, Some(limit));
+        let size = short.chars().count();
+        prop_assert!(size <= limit, "{size} characters for a limit of {limit}:\n{short}");
+        let summary = crate::render::summary_line(&p.summary);
+        prop_assert!(short.contains(&summary));
+        if full.chars().count() <= limit {
+            prop_assert_eq!(&short, &full);
+        } else {
+            prop_assert!(short.contains("Shortened to fit"), "{}", short);
+        }
+    }
 }
