@@ -1,8 +1,9 @@
 //! Reading the manifest files and validating them into the desired state, in one call.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, SourceFile};
 use crate::manifest;
 use crate::model::{self, DesiredState};
 
@@ -13,10 +14,32 @@ pub fn load(
     files: &[PathBuf],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
+    load_with_sources(files, env).map(|loaded| (loaded.state, loaded.warnings))
+}
+
+/// A valid manifest, read.
+pub struct Loaded {
+    /// What it says.
+    pub state: DesiredState,
+    /// Its warnings.
+    pub warnings: Vec<Diagnostic>,
+    /// The text of every file read.
+    pub sources: Vec<Arc<SourceFile>>,
+}
+
+/// [`load`], also keeping the text of every file read.
+pub fn load_with_sources(
+    files: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let parsed = manifest::read_all(files)?;
     let built = model::build(&parsed, env);
     match built.state {
-        Some(state) => Ok((state, built.diagnostics)),
+        Some(state) => Ok(Loaded {
+            state,
+            warnings: built.diagnostics,
+            sources: parsed.iter().map(|f| Arc::clone(&f.source)).collect(),
+        }),
         None => Err(built.diagnostics),
     }
 }

@@ -268,6 +268,10 @@ pub struct WatchArgs {
     /// Quiet time that ends a burst of manifest changes.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub debounce: std::time::Duration,
+    /// Keep the last valid manifest in this directory, so that a restart while the manifest on
+    /// disk is invalid still enforces it (env BBSYNC_STATE_DIR).
+    #[arg(long, value_name = "DIR", env = "BBSYNC_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `127.0.0.1:9464`, `[::1]:9464`, or `:9464` (loopback).

@@ -21,6 +21,7 @@ pub async fn run(global: &Global, args: &WatchArgs) -> Result<Exit> {
     options.max_deletes = args.max_deletes;
     options.wait = !args.no_wait;
     options.concurrency = usize::from(global.concurrency);
+    options.state_dir = args.state_dir.clone();
     let env = Arc::new(|name: &str| std::env::var(name).ok());
     let daemon = Daemon::new(options, client, env);
     let stop = CancellationToken::new();

@@ -8,6 +8,7 @@
 
 pub mod metrics;
 mod server;
+pub mod snapshot;
 pub mod status;
 pub mod triggers;
 
@@ -27,6 +28,7 @@ use crate::live::{self, Client, ProjectLive};
 use crate::model::DesiredState;
 use crate::plan::{self, ActionKind, Plan, PlanOptions};
 use metrics::Metrics;
+use snapshot::Snapshot;
 use status::{RecordedAction, RunRecord, RunResult, Status};
 use triggers::{Trigger, Triggers};
 
@@ -58,6 +60,8 @@ pub struct WatchOptions {
     pub backoff: Duration,
     /// Longest delay for a failing project.
     pub max_backoff: Duration,
+    /// Where the last valid manifest is kept, so that it stays in force across restarts.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl WatchOptions {
@@ -75,6 +79,7 @@ impl WatchOptions {
             history: 20,
             backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3600),
+            state_dir: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct Daemon {
     env: Env,
     shared: Arc<Shared>,
     in_force: Option<DesiredState>,
+    /// The digest of the snapshot in `--state-dir`, once known.
+    saved: Option<String>,
     backoff: HashMap<ProjectId, Backoff>,
     runs: u64,
 }
@@ -121,6 +128,7 @@ impl Daemon {
             env,
             shared,
             in_force: None,
+            saved: None,
             backoff: HashMap::new(),
             runs: 0,
         }
@@ -279,30 +287,93 @@ impl Daemon {
     /// whether the manifest on disk is valid.
     fn reload(&mut self) -> bool {
         let env = Arc::clone(&self.env);
-        let loaded = crate::load::load(&self.options.files, &|name| env(name));
-        let mut status = self.shared.status.lock().expect("status lock");
+        let loaded = crate::load::load_with_sources(&self.options.files, &|name| env(name));
         match loaded {
-            Ok((state, warnings)) => {
+            Ok(crate::load::Loaded {
+                state,
+                warnings,
+                sources,
+            }) => {
                 for warning in &warnings {
                     tracing::warn!(warning = %warning, "manifest warning");
                 }
                 if self.in_force.as_ref().map(|s| &s.digest) != Some(&state.digest) {
                     tracing::info!(digest = %state.digest, projects = state.projects.len(), "manifest loaded");
                 }
+                self.save_snapshot(&state.digest, &sources);
+                let mut status = self.shared.status.lock().expect("status lock");
                 status.manifest_valid = true;
                 status.manifest_error = None;
                 status.manifest_digest = Some(state.digest.clone());
+                status.restored_from = None;
                 self.in_force = Some(state);
                 self.shared.metrics.manifest_valid(true);
                 true
             }
             Err(diagnostics) => {
                 let summary = summarize(&diagnostics);
+                if self.in_force.is_none() {
+                    self.restore_snapshot();
+                }
+                let mut status = self.shared.status.lock().expect("status lock");
                 tracing::error!(error = %summary, in_force = status.manifest_digest.as_deref().unwrap_or("none"), "the manifest is invalid; the last valid one stays in force");
                 status.manifest_valid = false;
                 status.manifest_error = Some(summary);
                 self.shared.metrics.manifest_valid(false);
                 false
+            }
+        }
+    }
+
+    /// Keeps the valid manifest just read in `--state-dir`, when it differs from the one there.
+    fn save_snapshot(&mut self, digest: &str, sources: &[Arc<crate::diagnostic::SourceFile>]) {
+        let Some(dir) = &self.options.state_dir else {
+            return;
+        };
+        if self.saved.as_deref() == Some(digest) {
+            return;
+        }
+        match Snapshot::new(&self.options.files, digest, sources).save(dir) {
+            Ok(()) => {
+                tracing::info!(digest, dir = %dir.display(), "saved the valid manifest");
+                self.saved = Some(digest.to_owned());
+            }
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "cannot save the valid manifest; a restart will not restore it");
+            }
+        }
+    }
+
+    /// At startup with an invalid manifest on disk: puts the last valid one saved in
+    /// `--state-dir` in force, if there is one for these files and it is still valid.
+    fn restore_snapshot(&mut self) {
+        let Some(dir) = &self.options.state_dir else {
+            return;
+        };
+        let snapshot = match Snapshot::load(dir, &self.options.files) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "the saved manifest cannot be used");
+                return;
+            }
+        };
+        let env = Arc::clone(&self.env);
+        match snapshot.build(&|name| env(name)) {
+            Ok((state, _)) => {
+                tracing::warn!(digest = %state.digest, saved_at = %snapshot.saved_at, dir = %dir.display(), "the manifest on disk is invalid; enforcing the last valid one, saved before the restart");
+                let mut status = self.shared.status.lock().expect("status lock");
+                status.manifest_digest = Some(state.digest.clone());
+                status.restored_from = Some(format!(
+                    "{} (saved at {})",
+                    dir.join(snapshot::FILE_NAME).display(),
+                    snapshot.saved_at
+                ));
+                self.saved = Some(snapshot.digest.clone());
+                self.in_force = Some(state);
+            }
+            Err(diagnostics) => {
+                tracing::warn!(error = %summarize(&diagnostics), "the saved manifest is no longer valid; it is not used");
             }
         }
     }

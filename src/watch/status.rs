@@ -90,6 +90,10 @@ pub struct Status {
     /// Why the manifest on disk is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_error: Option<String>,
+    /// Where the manifest in force came from when it is the one saved in `--state-dir` before a
+    /// restart (the manifest on disk being invalid since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
     /// Whether the last run reached the API.
     pub api_reached: bool,
     /// `--plan-only`.
@@ -117,6 +121,7 @@ impl Status {
             manifest_valid: false,
             manifest_digest: None,
             manifest_error: None,
+            restored_from: None,
             api_reached: false,
             plan_only,
             runs: VecDeque::new(),

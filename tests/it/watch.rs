@@ -489,3 +489,76 @@ fn a_failing_project_backs_off_without_holding_up_the_others() {
     );
     assert_eq!(daemon.terminate(), 0);
 }
+
+/// With `--state-dir`, a daemon restarted while the manifest on disk is invalid enforces the
+/// last valid manifest it saw (and says so); without it, it acts on nothing.
+#[test]
+fn the_last_valid_manifest_survives_a_restart_with_state_dir() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let daemon = Daemon::start(
+        &api,
+        dir.path(),
+        &["--interval", "1h", "--state-dir", state_dir],
+    );
+    let first = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    let digest = first["manifest_digest"].clone();
+    assert_eq!(daemon.terminate(), 0);
+    let saved = std::fs::read_to_string(state.path().join("last-valid-manifest.json")).unwrap();
+    assert!(saved.contains("${BITBUCKET_SECRET}") && !saved.contains(SECRET));
+
+    // A bad commit lands, the daemon restarts, and someone changes an integration by hand.
+    std::fs::write(
+        dir.path().join("integrations.yaml"),
+        &MANIFEST[..MANIFEST.len() / 2],
+    )
+    .unwrap();
+    let tamper = || {
+        assert!(
+            api.sandbox
+                .world()
+                .tamper("insync", "build_pull_requests", json!(false))
+        );
+    };
+    tamper();
+    let writes = api.writes();
+    let plain = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    let status = plain.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(
+        status["runs"][0]["result"], "invalid_manifest",
+        "{status:#}"
+    );
+    assert_eq!(plain.terminate(), 0);
+    assert_eq!(
+        api.writes(),
+        writes,
+        "without --state-dir nothing is in force"
+    );
+
+    let restored = Daemon::start(
+        &api,
+        dir.path(),
+        &["--interval", "1h", "--state-dir", state_dir],
+    );
+    let status = restored.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(status["manifest_valid"], json!(false), "{status:#}");
+    assert_eq!(status["manifest_digest"], digest, "{status:#}");
+    assert!(
+        status["restored_from"]
+            .as_str()
+            .is_some_and(|s| s.contains("last-valid-manifest.json")),
+        "{status:#}"
+    );
+    assert_eq!(status["runs"][0]["result"], "ok", "{status:#}");
+    assert_eq!(
+        api.managed("insync")[0].1["build_pull_requests"],
+        json!(true),
+        "the drift was corrected from the saved manifest"
+    );
+    let (code, body) = restored.get("/readyz");
+    assert_eq!(code, 503, "the manifest on disk is still invalid: {body}");
+    assert!(restored.logs().contains("enforcing the last valid one"));
+    assert_eq!(restored.terminate(), 0);
+}
