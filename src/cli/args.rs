@@ -39,6 +39,7 @@ Environment:
   PLATFORMSH_CLI_TOKEN, UPSUN_CLI_TOKEN  the API token (the first one set)
   BBSYNC_API_URL, BBSYNC_AUTH_URL        the API and auth server (--api-url, --auth-url)
   BBSYNC_LOG                             log filter, e.g. bbsync=debug
+  BBSYNC_STATE_DIR                       watch: where the last valid manifest is kept (--state-dir)
   NO_COLOR, CLICOLOR_FORCE               colors off / on
   Any variable the manifest names as ${NAME} (secrets are read only when an action sends them).
 
