@@ -9,17 +9,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bbsync::apply::{self, ApplyOptions};
-use bbsync::ids::{IntegrationId, ProjectId};
-use bbsync::live::{
-    self, Client, ClientConfig, LiveIntegration, LiveLinks, LiveState, ProjectLive,
-};
+use bbsync::live::{self, Client, ClientConfig};
+use bbsync::model::ids::{IntegrationId, ProjectId};
+use bbsync::model::live::{LiveIntegration, LiveLinks, LiveState, ProjectLive};
+use bbsync::model::secret::Secret;
 use bbsync::model::{
     self, DesiredIntegration, DesiredProject, DesiredState, Field, FieldValue, IntegrationType,
     Origin, SecretField, SecretRef, Target,
 };
 use bbsync::plan::{self, PlanOptions};
 use bbsync::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
-use bbsync::secret::Secret;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

@@ -1,25 +1,20 @@
 //! bbsync: declarative Platform.sh (Upsun) Bitbucket integrations.
 //!
 //! The layers, in the order data flows through them: [`manifest`] (YAML to typed, located
-//! values) -> [`model`] (validated desired state, no I/O) -> `live` (the Platform.sh client) ->
-//! `plan` (a pure function of desired and live state) -> `apply` (executes, decides nothing) ->
-//! `render`; [`cli`] is thin glue.
+//! values) -> [`model`] (validated desired state and the live-state snapshot, no I/O) ->
+//! [`wire`] (the API's JSON shapes) -> [`live`] (the Platform.sh client) -> [`plan`] (a pure
+//! function of desired and live state) -> [`reconcile`] (the one load, fetch, plan, guard and
+//! apply pass) -> [`apply`] (executes, decides nothing) -> [`render`]; [`watch`] is the daemon,
+//! [`sandbox`] the in-process fake API, and [`cli`] thin glue.
 
 pub mod apply;
 pub mod cli;
-pub mod diagnostic;
-pub mod export;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod ids;
 pub mod live;
-pub mod load;
 pub mod manifest;
 pub mod model;
-pub mod online;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod sandbox;
-pub mod secret;
-pub mod time;
 pub mod watch;
+pub mod wire;

@@ -11,12 +11,13 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::ids::ProjectId;
-use crate::live::api::{Activity, ApiIntegration};
-use crate::live::{Client, LiveIntegration, Written, body};
+use crate::live::{Client, Written};
+use crate::model::ids::ProjectId;
+use crate::model::secret::Secret;
 use crate::model::{DesiredIntegration, Field, FieldValue, IntegrationType};
 use crate::plan::{Action, ActionKind, Plan};
-use crate::secret::Secret;
+use crate::wire::body;
+use crate::wire::{Activity, ApiIntegration};
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -371,7 +372,7 @@ fn is_ours(
     fields: &BTreeMap<Field, FieldValue>,
 ) -> impl Fn(&ApiIntegration) -> bool + Sync + '_ {
     move |api| {
-        let Some(live) = LiveIntegration::from_api(api) else {
+        let Some(live) = crate::live::live_integration(api) else {
             return false;
         };
         let key: &[Field] = match kind {

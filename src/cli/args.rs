@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::ids::ProjectId;
+use crate::model::ids::ProjectId;
 
 /// Declarative Platform.sh (Upsun) Bitbucket integrations: plan, apply, watch.
 #[derive(Debug, Parser)]
@@ -235,7 +235,7 @@ pub struct ExportArgs {
     pub projects: Vec<ProjectId>,
     /// Export every project of this organization.
     #[arg(long, value_name = "ORG")]
-    pub organization: Option<crate::ids::OrganizationId>,
+    pub organization: Option<crate::model::ids::OrganizationId>,
     /// Also write options equal to their defaults, and options bbsync does not manage.
     #[arg(long)]
     pub full: bool,

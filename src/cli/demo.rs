@@ -8,15 +8,15 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::sync::report_text;
 use super::{Exit, Global, stdout_color};
 use crate::apply::{self, ApplyOptions};
 use crate::live::{self, Client, ClientConfig};
 use crate::model;
+use crate::model::secret::Secret;
 use crate::plan::{self, PlanOptions};
+use crate::render::report_text;
 use crate::render::{self, Painter};
 use crate::sandbox::{Sandbox, SandboxConfig, Seed};
-use crate::secret::Secret;
 
 /// The demo manifest (also `examples/demo.yaml`).
 pub const MANIFEST: &str = include_str!("../../examples/demo.yaml");

@@ -10,10 +10,11 @@ use futures_util::StreamExt as _;
 use super::args::{ExportArgs, ManifestArgs};
 use super::sync::client;
 use super::{Exit, Global, load};
-use crate::export::{self, ExportProject};
-use crate::ids::ProjectId;
-use crate::live::{self, ProjectLive};
-use crate::online::{self, Verdict};
+use crate::live;
+use crate::model::ids::ProjectId;
+use crate::model::live::ProjectLive;
+use crate::reconcile::online::{self, Verdict};
+use crate::render::export::{self, ExportProject};
 
 /// `bbsync export`.
 pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {

@@ -17,9 +17,8 @@ use clap::Parser as _;
 
 pub use args::{Cli, Command, Global, LogFormat, ManifestArgs, parse_duration};
 pub use exit::Exit;
-pub use sync::report_text;
 
-use crate::diagnostic::Diagnostic;
+use crate::manifest::diagnostic::Diagnostic;
 use crate::model::{self, DesiredState, Target};
 
 /// Runs bbsync with the process's arguments and environment.
@@ -138,7 +137,7 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
 /// caller gets the state and the warnings, or the exit code to stop with.
 pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Vec<Diagnostic>), Exit> {
     let env = |name: &str| std::env::var(name).ok();
-    crate::load::load(files, &env).map_err(|diagnostics| {
+    crate::reconcile::load::load(files, &env).map_err(|diagnostics| {
         report_invalid(&diagnostics);
         Exit::Invalid
     })

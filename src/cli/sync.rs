@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat};
 use super::{Exit, Global, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
-use crate::ids::ProjectId;
-use crate::live::{self, Client, ClientConfig, LiveState};
+use crate::live::{self, Client, ClientConfig};
 use crate::model::DesiredState;
+use crate::model::ids::ProjectId;
+use crate::model::live::LiveState;
+use crate::model::secret::Secret;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::render::{self, Painter};
-use crate::secret::Secret;
 
 /// The API token from `PLATFORMSH_CLI_TOKEN`, else `UPSUN_CLI_TOKEN`.
 pub fn api_token() -> Result<Secret> {
@@ -350,7 +351,9 @@ fn finish(global: &Global, args: &ApplyArgs, report: &Report) -> Result<Exit> {
             json.push('\n');
             json
         }
-        ReportFormat::Text => report_text(report, Painter::new(stdout_color()), global.verbose > 0),
+        ReportFormat::Text => {
+            render::report_text(report, Painter::new(stdout_color()), global.verbose > 0)
+        }
     };
     anstream::stdout().write_all(text.as_bytes())?;
     Ok(if report.failed() {
@@ -360,67 +363,4 @@ fn finish(global: &Global, args: &ApplyArgs, report: &Report) -> Result<Exit> {
     } else {
         Exit::Ok
     })
-}
-
-/// The apply report as text.
-pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let counts = [
-        Outcome::Created,
-        Outcome::Updated,
-        Outcome::Deleted,
-        Outcome::Replaced,
-        Outcome::Unchanged,
-        Outcome::Failed,
-        Outcome::Blocked,
-        Outcome::Skipped,
-    ]
-    .map(|o| format!("{} {}", report.count(o), o.as_str()))
-    .join(", ");
-    let _ = writeln!(
-        out,
-        "{}",
-        painter.paint(anstyle::Style::new().bold(), &format!("Apply: {counts}"))
-    );
-    for action in &report.actions {
-        if action.outcome == Outcome::Unchanged && !verbose {
-            continue;
-        }
-        let id = action
-            .integration_id
-            .as_deref()
-            .map(|i| format!(" (integration {i})"))
-            .unwrap_or_default();
-        let recovered = if action.recovered {
-            " (its answer was lost; found by re-listing, not created twice)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "  {:<9} {}{id}{recovered}",
-            action.outcome.as_str(),
-            action.project
-        );
-        if let Some(message) = &action.message {
-            let _ = writeln!(out, "            {message}");
-        }
-        if let Some(hook) = &action.hook_url {
-            let _ = writeln!(
-                out,
-                "            the webhook could not be registered: add it in Bitbucket by hand (Repository settings > Webhooks, all events but comments and approvals):\n            {hook}"
-            );
-        }
-    }
-    for error in &report.errors {
-        let _ = writeln!(out, "  error     {error}");
-    }
-    if report.interrupted {
-        let _ = writeln!(
-            out,
-            "Interrupted: the actions not started were skipped; run `bbsync apply` again to finish."
-        );
-    }
-    out
 }

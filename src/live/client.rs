@@ -15,13 +15,13 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use super::api::{
+use super::error::{ApiError, Call, describe};
+use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
+use crate::model::is_loopback;
+use crate::model::secret::Secret;
+use crate::wire::{
     Accepted, Activity, ApiIntegration, OrganizationProject, ProjectPage, TokenResponse,
 };
-use super::error::{ApiError, Call, describe};
-use crate::ids::{IntegrationId, OrganizationId, ProjectId};
-use crate::model::is_loopback;
-use crate::secret::Secret;
 
 /// How to reach and talk to the API.
 #[derive(Debug, Clone)]

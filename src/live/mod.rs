@@ -1,13 +1,9 @@
-//! The live layer: the Platform.sh API client and the live-state snapshot it reads.
+//! The live layer: the Platform.sh API client, and reading the live state through it.
 
-pub mod api;
-pub mod body;
 mod client;
 mod error;
-mod state;
+mod fetch;
 
 pub use client::{Client, ClientConfig, Stats, Validation, Written, check_url};
 pub use error::{ApiError, Call};
-pub use state::{
-    LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive, fetch,
-};
+pub use fetch::{fetch, live_integration, project_live};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::node::{Node, Position, Value};
-use crate::diagnostic::{Diagnostic, Location, SourceFile};
+use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
 
 /// Where each value of a document stands, by JSON pointer (`/projects/abc/bitbucket`).
 #[derive(Debug, Default, Clone)]

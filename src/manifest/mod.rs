@@ -5,6 +5,7 @@
 //! typed [`Manifest`] plus a [`Locations`] table for later, semantic errors.
 
 pub mod check;
+pub mod diagnostic;
 pub mod node;
 mod types;
 
@@ -14,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 pub use check::{Locations, Spot};
 pub use types::*;
 
-use crate::diagnostic::{Diagnostic, Location, SourceFile};
+use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
 use node::{Node, Position};
 
 /// The largest manifest file read, in bytes. A bigger manifest is split into a directory.

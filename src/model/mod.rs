@@ -6,6 +6,11 @@
 //! is reported at its file:line:column.
 
 pub mod field;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod ids;
+pub mod live;
+pub mod secret;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -18,10 +23,10 @@ use sha2::{Digest as _, Sha256};
 pub use field::{Field, FieldValue, IntegrationType, Omitted, SecretField};
 pub use template::Template;
 
-use crate::diagnostic::{Diagnostic, Location, SourceFile};
-use crate::ids::{OrganizationId, ProjectId};
 use crate::manifest::check::escape;
+use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
 use crate::manifest::{self, ManifestFile, Options};
+use crate::model::ids::{OrganizationId, ProjectId};
 
 /// What the manifest asks for, validated.
 #[derive(Debug, Clone, PartialEq)]

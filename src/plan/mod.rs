@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ProjectId;
-use crate::live::{LiveIntegration, LiveState, OrganizationLive, ProjectLive};
+use crate::model::ids::ProjectId;
+use crate::model::live::{LiveIntegration, LiveState, OrganizationLive, ProjectLive};
 use crate::model::{
     DesiredIntegration, DesiredState, Field, FieldValue, IntegrationType, Origin, Target,
 };

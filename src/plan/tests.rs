@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::ids::{IntegrationId, OrganizationId};
-use crate::live::{LiveLinks, OtherIntegration};
+use crate::model::ids::{IntegrationId, OrganizationId};
+use crate::model::live::{LiveLinks, OtherIntegration};
 use crate::model::{DesiredProject, SecretField, SecretRef};
 
 fn pid(id: &str) -> ProjectId {

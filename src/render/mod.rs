@@ -1,10 +1,13 @@
 //! Renderings of plans and apply reports: text for terminals and logs, JSON for machines and
 //! plan files, Markdown for pull-request comments. Pure: strings in, strings out.
 
+pub mod export;
 mod markdown;
+mod report;
 mod text;
 
 pub use markdown::{MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
+pub use report::report_text;
 pub use text::{Painter, plan_text, summary_line};
 
 use crate::plan::Plan;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::time::rfc3339;
+use crate::wire::time::rfc3339;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

@@ -22,10 +22,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions, Outcome};
-use crate::diagnostic::Diagnostic;
-use crate::ids::ProjectId;
-use crate::live::{self, Client, ProjectLive};
+use crate::live::{self, Client};
+use crate::manifest::diagnostic::Diagnostic;
 use crate::model::DesiredState;
+use crate::model::ids::ProjectId;
+use crate::model::live::ProjectLive;
 use crate::plan::{self, ActionKind, Plan, PlanOptions};
 use metrics::Metrics;
 use snapshot::Snapshot;
@@ -214,7 +215,7 @@ impl Daemon {
     pub async fn run_once(&mut self, fired: &BTreeSet<Trigger>, stop: &CancellationToken) {
         self.runs += 1;
         let started = Instant::now();
-        let started_at = crate::time::rfc3339(SystemTime::now());
+        let started_at = crate::wire::time::rfc3339(SystemTime::now());
         let triggers: Vec<&'static str> = fired.iter().map(|t| t.as_str()).collect();
         let mut record = RunRecord {
             id: self.runs,
@@ -257,7 +258,7 @@ impl Daemon {
             record.result,
             RunResult::Ok | RunResult::InSync | RunResult::Drift
         ) {
-            metrics.success(crate::time::unix_seconds(SystemTime::now()));
+            metrics.success(crate::wire::time::unix_seconds(SystemTime::now()));
         }
         tracing::info!(
             run = record.id,
@@ -273,7 +274,7 @@ impl Daemon {
             record.result,
             RunResult::Ok | RunResult::InSync | RunResult::Drift
         ) {
-            status.last_success = Some(crate::time::rfc3339(SystemTime::now()));
+            status.last_success = Some(crate::wire::time::rfc3339(SystemTime::now()));
         }
         status.backing_off = self
             .backoff
@@ -287,9 +288,10 @@ impl Daemon {
     /// whether the manifest on disk is valid.
     fn reload(&mut self) -> bool {
         let env = Arc::clone(&self.env);
-        let loaded = crate::load::load_with_sources(&self.options.files, &|name| env(name));
+        let loaded =
+            crate::reconcile::load::load_with_sources(&self.options.files, &|name| env(name));
         match loaded {
-            Ok(crate::load::Loaded {
+            Ok(crate::reconcile::load::Loaded {
                 state,
                 warnings,
                 sources,
@@ -326,7 +328,11 @@ impl Daemon {
     }
 
     /// Keeps the valid manifest just read in `--state-dir`, when it differs from the one there.
-    fn save_snapshot(&mut self, digest: &str, sources: &[Arc<crate::diagnostic::SourceFile>]) {
+    fn save_snapshot(
+        &mut self,
+        digest: &str,
+        sources: &[Arc<crate::manifest::diagnostic::SourceFile>],
+    ) {
         let Some(dir) = &self.options.state_dir else {
             return;
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::manifest::diagnostic::{Diagnostic, SourceFile};
 use crate::model::DesiredState;
 
 /// The snapshot's file name inside the state directory.
@@ -55,7 +55,7 @@ impl Snapshot {
         Self {
             format: FORMAT,
             bbsync_version: env!("CARGO_PKG_VERSION").to_owned(),
-            saved_at: crate::time::rfc3339(std::time::SystemTime::now()),
+            saved_at: crate::wire::time::rfc3339(std::time::SystemTime::now()),
             manifest_args: args(files),
             digest: digest.to_owned(),
             files: sources

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::ids::ProjectId;
+use crate::model::ids::ProjectId;
 use crate::plan::{ActionKind, Summary};
 
 /// How a run ended.

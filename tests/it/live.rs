@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bbsync::ids::{IntegrationId, OrganizationId, ProjectId};
-use bbsync::live::{self, Client, ClientConfig, ProjectLive, Validation, body};
+use bbsync::live::{self, Client, ClientConfig, Validation};
+use bbsync::model::ids::{IntegrationId, OrganizationId, ProjectId};
+use bbsync::model::live::ProjectLive;
+use bbsync::model::secret::Secret;
 use bbsync::model::{Field, FieldValue, IntegrationType, SecretField};
 use bbsync::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
-use bbsync::secret::Secret;
+use bbsync::wire::body;
 use serde_json::{Value, json};
 
 pub fn seed(value: Value) -> Seed {
@@ -176,7 +178,7 @@ async fn responses_full_of_unknown_fields_are_read() {
     let list = client.list_integrations(&pid("p1")).await;
     // The sandbox refuses unknown fields in bodies it is sent, but a seed may carry anything.
     let list = list.unwrap();
-    match ProjectLive::from_list(&list) {
+    match live::project_live(&list) {
         ProjectLive::Known { managed, others } => {
             assert_eq!(managed.len(), 1);
             assert_eq!(
@@ -276,7 +278,7 @@ async fn a_dropped_create_answer_makes_no_duplicate() {
     };
     let sb = sandbox(json!({"projects": [{"id": "p1"}]}), faults).await;
     let client = client_for(&sb);
-    let is_ours = |i: &bbsync::live::api::ApiIntegration| {
+    let is_ours = |i: &bbsync::wire::ApiIntegration| {
         i.kind == "bitbucket" && i.fields.get("repository") == Some(&json!("acme/web"))
     };
     let written = client

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use bbsync::live::body;
+use bbsync::model::secret::Secret;
 use bbsync::model::{Field, FieldValue, IntegrationType, SecretField};
-use bbsync::secret::Secret;
+use bbsync::wire::body;
 use serde_json::Value;
 
 fn spec() -> Option<Value> {

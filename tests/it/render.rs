@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bbsync::ids::{IntegrationId, ProjectId};
-use bbsync::live::{
+use bbsync::model::ids::{IntegrationId, ProjectId};
+use bbsync::model::live::{
     LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
 };
 use bbsync::model::{self, Field, FieldValue, IntegrationType};

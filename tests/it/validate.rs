@@ -274,7 +274,7 @@ fn the_fuzz_corpus_replays_without_a_panic() {
     for entry in std::fs::read_dir(&corpus).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
-        let outcome = std::panic::catch_unwind(|| bbsync::fuzzing::manifest_loader(&data));
+        let outcome = std::panic::catch_unwind(|| bbsync::model::fuzzing::manifest_loader(&data));
         assert!(outcome.is_ok(), "{} broke the loader", path.display());
         replayed += 1;
     }

@@ -8,8 +8,9 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ids::ProjectId;
-use crate::live::{ApiError, Client, LiveIntegration, Validation};
+use crate::live::{ApiError, Client, Validation};
+use crate::model::ids::ProjectId;
+use crate::model::live::LiveIntegration;
 use crate::model::{DesiredState, IntegrationType, Target};
 
 /// The verdict on one project.
@@ -121,7 +122,10 @@ async fn verdict(
         });
     }
     let list = client.list_integrations(project).await?;
-    let current: Vec<LiveIntegration> = list.iter().filter_map(LiveIntegration::from_api).collect();
+    let current: Vec<LiveIntegration> = list
+        .iter()
+        .filter_map(crate::live::live_integration)
+        .collect();
     match current.as_slice() {
         [] => Ok(Verdict::Valid {
             note: format!(

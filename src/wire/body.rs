@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::model::secret::Secret;
 use crate::model::{Field, FieldValue, IntegrationType, SecretField};
-use crate::secret::Secret;
 
 /// The body of a POST: the type, every field, and the credentials.
 pub fn create(

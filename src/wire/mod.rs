@@ -1,4 +1,8 @@
-//! The API's objects, read leniently: unknown fields are ignored, optional ones may be missing.
+//! The Platform.sh API's JSON shapes, shared by the client (`live`) and the fake (`sandbox`).
+//! Read leniently: unknown fields are ignored, optional ones may be missing.
+
+pub mod body;
+pub mod time;
 
 use std::collections::BTreeMap;
 

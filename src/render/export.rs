@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::ids::{OrganizationId, ProjectId};
-use crate::live::{LiveIntegration, ProjectLive};
+use crate::model::ids::{OrganizationId, ProjectId};
+use crate::model::live::{LiveIntegration, ProjectLive};
 use crate::model::{Field, FieldValue, IntegrationType, Omitted};
 
 /// One project to export.

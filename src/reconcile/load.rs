@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::diagnostic::{Diagnostic, SourceFile};
 use crate::manifest;
+use crate::manifest::diagnostic::{Diagnostic, SourceFile};
 use crate::model::{self, DesiredState};
 
 /// Reads `files` (files or directories) and builds the desired state, looking variables up in
