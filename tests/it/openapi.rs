@@ -1,6 +1,10 @@
-//! Every request body bbsync can send, checked against the published OpenAPI schemas
-//! (`../shared/reference/openapi/openapispec-platformsh.json`), so the client cannot drift from
-//! the real API. PATCH bodies are checked with `required` relaxed: a PATCH sends changes only.
+//! Every request body bbsync can send, checked against the published OpenAPI schemas, so the
+//! client cannot drift from the real API. PATCH bodies are checked with `required` relaxed: a
+//! PATCH sends changes only.
+//!
+//! The schemas come from a committed cut of the published Platform.sh spec,
+//! `tests/spec/openapispec-platformsh.cut.json`, made by `tests/spec/cut.py` (see
+//! `tests/spec/README.md`). A missing cut, or one without a schema used here, fails the tests.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +13,65 @@ use bbsync::model::{Field, FieldValue, IntegrationType, SecretField};
 use bbsync::wire::body;
 use serde_json::Value;
 
-fn spec() -> Option<Value> {
-    let path =
-        crate::common::root().join("../shared/reference/openapi/openapispec-platformsh.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// The committed cut of the spec, relative to the crate root.
+const SPEC: &str = "tests/spec/openapispec-platformsh.cut.json";
+
+/// The component schema each body is checked against: integration type, operation, name.
+/// Every schema these tests look up by name is here.
+const SCHEMAS: [(IntegrationType, &str, &str); 4] = [
+    (
+        IntegrationType::Bitbucket,
+        "create",
+        "BitbucketIntegrationCreateInput",
+    ),
+    (
+        IntegrationType::Bitbucket,
+        "patch",
+        "BitbucketIntegrationPatch",
+    ),
+    (
+        IntegrationType::BitbucketServer,
+        "create",
+        "BitbucketServerIntegrationCreateInput",
+    ),
+    (
+        IntegrationType::BitbucketServer,
+        "patch",
+        "BitbucketServerIntegrationPatch",
+    ),
+];
+
+/// The cut, parsed; panics (the test fails) if it is missing or not JSON.
+fn spec() -> Value {
+    let path = crate::common::root().join(SPEC);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "the OpenAPI spec cut is missing: {}: {error} (regenerate it: see tests/spec/README.md)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|error| {
+        panic!(
+            "the OpenAPI spec cut {} is not JSON: {error}",
+            path.display()
+        )
+    })
+}
+
+/// Every `$ref` in `node`, recursively.
+fn refs<'a>(node: &'a Value, found: &mut Vec<&'a str>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => found.push(reference),
+                    _ => refs(value, found),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|value| refs(value, found)),
+        _ => {}
+    }
 }
 
 /// A small checker for the OpenAPI 3.0 subset these schemas use.
@@ -171,12 +229,10 @@ pub fn problems_with(
     kind: IntegrationType,
     body: &Value,
 ) -> Vec<String> {
-    let name = match (kind, operation) {
-        (IntegrationType::Bitbucket, "create") => "BitbucketIntegrationCreateInput",
-        (IntegrationType::Bitbucket, _) => "BitbucketIntegrationPatch",
-        (IntegrationType::BitbucketServer, "create") => "BitbucketServerIntegrationCreateInput",
-        (IntegrationType::BitbucketServer, _) => "BitbucketServerIntegrationPatch",
-    };
+    let (_, _, name) = SCHEMAS
+        .iter()
+        .find(|(k, op, _)| *k == kind && *op == operation)
+        .unwrap_or_else(|| panic!("no schema for {operation} {kind}"));
     let schema = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
     let mut problems = Vec::new();
     check(spec, &schema, body, "", operation == "patch", &mut problems);
@@ -185,11 +241,7 @@ pub fn problems_with(
 
 #[test]
 fn every_body_matches_the_published_schemas() {
-    let Some(spec) = spec() else {
-        panic!(
-            "the OpenAPI spec is missing: ../shared/reference/openapi/openapispec-platformsh.json"
-        );
-    };
+    let spec = spec();
     let bodies = every_body();
     assert!(bodies.len() > 20);
     for (operation, kind, body) in &bodies {
@@ -203,8 +255,45 @@ fn every_body_matches_the_published_schemas() {
 
 #[test]
 fn the_checker_catches_a_drifted_body() {
-    let spec = spec().unwrap();
+    let spec = spec();
     let bad = serde_json::json!({"type": "bitbucket", "repository": "a/b", "app_credentials": {"key": "k"}, "fetch_branch": true});
     let problems = problems_with(&spec, "create", IntegrationType::Bitbucket, &bad);
     assert_eq!(problems.len(), 2, "{problems:#?}");
+}
+
+#[test]
+fn the_cut_holds_every_schema_the_tests_use() {
+    let spec = spec();
+    let source = spec
+        .pointer("/info/x-bbsync-source/sha256")
+        .and_then(Value::as_str);
+    assert!(
+        source.is_some_and(|sha| sha.len() == 64),
+        "{SPEC} does not record its source (info.x-bbsync-source): regenerate it with tests/spec/cut.py"
+    );
+    for (kind, operation, name) in SCHEMAS {
+        let pointer = format!("/components/schemas/{name}");
+        let schema = spec.pointer(&pointer).unwrap_or_else(|| {
+            panic!("{SPEC} lacks {name} ({operation} {kind}): regenerate it with tests/spec/cut.py")
+        });
+        assert!(
+            schema.get("properties").is_some_and(Value::is_object),
+            "{SPEC}: {name} has no properties"
+        );
+        // Everything the schema references, transitively, is in the cut too.
+        let mut todo = vec![pointer];
+        let mut seen = Vec::new();
+        while let Some(pointer) = todo.pop() {
+            if seen.contains(&pointer) {
+                continue;
+            }
+            let node = spec
+                .pointer(&pointer)
+                .unwrap_or_else(|| panic!("{SPEC}: {name} references {pointer}, not in the cut"));
+            let mut found = Vec::new();
+            refs(node, &mut found);
+            todo.extend(found.iter().map(|r| r.trim_start_matches('#').to_owned()));
+            seen.push(pointer);
+        }
+    }
 }
