@@ -106,9 +106,8 @@ async fn watch_soak() {
         let mut options = WatchOptions::new(vec![path.clone()]);
         options.interval = interval;
         options.debounce = Duration::from_millis(20);
-        let env: bbsync::watch::Env =
-            std::sync::Arc::new(|name: &str| Some(format!("value-of-{name}")));
-        Daemon::new(options, client(&sandbox, 16), env)
+        let reconciler = bbsync::reconcile::Reconciler::new(client(&sandbox, 16), bench_env());
+        Daemon::new(options, reconciler)
     };
     let runs_done = |shared: &bbsync::watch::Shared| {
         shared
@@ -222,15 +221,18 @@ pub fn manifest_text(n: usize) -> String {
     text
 }
 
-fn bench_env(name: &str) -> Option<String> {
-    Some(format!("value-of-{name}"))
+fn bench_env() -> model::Env {
+    model::Env::new(
+        ["BBS_TOKEN", "BITBUCKET_KEY", "BITBUCKET_SECRET"]
+            .map(|name| (name, format!("value-of-{name}"))),
+    )
 }
 
 fn manifest_10k() {
     let text = manifest_text(10_000);
     let (took, projects) = best_of(5, || {
         let file = bbsync::manifest::parse("bench.yaml", text.as_bytes()).expect("valid");
-        let built = model::build(&[file], &bench_env);
+        let built = model::build(&[file], &bench_env());
         built.state.expect("valid").projects.len()
     });
     println!(
@@ -513,7 +515,7 @@ async fn apply_500() {
         let report = apply::apply(
             &client,
             &plan,
-            &bench_env,
+            &bench_env(),
             &options,
             &CancellationToken::new(),
             &|_| {},

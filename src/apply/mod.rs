@@ -14,10 +14,48 @@ use tokio_util::sync::CancellationToken;
 use crate::live::{Client, Written};
 use crate::model::ids::ProjectId;
 use crate::model::secret::Secret;
-use crate::model::{DesiredIntegration, Field, FieldValue, IntegrationType};
+use crate::model::{DesiredIntegration, Env, Field, FieldValue, IntegrationType};
 use crate::plan::{Action, ActionKind, Plan};
 use crate::wire::body;
 use crate::wire::{Activity, ApiIntegration};
+
+/// Why one action failed. The report keeps it as text ([`crate::live::chain`]), causes included.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A `${NAME}` the action sends is not set.
+    #[error("environment variable `{variables}` is not set (needed for `{field}`{at})")]
+    MissingVariable {
+        /// The variables, `` `, ` ``-separated.
+        variables: String,
+        /// The field that needs them.
+        field: String,
+        /// ` at FILE:LINE:COL`, or nothing.
+        at: String,
+    },
+    /// The plan lacks what the action needs (a hand-edited plan file).
+    #[error("the plan has no {what} for this {action}")]
+    Incomplete {
+        /// What is missing.
+        what: &'static str,
+        /// The action.
+        action: &'static str,
+    },
+    /// The create half of a replace cannot proceed, so its delete was not made.
+    #[error("{cause}; the existing integration was left in place")]
+    NotReplaced {
+        /// Why the create cannot proceed (part of the message: it is what the user must fix).
+        cause: Box<ApplyError>,
+    },
+    /// The request body could not be made.
+    #[error("{0}")]
+    Body(String),
+    /// The API refused or did not answer.
+    #[error(transparent)]
+    Api(#[from] crate::live::ApiError),
+    /// The write was made, but its activities could not be followed.
+    #[error("the write was made, but its activities could not be followed")]
+    Follow(#[source] crate::live::ApiError),
+}
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -133,7 +171,7 @@ impl Report {
 pub async fn apply(
     client: &Client,
     plan: &Plan,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    env: &Env,
     options: &ApplyOptions,
     cancel: &CancellationToken,
     on_done: &(dyn Fn(&ActionReport) + Sync),
@@ -162,7 +200,7 @@ async fn run_one(
     client: &Client,
     index: usize,
     action: &Action,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    env: &Env,
     options: &ApplyOptions,
     cancel: &CancellationToken,
     on_done: &(dyn Fn(&ActionReport) + Sync),
@@ -193,12 +231,7 @@ fn report(action: &Action, outcome: Outcome, message: Option<String>) -> ActionR
     }
 }
 
-async fn run(
-    client: &Client,
-    action: &Action,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
-    options: &ApplyOptions,
-) -> ActionReport {
+async fn run(client: &Client, action: &Action, env: &Env, options: &ApplyOptions) -> ActionReport {
     let result = match action.action {
         ActionKind::Noop => return report(action, Outcome::Unchanged, None),
         ActionKind::Blocked => return report(action, Outcome::Blocked, action.reason.clone()),
@@ -212,9 +245,9 @@ async fn run(
         // A replace that could not create must not delete: the values the create needs are
         // resolved first, so a missing variable leaves the old integration in place.
         ActionKind::Replace => match replace_ready(action, env) {
-            Err(failure) => Err(format!(
-                "{failure}; the existing integration was left in place"
-            )),
+            Err(failure) => Err(ApplyError::NotReplaced {
+                cause: Box::new(failure),
+            }),
             Ok(()) => match delete(client, action, options).await {
                 Ok(_) => create(client, action, env, options)
                     .await
@@ -256,7 +289,7 @@ async fn run(
             }
             r
         }
-        Err(message) => report(action, Outcome::Failed, Some(message)),
+        Err(error) => report(action, Outcome::Failed, Some(crate::live::chain(&error))),
     }
 }
 
@@ -273,14 +306,12 @@ async fn finish(
     project: &ProjectId,
     written: Written,
     options: &ApplyOptions,
-) -> Result<Done, String> {
+) -> Result<Done, ApplyError> {
     let activities = if options.wait && !written.activities.is_empty() {
         client
             .wait_for_activities(project, written.activities)
             .await
-            .map_err(|e| {
-                format!("the write was made, but its activities could not be followed: {e}")
-            })?
+            .map_err(ApplyError::Follow)?
     } else {
         written.activities
     };
@@ -329,40 +360,36 @@ fn excerpt(log: &str) -> String {
 /// Every field with deferred `${NAME}` values resolved, and the secret, from `env`.
 fn resolve(
     after: &DesiredIntegration,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<(BTreeMap<Field, FieldValue>, Secret), String> {
+    env: &Env,
+) -> Result<(BTreeMap<Field, FieldValue>, Secret), ApplyError> {
     let mut fields = after.fields.clone();
     for (field, template) in &after.deferred {
-        let value = template.resolve(&|name| env(name)).map_err(|missing| {
-            format!(
-                "environment variable `{}` is not set (needed for `{field}`)",
-                missing.join("`, `")
-            )
-        })?;
+        let value = template
+            .resolve(env)
+            .map_err(|missing| ApplyError::MissingVariable {
+                variables: missing.join("`, `"),
+                field: field.to_string(),
+                at: String::new(),
+            })?;
         fields.insert(*field, FieldValue::Text(value));
     }
-    let secret = env(&after.secret.variable)
+    let secret = env
+        .get(&after.secret.variable)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "environment variable `{}` is not set (needed for `{}` at {})",
-                after.secret.variable,
-                after.secret.field.name(),
-                after.secret.origin
-            )
+        .ok_or_else(|| ApplyError::MissingVariable {
+            variables: after.secret.variable.clone(),
+            field: after.secret.field.name().to_owned(),
+            at: format!(" at {}", after.secret.origin),
         })?;
     Ok((fields, Secret::new(secret)))
 }
 
 /// Whether the create half of a replace has every value it needs.
-fn replace_ready(
-    action: &Action,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<(), String> {
-    let after = action
-        .after
-        .as_ref()
-        .ok_or("the plan has no desired integration for this replace")?;
+fn replace_ready(action: &Action, env: &Env) -> Result<(), ApplyError> {
+    let after = action.after.as_ref().ok_or(ApplyError::Incomplete {
+        what: "desired integration",
+        action: "replace",
+    })?;
     resolve(after, env).map(|_| ())
 }
 
@@ -386,36 +413,35 @@ fn is_ours(
 async fn create(
     client: &Client,
     action: &Action,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    env: &Env,
     options: &ApplyOptions,
-) -> Result<Done, String> {
-    let after = action
-        .after
-        .as_ref()
-        .ok_or("the plan has no desired integration for this create")?;
+) -> Result<Done, ApplyError> {
+    let after = action.after.as_ref().ok_or(ApplyError::Incomplete {
+        what: "desired integration",
+        action: "create",
+    })?;
     let (fields, secret) = resolve(after, env)?;
     let request = body::create(after.kind, &fields, (after.secret.field, &secret));
     let written = client
         .create_integration(&action.project, &request, &is_ours(after.kind, &fields))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     finish(client, &action.project, written, options).await
 }
 
 async fn update(
     client: &Client,
     action: &Action,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    env: &Env,
     options: &ApplyOptions,
-) -> Result<Done, String> {
-    let after = action
-        .after
-        .as_ref()
-        .ok_or("the plan has no desired integration for this update")?;
-    let before = action
-        .before
-        .as_ref()
-        .ok_or("the plan has no live integration for this update")?;
+) -> Result<Done, ApplyError> {
+    let after = action.after.as_ref().ok_or(ApplyError::Incomplete {
+        what: "desired integration",
+        action: "update",
+    })?;
+    let before = action.before.as_ref().ok_or(ApplyError::Incomplete {
+        what: "live integration",
+        action: "update",
+    })?;
     let (fields, secret) = if action.send_credentials {
         let (fields, secret) = resolve(after, env)?;
         (fields, Some(secret))
@@ -423,8 +449,8 @@ async fn update(
         (after.fields.clone(), None)
     };
     let credentials = secret.as_ref().map(|s| (after.secret.field, s));
-    let request =
-        body::patch(&action.changes(), &fields, credentials).map_err(|e| e.to_string())?;
+    let request = body::patch(&action.changes(), &fields, credentials)
+        .map_err(|e| ApplyError::Body(e.to_string()))?;
     let written = client
         .update_integration(
             &action.project,
@@ -432,24 +458,26 @@ async fn update(
             before.links.edit.as_deref(),
             &request,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     finish(client, &action.project, written, options).await
 }
 
-async fn delete(client: &Client, action: &Action, options: &ApplyOptions) -> Result<Done, String> {
-    let before = action
-        .before
-        .as_ref()
-        .ok_or("the plan has no live integration to delete")?;
+async fn delete(
+    client: &Client,
+    action: &Action,
+    options: &ApplyOptions,
+) -> Result<Done, ApplyError> {
+    let before = action.before.as_ref().ok_or(ApplyError::Incomplete {
+        what: "live integration",
+        action: "delete",
+    })?;
     let written = client
         .delete_integration(
             &action.project,
             &before.id,
             before.links.self_href.as_deref(),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut done = finish(client, &action.project, written, options).await?;
     done.id = Some(before.id.to_string());
     Ok(done)

@@ -1,19 +1,18 @@
 //! `bbsync demo`: bbsync's main job against an in-process sandbox, explained as it goes.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, Global, stdout_color};
-use crate::apply::{self, ApplyOptions};
-use crate::live::{self, Client, ClientConfig};
-use crate::model;
+use super::{Error, Exit, Settings, stdout_color};
+use crate::apply::ApplyOptions;
+use crate::live::{Client, ClientConfig};
 use crate::model::secret::Secret;
-use crate::plan::{self, PlanOptions};
+use crate::model::{self, Env};
+use crate::plan::Plan;
+use crate::reconcile::{PassOptions, Quiet, Reconciler, Source};
 use crate::render::report_text;
 use crate::render::{self, Painter};
 use crate::sandbox::{Sandbox, SandboxConfig, Seed};
@@ -48,17 +47,17 @@ pub fn seed() -> Seed {
     .expect("the demo seed is valid")
 }
 
-fn demo_env(name: &str) -> Option<String> {
-    match name {
-        "DEMO_BITBUCKET_KEY" => Some("demo-consumer-key".to_owned()),
-        "DEMO_BITBUCKET_SECRET" => Some("demo-consumer-secret".to_owned()),
-        "DEMO_BBS_TOKEN" => Some("demo-server-token".to_owned()),
-        _ => None,
-    }
+/// The variables the demo manifest names; the process environment is not used.
+fn demo_env() -> Env {
+    Env::new([
+        ("DEMO_BITBUCKET_KEY", "demo-consumer-key"),
+        ("DEMO_BITBUCKET_SECRET", "demo-consumer-secret"),
+        ("DEMO_BBS_TOKEN", "demo-server-token"),
+    ])
 }
 
 /// Runs the demo.
-pub async fn run(global: &Global) -> Result<Exit> {
+pub async fn run(settings: &Settings) -> Result<Exit, Error> {
     let started = Instant::now();
     let painter = Painter::new(stdout_color());
     let bold = anstyle::Style::new().bold();
@@ -69,17 +68,15 @@ pub async fn run(global: &Global) -> Result<Exit> {
         ..SandboxConfig::default()
     })
     .await
-    .context("cannot start the demo sandbox")?;
+    .map_err(|e| Error::setup("cannot start the demo sandbox", e))?;
     let file = crate::manifest::parse("examples/demo.yaml", MANIFEST.as_bytes())
-        .map_err(|_| anyhow::anyhow!("the built-in demo manifest is invalid"))?;
-    let built = model::build(std::slice::from_ref(&file), &demo_env);
-    let desired = built
-        .state
-        .context("the built-in demo manifest is invalid")?;
+        .expect("the built-in demo manifest parses");
+    let built = model::build(std::slice::from_ref(&file), &demo_env());
+    let desired = built.state.expect("the built-in demo manifest is valid");
     let mut config = ClientConfig::new(sandbox.url(), sandbox.url(), Secret::new(sandbox.token()));
     config.activity_poll = Duration::from_millis(100);
-    config.concurrency = usize::from(global.concurrency);
-    let client = Client::new(config)?;
+    config.concurrency = settings.api.concurrency;
+    let reconciler = Reconciler::new(Client::new(config)?, demo_env());
 
     writeln!(out, "{}", painter.paint(bold, "bbsync demo"))?;
     writeln!(
@@ -89,7 +86,7 @@ pub async fn run(global: &Global) -> Result<Exit> {
     )?;
 
     writeln!(out, "{}", painter.paint(bold, "$ bbsync plan"))?;
-    let first = plan_once(&client, &desired).await;
+    let first = plan_once(&reconciler, &desired).await;
     write!(out, "{}", render::plan_text(&first, painter, false))?;
 
     writeln!(
@@ -97,23 +94,27 @@ pub async fn run(global: &Global) -> Result<Exit> {
         "\n{}",
         painter.paint(bold, "$ bbsync apply --auto-approve")
     )?;
-    let options = ApplyOptions {
-        wait: true,
-        concurrency: 8,
+    let options = PassOptions {
+        apply: Some(ApplyOptions {
+            wait: true,
+            concurrency: 8,
+        }),
+        ..PassOptions::default()
     };
-    let report = apply::apply(
-        &client,
-        &first,
-        &demo_env,
-        &options,
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await;
+    let report = reconciler
+        .pass(
+            Source::Manifest(&desired),
+            &options,
+            &mut Quiet,
+            &CancellationToken::new(),
+        )
+        .await
+        .report
+        .unwrap_or_default();
     write!(out, "{}", report_text(&report, painter, false))?;
 
     writeln!(out, "\n{}", painter.paint(bold, "$ bbsync plan    # again"))?;
-    let second = plan_once(&client, &desired).await;
+    let second = plan_once(&reconciler, &desired).await;
     write!(out, "{}", render::plan_text(&second, painter, false))?;
 
     let github_untouched = sandbox
@@ -143,8 +144,14 @@ pub async fn run(global: &Global) -> Result<Exit> {
     Ok(if converged { Exit::Ok } else { Exit::Failed })
 }
 
-async fn plan_once(client: &Client, desired: &model::DesiredState) -> plan::Plan {
-    let projects: BTreeSet<_> = desired.projects.keys().cloned().collect();
-    let live = live::fetch(client, &projects, None, None, &|_, _| {}).await;
-    plan::plan(desired, &live, &PlanOptions::default())
+async fn plan_once(reconciler: &Reconciler, desired: &model::DesiredState) -> Plan {
+    let pass = reconciler
+        .pass(
+            Source::Manifest(desired),
+            &PassOptions::default(),
+            &mut Quiet,
+            &CancellationToken::new(),
+        )
+        .await;
+    pass.plan
 }

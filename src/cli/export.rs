@@ -4,12 +4,10 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 
-use anyhow::{Context as _, Result};
 use futures_util::StreamExt as _;
 
 use super::args::{ExportArgs, ManifestArgs};
-use super::sync::client;
-use super::{Exit, Global, load};
+use super::{Error, Exit, Settings, load};
 use crate::live;
 use crate::model::ids::ProjectId;
 use crate::model::live::ProjectLive;
@@ -17,15 +15,17 @@ use crate::reconcile::online::{self, Verdict};
 use crate::render::export::{self, ExportProject};
 
 /// `bbsync export`.
-pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {
-    let client = client(global)?;
+pub async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, Error> {
+    let client = settings.client()?;
     let mut titles = std::collections::BTreeMap::new();
     let ids: BTreeSet<ProjectId> = match &args.organization {
         Some(org) => {
-            let listed = client
-                .organization_projects(org)
-                .await
-                .with_context(|| format!("cannot list the projects of organization `{org}`"))?;
+            let listed = client.organization_projects(org).await.map_err(|e| {
+                Error::setup(
+                    format!("cannot list the projects of organization `{org}`"),
+                    e,
+                )
+            })?;
             listed
                 .into_iter()
                 .map(|p| {
@@ -44,7 +44,7 @@ pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {
                 async move { (id.clone(), client.project(id).await.ok()) }
             });
             let found: Vec<_> = futures_util::stream::iter(lookups)
-                .buffer_unordered(usize::from(global.concurrency))
+                .buffer_unordered(settings.api.concurrency)
                 .collect()
                 .await;
             for (id, project) in found {
@@ -71,15 +71,17 @@ pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {
         .collect();
     let exported = export::export(&projects, args.organization.as_ref(), args.full);
     match &args.out {
-        Some(path) => std::fs::write(path, &exported.text)
-            .with_context(|| format!("cannot write `{}`", path.display()))?,
+        Some(path) => std::fs::write(path, &exported.text).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?,
         None => anstream::stdout().write_all(exported.text.as_bytes())?,
     }
     let managed = projects
         .iter()
         .filter(|p| matches!(&p.live, ProjectLive::Known { managed, .. } if managed.len() == 1))
         .count();
-    if !global.quiet {
+    if !settings.quiet {
         eprintln!(
             "Exported {managed} Bitbucket integration(s) from {} project(s).",
             projects.len()
@@ -102,13 +104,10 @@ pub async fn run(global: &Global, args: &ExportArgs) -> Result<Exit> {
 }
 
 /// `bbsync validate --online`, after the offline checks passed.
-pub async fn validate_online(global: &Global, manifest: &ManifestArgs) -> Result<Exit> {
-    let (desired, _) = match load(&manifest.files) {
-        Ok(loaded) => loaded,
-        Err(exit) => return Ok(exit),
-    };
-    let client = client(global)?;
-    let checks = online::check(&client, &desired, usize::from(global.concurrency)).await;
+pub async fn validate_online(settings: &Settings, manifest: &ManifestArgs) -> Result<Exit, Error> {
+    let (desired, _) = load(&manifest.files, &settings.env)?;
+    let client = settings.client()?;
+    let checks = online::check(&client, &desired, settings.api.concurrency).await;
     let mut out = anstream::stdout();
     let (mut invalid, mut unchecked) = (0, 0);
     for check in &checks {

@@ -1,10 +1,13 @@
-//! Thin glue: parse arguments, call the layers, print, and map outcomes to exit codes.
+//! Thin glue: parse arguments, resolve the settings, call the layers, print, and map outcomes
+//! to exit codes.
 
 mod args;
 mod demo;
+mod error;
 mod exit;
 mod export;
 mod sandbox;
+mod settings;
 mod sync;
 mod watch;
 
@@ -12,14 +15,15 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
 use clap::Parser as _;
 
 pub use args::{Cli, Command, Global, LogFormat, ManifestArgs, parse_duration};
+pub use error::Error;
 pub use exit::Exit;
+pub use settings::Settings;
 
 use crate::manifest::diagnostic::Diagnostic;
-use crate::model::{self, DesiredState, Target};
+use crate::model::{self, DesiredState, Env, Target};
 
 /// Runs bbsync with the process's arguments and environment.
 pub fn main() -> ExitCode {
@@ -35,27 +39,30 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&cli.global, matches!(cli.command, Command::Watch(_)));
-    match run(cli) {
+    let settings = Settings::from_process(&cli.global, matches!(cli.command, Command::Watch(_)));
+    init_logging(&settings);
+    match run(cli, &settings) {
         Ok(exit) => exit.into(),
+        // `bbsync plan | head`: the reader has all it wanted.
+        Err(error) if error.is_broken_pipe() => Exit::Ok.into(),
         Err(error) => {
             print_error(&error);
-            Exit::Failed.into()
+            error.exit().into()
         }
     }
 }
 
-fn run(cli: Cli) -> Result<Exit> {
+fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate { manifest, online } => {
-            let exit = validate(&manifest)?;
+            let exit = validate(&manifest, &settings.env)?;
             if online && exit == Exit::Ok {
-                runtime()?.block_on(export::validate_online(&cli.global, &manifest))
+                runtime()?.block_on(export::validate_online(settings, &manifest))
             } else {
                 Ok(exit)
             }
         }
-        Command::Export(args) => runtime()?.block_on(export::run(&cli.global, &args)),
+        Command::Export(args) => runtime()?.block_on(export::run(settings, &args)),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "bbsync", &mut std::io::stdout());
@@ -65,50 +72,34 @@ fn run(cli: Cli) -> Result<Exit> {
             anstream::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
             Ok(Exit::Ok)
         }
-        Command::Plan(args) => runtime()?.block_on(sync::plan_command(&cli.global, &args)),
-        Command::Apply(args) => runtime()?.block_on(sync::apply_command(&cli.global, &args)),
+        Command::Plan(args) => runtime()?.block_on(sync::plan_command(settings, &args)),
+        Command::Apply(args) => runtime()?.block_on(sync::apply_command(settings, &args)),
         Command::Sandbox(args) => runtime()?.block_on(sandbox::run(&args)),
-        Command::Demo => runtime()?.block_on(demo::run(&cli.global)),
-        Command::Watch(args) => runtime()?.block_on(watch::run(&cli.global, &args)),
+        Command::Demo => runtime()?.block_on(demo::run(settings)),
+        Command::Watch(args) => runtime()?.block_on(watch::run(settings, &args)),
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()
+        .map_err(|e| Error::setup("cannot start the async runtime", e))
 }
 
-/// Prints an error and its causes: `error:` then `Caused by:` lines.
-pub fn print_error(error: &anyhow::Error) {
-    let mut text = format!("error: {error}\n");
-    let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
-    if !causes.is_empty() {
-        text.push_str("\nCaused by:\n");
-        for cause in causes {
-            text.push_str(&format!("  {cause}\n"));
-        }
-    }
-    let _ = anstream::stderr().write_all(text.as_bytes());
+/// Prints an error: `error:`, `Caused by:` and `hint:` lines.
+pub fn print_error(error: &Error) {
+    let _ = anstream::stderr().write_all(error::render(error).as_bytes());
 }
 
-fn init_logging(global: &Global, daemon: bool) {
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        // A daemon's one line per run and per action are its output.
-        (false, 0) if daemon => "info",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BBSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("bbsync={level},warn")));
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("bbsync=warn,warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match global.log_format {
+    let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(stderr_color()).compact().try_init(),
     };
@@ -133,31 +124,19 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
     }
 }
 
-/// Reads, parses and validates the manifest. Errors (with the warnings) are printed here; the
-/// caller gets the state and the warnings, or the exit code to stop with.
-pub fn load(files: &[PathBuf]) -> Result<(DesiredState, Vec<Diagnostic>), Exit> {
-    let env = |name: &str| std::env::var(name).ok();
-    crate::reconcile::load::load(files, &env).map_err(|diagnostics| {
-        report_invalid(&diagnostics);
-        Exit::Invalid
+/// Reads, parses and validates the manifest. An invalid one has its diagnostics printed here
+/// and becomes [`Error::InvalidManifest`]; a valid one comes with its warnings.
+pub fn load(files: &[PathBuf], env: &Env) -> Result<(DesiredState, Vec<Diagnostic>), Error> {
+    crate::reconcile::load::load(files, env).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics);
+        Error::InvalidManifest {
+            errors: diagnostics.iter().filter(|d| d.is_error()).count(),
+        }
     })
 }
 
-fn report_invalid(diagnostics: &[Diagnostic]) {
-    print_diagnostics(diagnostics);
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let _ = writeln!(
-        anstream::stderr(),
-        "error: the manifest is invalid ({errors} error{}); nothing was sent to the API",
-        if errors == 1 { "" } else { "s" }
-    );
-}
-
-fn validate(manifest: &ManifestArgs) -> Result<Exit> {
-    let (state, warnings) = match load(&manifest.files) {
-        Ok(loaded) => loaded,
-        Err(exit) => return Ok(exit),
-    };
+fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
+    let (state, warnings) = load(&manifest.files, env)?;
     print_diagnostics(&warnings);
     let mut counts = [0usize; 3];
     for project in state.projects.values() {

@@ -1,19 +1,18 @@
 //! `bbsync sandbox`: the fake API, standalone, for trying bbsync by hand.
 
-use anyhow::{Context as _, Result};
-
-use super::Exit;
 use super::args::SandboxArgs;
+use super::{Error, Exit};
 use crate::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
 
 /// Runs the sandbox until Ctrl-C or SIGTERM.
-pub async fn run(args: &SandboxArgs) -> Result<Exit> {
+pub async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
     let mut seed = match &args.seed {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the seed `{}`", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::setup(format!("cannot read the seed `{}`", path.display()), e)
+            })?;
             serde_saphyr::from_str::<Seed>(&text)
-                .map_err(|e| anyhow::anyhow!("the seed `{}` is invalid: {e}", path.display()))?
+                .map_err(|e| Error::setup(format!("the seed `{}` is invalid", path.display()), e))?
         }
         None => Seed::default(),
     };
@@ -27,7 +26,9 @@ pub async fn run(args: &SandboxArgs) -> Result<Exit> {
         ("--slow-rate", args.slow_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
-            anyhow::bail!("{name} must be between 0 and 1, not {rate}");
+            return Err(Error::Usage(format!(
+                "{name} must be between 0 and 1, not {rate}"
+            )));
         }
     }
     let sandbox = Sandbox::start(SandboxConfig {
@@ -48,7 +49,7 @@ pub async fn run(args: &SandboxArgs) -> Result<Exit> {
         page_size: args.page_size,
     })
     .await
-    .with_context(|| format!("cannot listen on {}", args.listen))?;
+    .map_err(|e| Error::setup(format!("cannot listen on {}", args.listen), e))?;
     let projects = sandbox.world().projects.len();
     println!(
         "bbsync sandbox: a fake Platform.sh API with {projects} project(s) at {}",

@@ -1,68 +1,19 @@
-//! `bbsync plan` and `bbsync apply`: glue between the manifest, the API and the planner.
+//! `bbsync plan` and `bbsync apply`: the reconcile pass, with a terminal around it.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 
-use anyhow::{Context as _, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 
 use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat};
-use super::{Exit, Global, load, stderr_color, stdout_color};
+use super::{Error, Exit, Settings, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
-use crate::live::{self, Client, ClientConfig};
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
-use crate::model::live::LiveState;
-use crate::model::secret::Secret;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Plan};
+use crate::reconcile::{Approval, Hooks, PassOptions, Reconciler, Source, Stop};
 use crate::render::{self, Painter};
-
-/// The API token from `PLATFORMSH_CLI_TOKEN`, else `UPSUN_CLI_TOKEN`.
-pub fn api_token() -> Result<Secret> {
-    ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN"]
-        .into_iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        .map(|v| Secret::new(v.trim().to_owned()))
-        .ok_or_else(|| {
-            anyhow!(
-                "no API token: set PLATFORMSH_CLI_TOKEN (or UPSUN_CLI_TOKEN)\n  hint: create one in the Console under My profile > API tokens, or try `bbsync demo` first"
-            )
-        })
-}
-
-/// A client for the configured API.
-pub fn client(global: &Global) -> Result<Client> {
-    let mut config = ClientConfig::new(&global.api_url, &global.auth_url, api_token()?);
-    config.concurrency = usize::from(global.concurrency);
-    config.max_rps = global.max_rps.filter(|r| *r > 0.0);
-    config.timeout = global.timeout;
-    Ok(Client::new(config)?)
-}
-
-/// Reads the live state a plan of `desired` needs, with a progress bar on a terminal.
-pub async fn read_live(
-    client: &Client,
-    desired: &DesiredState,
-    only: Option<&BTreeSet<ProjectId>>,
-    quiet: bool,
-) -> LiveState {
-    let projects: BTreeSet<ProjectId> = desired
-        .projects
-        .keys()
-        .filter(|id| only.is_none_or(|o| o.contains(*id)))
-        .cloned()
-        .collect();
-    let organization = desired.organization.as_ref().filter(|_| desired.prune);
-    let bar = progress_bar(projects.len() as u64, quiet, "reading live state");
-    let progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let state = live::fetch(client, &projects, organization, only, &progress).await;
-    bar.finish_and_clear();
-    state
-}
 
 fn progress_bar(total: u64, quiet: bool, message: &'static str) -> indicatif::ProgressBar {
     if quiet || total < 2 || !std::io::stderr().is_terminal() {
@@ -76,6 +27,93 @@ fn progress_bar(total: u64, quiet: bool, message: &'static str) -> indicatif::Pr
     }
     bar.set_message(message);
     bar
+}
+
+/// The terminal around a pass: progress bars, the plan on stderr, the question.
+struct Terminal {
+    quiet: bool,
+    /// Print the plan on stderr once made (interactive `apply`).
+    show_plan: bool,
+    /// Ask before writing.
+    ask: bool,
+    /// Made at the first progress report, when the total is known.
+    reading: std::sync::OnceLock<indicatif::ProgressBar>,
+    applying: indicatif::ProgressBar,
+    /// An answer was needed and there was no terminal to ask on.
+    no_terminal: bool,
+    /// Printing the plan or reading the answer failed.
+    failed: Option<std::io::Error>,
+}
+
+impl Terminal {
+    fn new(quiet: bool, show_plan: bool, ask: bool) -> Self {
+        Self {
+            quiet,
+            show_plan,
+            ask,
+            reading: std::sync::OnceLock::new(),
+            applying: indicatif::ProgressBar::hidden(),
+            no_terminal: false,
+            failed: None,
+        }
+    }
+}
+
+impl Hooks for Terminal {
+    fn progress(&self, done: usize, total: usize) {
+        let bar = self
+            .reading
+            .get_or_init(|| progress_bar(total as u64, self.quiet, "reading live state"));
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+
+    fn planned(&mut self, plan: &Plan) {
+        if let Some(bar) = self.reading.get() {
+            bar.finish_and_clear();
+        }
+        if self.show_plan {
+            let text = render::plan_text(plan, Painter::new(stderr_color()), false);
+            if let Err(error) = anstream::stderr().write_all(text.as_bytes()) {
+                self.failed = Some(error);
+            }
+        }
+    }
+
+    fn approve(&mut self, _plan: &Plan) -> impl Future<Output = Approval> + Send {
+        let approval = if self.ask && !std::io::stdin().is_terminal() {
+            self.no_terminal = true;
+            Approval::No
+        } else if self.ask {
+            eprint!("\nApply these changes? Only 'yes' will be accepted: ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            match std::io::stdin().lock().read_line(&mut answer) {
+                // Time passed while the plan was read: a change made meanwhile (in the
+                // Console, by `bbsync watch`, by another apply) must not be overwritten by a
+                // plan made before it.
+                Ok(_) if answer.trim() == "yes" => Approval::YesIfUnchanged,
+                Ok(_) => Approval::No,
+                Err(error) => {
+                    self.failed = Some(error);
+                    Approval::No
+                }
+            }
+        } else {
+            Approval::Yes
+        };
+        std::future::ready(approval)
+    }
+
+    fn applying(&mut self, writes: usize) {
+        self.applying = progress_bar(writes as u64, self.quiet, "applying");
+    }
+
+    fn done(&self, report: &apply::ActionReport) {
+        if report.action.writes() {
+            self.applying.inc(1);
+        }
+    }
 }
 
 fn selection(
@@ -96,52 +134,57 @@ fn selection(
     Some(projects.iter().cloned().collect())
 }
 
-/// Loads the manifest and plans it against the live API.
-async fn make_plan(
-    global: &Global,
+/// The pass options for the manifest at `files`, and the desired state it holds.
+fn manifest_pass(
+    settings: &Settings,
     files: &[std::path::PathBuf],
     projects: &[ProjectId],
-    rotate: bool,
-) -> Result<Result<Plan, Exit>> {
-    let (desired, diagnostics) = match load(files) {
-        Ok(loaded) => loaded,
-        Err(exit) => return Ok(Err(exit)),
-    };
+    rotate_credentials: bool,
+) -> Result<(DesiredState, PassOptions), Error> {
+    let (desired, diagnostics) = load(files, &settings.env)?;
     let mut warnings: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
     let only = selection(projects, &desired, &mut warnings);
-    let client = client(global)?;
-    let live = read_live(&client, &desired, only.as_ref(), global.quiet).await;
-    Ok(Ok(plan::plan(
-        &desired,
-        &live,
-        &PlanOptions {
+    Ok((
+        desired,
+        PassOptions {
             only,
-            rotate_credentials: rotate,
+            rotate_credentials,
             warnings,
+            ..PassOptions::default()
         },
-    )))
+    ))
 }
 
-fn write_plan_file(path: &Path, plan: &Plan) -> Result<()> {
-    std::fs::write(path, render::plan_json(plan))
-        .with_context(|| format!("cannot write the plan to `{}`", path.display()))
+fn write_plan_file(path: &Path, plan: &Plan) -> Result<(), Error> {
+    std::fs::write(path, render::plan_json(plan)).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `bbsync plan`.
-pub async fn plan_command(global: &Global, args: &PlanArgs) -> Result<Exit> {
-    let plan = match make_plan(
-        global,
+pub async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result<Exit, Error> {
+    let (desired, options) = manifest_pass(
+        settings,
         &args.manifest.files,
         &args.projects,
         args.rotate_credentials,
-    )
-    .await?
-    {
-        Ok(plan) => plan,
-        Err(exit) => return Ok(exit),
-    };
+    )?;
+    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
+    let mut terminal = Terminal::new(settings.quiet, false, false);
+    let pass = reconciler
+        .pass(
+            Source::Manifest(&desired),
+            &options,
+            &mut terminal,
+            &CancellationToken::new(),
+        )
+        .await;
+    let plan = pass.plan;
     let text = match args.format {
-        Format::Text => render::plan_text(&plan, Painter::new(stdout_color()), global.verbose > 0),
+        Format::Text => {
+            render::plan_text(&plan, Painter::new(stdout_color()), settings.verbose > 0)
+        }
         Format::Json => render::plan_json(&plan),
         Format::Markdown => {
             let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
@@ -151,7 +194,7 @@ pub async fn plan_command(global: &Global, args: &PlanArgs) -> Result<Exit> {
     anstream::stdout().write_all(text.as_bytes())?;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
-        if !global.quiet {
+        if !settings.quiet {
             eprintln!(
                 "Saved the plan to `{}`; apply exactly it with `bbsync apply {}`.",
                 path.display(),
@@ -169,104 +212,68 @@ pub async fn plan_command(global: &Global, args: &PlanArgs) -> Result<Exit> {
 }
 
 /// `bbsync apply`.
-pub async fn apply_command(global: &Global, args: &ApplyArgs) -> Result<Exit> {
-    let plan = match &args.plan_file {
-        Some(path) => match saved_plan(global, path).await? {
-            Ok(plan) => plan,
-            Err(exit) => return Ok(exit),
-        },
-        None => {
-            let plan = match make_plan(
-                global,
-                &args.manifest.files,
-                &args.projects,
-                args.rotate_credentials,
-            )
-            .await?
-            {
-                Ok(plan) => plan,
-                Err(exit) => return Ok(exit),
-            };
-            let text = render::plan_text(&plan, Painter::new(stderr_color()), false);
-            anstream::stderr().write_all(text.as_bytes())?;
-            plan
-        }
+pub async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Result<Exit, Error> {
+    let saved = match &args.plan_file {
+        Some(path) => Some(read_plan_file(path)?),
+        None => None,
     };
-    if let Err(violation) = plan::check_guards(&plan, args.max_deletes) {
-        eprintln!("error: {violation}; nothing was written");
-        eprintln!("  hint: review the deletions, then pass `--max-deletes N` to allow them");
-        return Ok(Exit::Blocked);
-    }
-    if !plan.has_changes() {
-        let report = apply::apply(
-            &client(global)?,
-            &plan,
-            &|_| None,
-            &apply_options(global, args),
-            &CancellationToken::new(),
-            &|_| {},
-        )
-        .await;
-        return finish(global, args, &report);
-    }
-    if args.plan_file.is_none() && !args.auto_approve {
-        if !std::io::stdin().is_terminal() {
-            eprintln!("error: `apply` needs confirmation, and there is no terminal to ask on");
-            eprintln!(
-                "  hint: review with `bbsync plan`, then run `bbsync apply --auto-approve` (or `bbsync apply PLANFILE`)"
-            );
-            return Ok(Exit::Usage);
-        }
-        eprint!("\nApply these changes? Only 'yes' will be accepted: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            eprintln!("Apply cancelled; nothing was written.");
-            return Ok(Exit::Ok);
-        }
-        // Time passed while the plan was read: a change made meanwhile (in the Console, by
-        // `bbsync watch`, by another apply) must not be overwritten by a plan made before it.
-        if let Some(stale) = stale_now(global, &plan).await? {
-            report_stale("the plan went stale while waiting for the answer", &stale);
-            eprintln!(
-                "  hint: run `bbsync apply` again to plan against the live state as it is now"
-            );
-            return Ok(Exit::Blocked);
-        }
-    }
-    let client = client(global)?;
+    let manifest = match &saved {
+        Some(_) => None,
+        None => Some(manifest_pass(
+            settings,
+            &args.manifest.files,
+            &args.projects,
+            args.rotate_credentials,
+        )?),
+    };
+    let ask = saved.is_none() && !args.auto_approve;
+    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
+    let mut options = manifest
+        .as_ref()
+        .map(|(_, options)| options.clone())
+        .unwrap_or_default();
+    options.max_deletes = args.max_deletes;
+    options.apply = Some(ApplyOptions {
+        wait: !args.no_wait,
+        concurrency: settings.api.concurrency,
+    });
+    let source = match (&saved, &manifest) {
+        (Some(plan), _) => Source::Saved(plan),
+        (None, Some((desired, _))) => Source::Manifest(desired),
+        (None, None) => unreachable!("a plan file or a manifest"),
+    };
+    let mut terminal = Terminal::new(settings.quiet, saved.is_none(), ask);
     let cancel = CancellationToken::new();
     let interrupt = tokio::spawn(watch_interrupts(cancel.clone()));
-    let bar = progress_bar(
-        plan.actions.iter().filter(|a| a.action.writes()).count() as u64,
-        global.quiet,
-        "applying",
-    );
-    let on_done = |report: &apply::ActionReport| {
-        if report.action.writes() {
-            bar.inc(1);
-        }
-    };
-    let env = |name: &str| std::env::var(name).ok();
-    let report = apply::apply(
-        &client,
-        &plan,
-        &env,
-        &apply_options(global, args),
-        &cancel,
-        &on_done,
-    )
-    .await;
-    bar.finish_and_clear();
+    let pass = reconciler
+        .pass(source, &options, &mut terminal, &cancel)
+        .await;
+    terminal.applying.finish_and_clear();
     interrupt.abort();
-    finish(global, args, &report)
-}
-
-fn apply_options(global: &Global, args: &ApplyArgs) -> ApplyOptions {
-    ApplyOptions {
-        wait: !args.no_wait,
-        concurrency: usize::from(global.concurrency),
+    if let Some(error) = terminal.failed {
+        return Err(Error::Output(error));
+    }
+    if terminal.no_terminal {
+        return Err(Error::NoTerminal);
+    }
+    match pass.stop {
+        Some(Stop::Guard(violation)) => Err(Error::Guard(violation)),
+        Some(Stop::Stale {
+            at_prompt,
+            projects,
+        }) => Err(Error::Stale {
+            at_prompt,
+            projects,
+            path: args.plan_file.clone(),
+        }),
+        Some(Stop::Declined) => {
+            eprintln!("Apply cancelled; nothing was written.");
+            Ok(Exit::Ok)
+        }
+        Some(Stop::Planned) | None => {
+            let report = pass.report.unwrap_or_default();
+            finish(settings, args, &report)
+        }
     }
 }
 
@@ -284,75 +291,40 @@ async fn watch_interrupts(cancel: CancellationToken) {
     }
 }
 
-/// Reads a saved plan and checks it is still true of the live state.
-async fn saved_plan(global: &Global, path: &Path) -> Result<Result<Plan, Exit>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the plan file `{}`", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not a plan file (not JSON)", path.display()))?;
+/// Reads a saved plan (not yet checked against the live state).
+fn read_plan_file(path: &Path) -> Result<Plan, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadPlanFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let not_a_plan = |source| Error::NotAPlanFile {
+        path: path.to_owned(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(not_a_plan)?;
     let version = value
         .get("format_version")
         .and_then(|v| v.as_str())
         .unwrap_or("");
     if version != plan::FORMAT_VERSION {
-        eprintln!(
-            "error: `{}` has plan format version `{version}`; this bbsync applies version `{}` only; nothing was written",
-            path.display(),
-            plan::FORMAT_VERSION
-        );
-        eprintln!(
-            "  hint: make a new plan with this bbsync (`bbsync plan --out {}`)",
-            path.display()
-        );
-        return Ok(Err(Exit::Blocked));
+        return Err(Error::PlanVersion {
+            path: path.to_owned(),
+            found: version.to_owned(),
+        });
     }
-    let plan: Plan = serde_json::from_value(value)
-        .with_context(|| format!("`{}` is not a valid plan file", path.display()))?;
-    if let Some(stale) = stale_now(global, &plan).await? {
-        report_stale("the saved plan is stale", &stale);
-        eprintln!(
-            "  hint: make a new plan (`bbsync plan --out {}`) and review it",
-            path.display()
-        );
-        return Ok(Err(Exit::Blocked));
-    }
-    Ok(Ok(plan))
+    serde_json::from_value(value).map_err(not_a_plan)
 }
 
-/// Reads again the live state of every project the plan writes to, and names those where it is
-/// no longer what the plan was made against (`None` when the plan still holds everywhere).
-async fn stale_now(global: &Global, plan: &Plan) -> Result<Option<Vec<(ProjectId, String)>>> {
-    let client = client(global)?;
-    let projects: BTreeSet<ProjectId> = plan
-        .actions
-        .iter()
-        .filter(|a| a.action.writes())
-        .map(|a| a.project.clone())
-        .collect();
-    let live = live::fetch(&client, &projects, None, None, &|_, _| {}).await;
-    let stale = plan::stale_projects(plan, &live);
-    Ok((!stale.is_empty()).then_some(stale))
-}
-
-fn report_stale(what: &str, stale: &[(ProjectId, String)]) {
-    eprintln!(
-        "error: {what} for {} project(s); nothing was written:",
-        stale.len()
-    );
-    for (project, why) in stale {
-        eprintln!("  - {project}: {why}");
-    }
-}
-
-fn finish(global: &Global, args: &ApplyArgs, report: &Report) -> Result<Exit> {
+fn finish(settings: &Settings, args: &ApplyArgs, report: &Report) -> Result<Exit, Error> {
     let text = match args.format {
         ReportFormat::Json => {
-            let mut json = serde_json::to_string_pretty(report)?;
+            let mut json =
+                serde_json::to_string_pretty(report).expect("a report always serialises to JSON");
             json.push('\n');
             json
         }
         ReportFormat::Text => {
-            render::report_text(report, Painter::new(stdout_color()), global.verbose > 0)
+            render::report_text(report, Painter::new(stdout_color()), settings.verbose > 0)
         }
     };
     anstream::stdout().write_all(text.as_bytes())?;

@@ -1,35 +1,31 @@
 //! `bbsync watch`: starts the daemon with its endpoints, and stops it on SIGTERM/SIGINT.
 
-use std::sync::Arc;
-
-use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
 
 use super::args::WatchArgs;
 use super::sandbox::shutdown_signal;
-use super::sync::client;
-use super::{Exit, Global};
+use super::{Error, Exit, Settings};
+use crate::reconcile::Reconciler;
 use crate::watch::{Daemon, WatchOptions};
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(global: &Global, args: &WatchArgs) -> Result<Exit> {
-    let client = client(global)?;
+pub async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, Error> {
+    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
     let mut options = WatchOptions::new(args.manifest.files.clone());
     options.interval = args.interval;
     options.debounce = args.debounce;
     options.plan_only = args.plan_only;
     options.max_deletes = args.max_deletes;
     options.wait = !args.no_wait;
-    options.concurrency = usize::from(global.concurrency);
+    options.concurrency = settings.api.concurrency;
     options.state_dir = args.state_dir.clone();
-    let env = Arc::new(|name: &str| std::env::var(name).ok());
-    let daemon = Daemon::new(options, client, env);
+    let daemon = Daemon::new(options, reconciler);
     let stop = CancellationToken::new();
     if let Some(listen) = args.listen {
         let address = daemon
             .serve(listen, stop.clone())
             .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+            .map_err(|e| Error::setup(format!("cannot listen on {listen}"), e))?;
         tracing::info!(%address, "serving /healthz /readyz /metrics /status");
         eprintln!("bbsync watch: listening on http://{address}");
     }
@@ -44,7 +40,7 @@ pub async fn run(global: &Global, args: &WatchArgs) -> Result<Exit> {
     daemon
         .run(stop)
         .await
-        .context("cannot watch the manifest files")?;
+        .map_err(|e| Error::setup("cannot watch the manifest files", e))?;
     signals.abort();
     Ok(Exit::Ok)
 }

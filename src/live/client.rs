@@ -287,6 +287,7 @@ impl Client {
                         call,
                         reason: transport_reason(&error),
                         unclear: false,
+                        source: Some(Arc::new(error)),
                     });
                 }
             }
@@ -384,13 +385,17 @@ impl Client {
                         (
                             Some(status),
                             wait,
-                            text.map_err(|e| (transport_reason(&e), true)),
+                            text.map_err(|e| (transport_reason(&e), true, Arc::new(e))),
                         )
                     }
                     Err(error) => (
                         None,
                         None,
-                        Err((transport_reason(&error), !error.is_connect())),
+                        Err((
+                            transport_reason(&error),
+                            !error.is_connect(),
+                            Arc::new(error),
+                        )),
                     ),
                 }
             };
@@ -445,7 +450,7 @@ impl Client {
                         details,
                     });
                 }
-                (_, Err((reason, unclear))) => {
+                (_, Err((reason, unclear, source))) => {
                     let safe = !unclear || matches!(retry, Retry::Idempotent);
                     if can_retry && safe {
                         self.retry_wait(attempt, None).await;
@@ -454,6 +459,7 @@ impl Client {
                             call,
                             reason,
                             unclear: unclear || status.is_some(),
+                            source: Some(source),
                         });
                     }
                 }

@@ -32,6 +32,9 @@ pub enum ApiError {
         reason: String,
         /// The request may have been carried out (it was sent; the answer was lost).
         unclear: bool,
+        /// The HTTP library's error: DNS, TLS, refused, reset.
+        #[source]
+        source: Option<std::sync::Arc<reqwest::Error>>,
     },
     /// The answer could not be understood.
     #[error("{call} returned an unexpected response: {reason}")]
@@ -44,6 +47,28 @@ pub enum ApiError {
     /// A URL is not acceptable (for example `http://` to a non-loopback host).
     #[error("{0}")]
     Config(String),
+}
+
+/// `error` and its causes on one line, `: `-separated: for messages kept as text (a project's
+/// unknown state, an action's failure) where the chain would otherwise be lost.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    error: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    error.and_then(std::error::Error::source)
 }
 
 impl ApiError {

@@ -91,7 +91,7 @@ pub async fn fetch(
         let state = match client.list_integrations(&id).await {
             Ok(list) => project_live(&list),
             Err(error) => ProjectLive::Unknown {
-                error: error.to_string(),
+                error: super::chain(&error),
             },
         };
         (id, state)

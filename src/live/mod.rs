@@ -5,5 +5,5 @@ mod error;
 mod fetch;
 
 pub use client::{Client, ClientConfig, Stats, Validation, Written, check_url};
-pub use error::{ApiError, Call};
+pub use error::{ApiError, Call, chain};
 pub use fetch::{fetch, live_integration, project_live};

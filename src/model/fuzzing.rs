@@ -4,11 +4,16 @@
 /// Loads `data` as a manifest and checks what must hold for any bytes at all: a state or
 /// located diagnostics, diagnostics that render, and never a panic. Panics when one fails.
 pub fn manifest_loader(data: &[u8]) {
-    let env = |name: &str| {
-        name.len()
-            .is_multiple_of(2)
-            .then(|| format!("value-{name}"))
-    };
+    // Every `${NAME}` the input names is set when its name has an even length: both the set
+    // and the unset paths are fuzzed.
+    let text = String::from_utf8_lossy(data);
+    let env = crate::model::Env::new(
+        text.split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .filter(|name| name.len().is_multiple_of(2))
+            .map(|name| (name.to_owned(), format!("value-{name}"))),
+    );
     match crate::manifest::parse("fuzz.yaml", data) {
         Ok(file) => {
             let built = crate::model::build(std::slice::from_ref(&file), &env);

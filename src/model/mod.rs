@@ -5,6 +5,7 @@
 //! `${NAME}` references are resolved from an environment passed in, and every semantic problem
 //! is reported at its file:line:column.
 
+pub mod env;
 pub mod field;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+pub use env::Env;
 pub use field::{Field, FieldValue, IntegrationType, Omitted, SecretField};
 pub use template::Template;
 
@@ -154,7 +156,7 @@ impl Built {
 
 /// Validates parsed manifest files into the desired state. `env` looks up environment
 /// variables (the caller decides where they come from).
-pub fn build(files: &[ManifestFile], env: &dyn Fn(&str) -> Option<String>) -> Built {
+pub fn build(files: &[ManifestFile], env: &Env) -> Built {
     let mut builder = Builder {
         env,
         diagnostics: Vec::new(),
@@ -170,7 +172,7 @@ pub fn build(files: &[ManifestFile], env: &dyn Fn(&str) -> Option<String>) -> Bu
 }
 
 struct Builder<'a> {
-    env: &'a dyn Fn(&str) -> Option<String>,
+    env: &'a Env,
     diagnostics: Vec<Diagnostic>,
     /// Unset variables: name -> (uses, first location, first field, secret).
     missing: BTreeMap<String, (usize, Location, String, bool)>,
@@ -664,7 +666,7 @@ impl<'f> Builder<'_> {
             .and_then(Template::sole_variable)
         {
             Some(variable) => {
-                if (self.env)(variable).is_none() {
+                if self.env.get(variable).is_none() {
                     self.note_missing(variable.to_owned(), &location, field.name(), true);
                 }
                 Some(SecretRef {

@@ -81,14 +81,14 @@ impl Template {
     }
 
     /// Substitutes every variable from `lookup`; the names of the missing ones otherwise.
-    pub fn resolve(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+    pub fn resolve(&self, env: &super::Env) -> Result<String, Vec<String>> {
         let mut out = String::new();
         let mut missing = Vec::new();
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Variable(name) => match lookup(name) {
-                    Some(value) => out.push_str(&value),
+                Part::Variable(name) => match env.get(name) {
+                    Some(value) => out.push_str(value),
                     None => missing.push(name.clone()),
                 },
             }
@@ -126,17 +126,17 @@ fn is_variable_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
-        (name == "A").then(|| "x".to_owned())
+    fn env() -> crate::model::Env {
+        crate::model::Env::new([("A", "x")])
     }
 
     #[test]
     fn interpolates_and_escapes() {
         let t = Template::parse("pre-${A}-$${B}-$5").unwrap();
-        assert_eq!(t.resolve(&env).unwrap(), "pre-x-${B}-$5");
+        assert_eq!(t.resolve(&env()).unwrap(), "pre-x-${B}-$5");
         assert_eq!(t.to_string(), "pre-${A}-$${B}-$5");
         assert_eq!(
-            Template::parse("${B}").unwrap().resolve(&env),
+            Template::parse("${B}").unwrap().resolve(&env()),
             Err(vec!["B".to_owned()])
         );
     }

@@ -3,18 +3,18 @@
 use super::*;
 use crate::manifest;
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "KEY" => Some("consumer-key".to_owned()),
-        "SECRET" | "TOKEN" => Some("s3cr3t-value".to_owned()),
-        "USER" => Some("bot".to_owned()),
-        _ => None,
-    }
+fn env() -> Env {
+    Env::new([
+        ("KEY", "consumer-key"),
+        ("SECRET", "s3cr3t-value"),
+        ("TOKEN", "s3cr3t-value"),
+        ("USER", "bot"),
+    ])
 }
 
 fn build_text(text: &str) -> Built {
     let file = manifest::parse("m.yaml", text.as_bytes()).unwrap_or_else(|d| panic!("{d:#?}"));
-    build(&[file], &env)
+    build(&[file], &env())
 }
 
 fn state(text: &str) -> DesiredState {
@@ -290,7 +290,7 @@ fn credentials_are_required_for_cloud() {
 fn duplicate_projects_across_files_name_both_places() {
     let a = manifest::parse("a.yaml", cloud("").as_bytes()).unwrap();
     let b = manifest::parse("b.yaml", cloud("").as_bytes()).unwrap();
-    let built = build(&[a, b], &env);
+    let built = build(&[a, b], &env());
     let e = built
         .diagnostics
         .iter()

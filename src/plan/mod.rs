@@ -26,6 +26,20 @@ pub struct PlanOptions {
     pub rotate_credentials: bool,
     /// Warnings from loading the manifest, carried into the plan.
     pub warnings: Vec<String>,
+    /// Projects whose writes are held back this time, with why (the daemon's backoff after
+    /// failures): their writing actions are left out of the plan and listed in [`Plan::held`].
+    pub held: BTreeMap<ProjectId, String>,
+}
+
+/// A project whose planned write was left out of the plan, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The project.
+    pub project: ProjectId,
+    /// The write that was left out.
+    pub action: ActionKind,
+    /// Why it was held back.
+    pub reason: String,
 }
 
 /// A plan: what `apply` will do, and why. Serialised, it is the plan file.
@@ -51,6 +65,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Problems not tied to one project (a failed organization listing).
     pub errors: Vec<String>,
+    /// Writes left out because their project is held back ([`PlanOptions::held`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Held>,
 }
 
 /// What an action does.
@@ -257,6 +274,19 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
         }
     }
 
+    let mut held = Vec::new();
+    actions.retain(|action| match options.held.get(&action.project) {
+        Some(reason) if action.action.writes() => {
+            held.push(Held {
+                project: action.project.clone(),
+                action: action.action,
+                reason: reason.clone(),
+            });
+            false
+        }
+        _ => true,
+    });
+    held.sort_by(|a, b| a.project.cmp(&b.project));
     actions.sort_by(|a, b| (a.action, &a.project).cmp(&(b.action, &b.project)));
     let mut summary = Summary {
         errors: errors.len(),
@@ -283,6 +313,7 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
         actions,
         warnings,
         errors,
+        held,
     }
 }
 

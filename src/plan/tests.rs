@@ -608,7 +608,8 @@ fn arb_live_project() -> impl Strategy<Value = ProjectLive> {
 proptest! {
     // 512 cases by default; `PROPTEST_CASES=20000 cargo test` for a longer search.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        // proptest reads PROPTEST_CASES itself (default 256); this suite runs at least 512.
+        cases: ProptestConfig::default().cases.max(512),
         ..ProptestConfig::default()
     })]
 

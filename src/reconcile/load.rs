@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use crate::manifest;
 use crate::manifest::diagnostic::{Diagnostic, SourceFile};
-use crate::model::{self, DesiredState};
+use crate::model::{self, DesiredState, Env};
 
 /// Reads `files` (files or directories) and builds the desired state, looking variables up in
 /// `env`. On success, the state and its warnings; otherwise every diagnostic (errors first
 /// among them where found).
 pub fn load(
     files: &[PathBuf],
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Env,
 ) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
     load_with_sources(files, env).map(|loaded| (loaded.state, loaded.warnings))
 }
@@ -28,10 +28,7 @@ pub struct Loaded {
 }
 
 /// [`load`], also keeping the text of every file read.
-pub fn load_with_sources(
-    files: &[PathBuf],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, Vec<Diagnostic>> {
+pub fn load_with_sources(files: &[PathBuf], env: &Env) -> Result<Loaded, Vec<Diagnostic>> {
     let parsed = manifest::read_all(files)?;
     let built = model::build(&parsed, env);
     match built.state {

@@ -1,5 +1,283 @@
-//! The reconcile layer: the one pass that loads the manifest, reads the live state, plans,
-//! checks the guards and applies; and `validate --online`.
+//! The reconcile layer: the one pass that `plan`, `apply` and `watch` all make, from the desired
+//! state (or a saved plan) to a report: fetch the live state -> plan -> guards -> approval ->
+//! apply. It holds the process's one API client; what differs between the commands (printing,
+//! asking on a terminal, the daemon's records) comes in through [`Hooks`].
+//!
+//! Also here: reading the manifest ([`load`]) and `validate --online` ([`online`]).
 
 pub mod load;
 pub mod online;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, ActionReport, ApplyOptions, Report};
+use crate::live::{self, Client};
+use crate::model::ids::ProjectId;
+use crate::model::live::LiveState;
+use crate::model::{DesiredState, Env};
+use crate::plan::{self, GuardViolation, Plan, PlanOptions};
+
+/// What a pass starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Plan the manifest against the live state read now.
+    Manifest(&'a DesiredState),
+    /// Apply exactly this saved plan, if the live state is still what it was made against.
+    Saved(&'a Plan),
+}
+
+/// How far a pass goes, and with which limits.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    /// `--project`: only these projects.
+    pub only: Option<BTreeSet<ProjectId>>,
+    /// `--rotate-credentials`.
+    pub rotate_credentials: bool,
+    /// Manifest warnings, carried into the plan.
+    pub warnings: Vec<String>,
+    /// Projects held back this time, with why (the daemon's backoff).
+    pub held: BTreeMap<ProjectId, String>,
+    /// `--max-deletes`.
+    pub max_deletes: Option<usize>,
+    /// Apply with these options; `None` stops after planning.
+    pub apply: Option<ApplyOptions>,
+}
+
+/// What stands between a plan and its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Write.
+    Yes,
+    /// Write, but read the live state again first and refuse a plan gone stale meanwhile (time
+    /// passed at a prompt).
+    YesIfUnchanged,
+    /// Write nothing.
+    No,
+}
+
+/// What the commands add to a pass. Every method has a default that does nothing (or approves).
+pub trait Hooks: Sync {
+    /// `done` of `total` projects read.
+    fn progress(&self, done: usize, total: usize) {
+        let _ = (done, total);
+    }
+
+    /// The plan is made (before the guards).
+    fn planned(&mut self, plan: &Plan) {
+        let _ = plan;
+    }
+
+    /// The plan passed the guards and writes something: may it?
+    fn approve(&mut self, plan: &Plan) -> impl Future<Output = Approval> + Send {
+        let _ = plan;
+        std::future::ready(Approval::Yes)
+    }
+
+    /// Writing starts: `writes` actions write.
+    fn applying(&mut self, writes: usize) {
+        let _ = writes;
+    }
+
+    /// One action finished.
+    fn done(&self, report: &ActionReport) {
+        let _ = report;
+    }
+}
+
+/// Hooks that add nothing: plan, approve, apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Hooks for Quiet {}
+
+/// Why a pass wrote nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// Asked to plan only.
+    Planned,
+    /// A guard refused the plan.
+    Guard(GuardViolation),
+    /// The plan no longer matches the live state (a saved plan, or one that waited at a prompt).
+    Stale {
+        /// It waited at a prompt (not a saved plan).
+        at_prompt: bool,
+        /// Each stale project and why.
+        projects: Vec<(ProjectId, String)>,
+    },
+    /// Not approved.
+    Declined,
+}
+
+/// The result of a pass.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// The plan made (or the saved plan).
+    pub plan: Plan,
+    /// The live state planned against (empty for a saved plan).
+    pub live: LiveState,
+    /// Why nothing was written, when nothing was.
+    pub stop: Option<Stop>,
+    /// What the applier did, when it ran.
+    pub report: Option<Report>,
+}
+
+/// The one reconcile pass, with the process's one API client.
+#[derive(Clone)]
+pub struct Reconciler {
+    client: Client,
+    env: Env,
+}
+
+impl Reconciler {
+    /// Passes through `client`, resolving secrets from `env`.
+    pub fn new(client: Client, env: Env) -> Self {
+        Self { client, env }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The environment secrets are resolved from.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Reads the live state a plan of `desired` needs (every listed project, and with pruning the
+    /// organization's), limited to `only` when given.
+    pub async fn read_live(
+        &self,
+        desired: &DesiredState,
+        only: Option<&BTreeSet<ProjectId>>,
+        hooks: &impl Hooks,
+    ) -> LiveState {
+        let projects: BTreeSet<ProjectId> = desired
+            .projects
+            .keys()
+            .filter(|id| only.is_none_or(|o| o.contains(*id)))
+            .cloned()
+            .collect();
+        let organization = desired.organization.as_ref().filter(|_| desired.prune);
+        let progress = |done: usize, total: usize| hooks.progress(done, total);
+        live::fetch(&self.client, &projects, organization, only, &progress).await
+    }
+
+    /// Reads again the live state of every project `plan` writes to, and names those where it
+    /// is no longer what the plan was made against (empty when the plan still holds).
+    pub async fn stale(&self, plan: &Plan) -> Vec<(ProjectId, String)> {
+        let projects: BTreeSet<ProjectId> = plan
+            .actions
+            .iter()
+            .filter(|a| a.action.writes())
+            .map(|a| a.project.clone())
+            .collect();
+        if projects.is_empty() {
+            return Vec::new();
+        }
+        let live = live::fetch(&self.client, &projects, None, None, &|_, _| {}).await;
+        plan::stale_projects(plan, &live)
+    }
+
+    /// Fetch -> plan -> guards -> approval -> apply. `cancel` stops actions from starting.
+    pub async fn pass(
+        &self,
+        source: Source<'_>,
+        options: &PassOptions,
+        hooks: &mut impl Hooks,
+        cancel: &CancellationToken,
+    ) -> Pass {
+        let (plan, live) = match source {
+            Source::Manifest(desired) => {
+                let live = self.read_live(desired, options.only.as_ref(), hooks).await;
+                let plan = plan::plan(
+                    desired,
+                    &live,
+                    &PlanOptions {
+                        only: options.only.clone(),
+                        rotate_credentials: options.rotate_credentials,
+                        warnings: options.warnings.clone(),
+                        held: options.held.clone(),
+                    },
+                );
+                (plan, live)
+            }
+            Source::Saved(plan) => {
+                let stale = self.stale(plan).await;
+                if !stale.is_empty() {
+                    return Pass {
+                        plan: plan.clone(),
+                        live: LiveState::default(),
+                        stop: Some(Stop::Stale {
+                            at_prompt: false,
+                            projects: stale,
+                        }),
+                        report: None,
+                    };
+                }
+                (plan.clone(), LiveState::default())
+            }
+        };
+        hooks.planned(&plan);
+        let mut pass = Pass {
+            plan,
+            live,
+            stop: None,
+            report: None,
+        };
+        let Some(apply_options) = &options.apply else {
+            pass.stop = Some(Stop::Planned);
+            return pass;
+        };
+        if let Err(violation) = plan::check_guards(&pass.plan, options.max_deletes) {
+            pass.stop = Some(Stop::Guard(violation));
+            return pass;
+        }
+        if pass.plan.has_changes() {
+            let approval = match source {
+                // The reviewed plan file is the approval.
+                Source::Saved(_) => Approval::Yes,
+                Source::Manifest(_) => hooks.approve(&pass.plan).await,
+            };
+            match approval {
+                Approval::No => {
+                    pass.stop = Some(Stop::Declined);
+                    return pass;
+                }
+                Approval::YesIfUnchanged => {
+                    let stale = self.stale(&pass.plan).await;
+                    if !stale.is_empty() {
+                        pass.stop = Some(Stop::Stale {
+                            at_prompt: true,
+                            projects: stale,
+                        });
+                        return pass;
+                    }
+                }
+                Approval::Yes => {}
+            }
+        }
+        hooks.applying(
+            pass.plan
+                .actions
+                .iter()
+                .filter(|a| a.action.writes())
+                .count(),
+        );
+        let done = |report: &ActionReport| hooks.done(report);
+        let report = apply::apply(
+            &self.client,
+            &pass.plan,
+            &self.env,
+            apply_options,
+            cancel,
+            &done,
+        )
+        .await;
+        pass.report = Some(report);
+        pass
+    }
+}

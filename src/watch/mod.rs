@@ -22,19 +22,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ApplyOptions, Outcome};
-use crate::live::{self, Client};
 use crate::manifest::diagnostic::Diagnostic;
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
 use crate::model::live::ProjectLive;
-use crate::plan::{self, ActionKind, Plan, PlanOptions};
+use crate::plan::{ActionKind, Plan};
+use crate::reconcile::{Hooks, PassOptions, Reconciler, Source, Stop};
 use metrics::Metrics;
 use snapshot::Snapshot;
 use status::{RecordedAction, RunRecord, RunResult, Status};
 use triggers::{Trigger, Triggers};
-
-/// Environment lookup shared with the daemon's tasks.
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -105,8 +102,7 @@ struct Backoff {
 /// The daemon.
 pub struct Daemon {
     options: WatchOptions,
-    client: Client,
-    env: Env,
+    reconciler: Reconciler,
     shared: Arc<Shared>,
     in_force: Option<DesiredState>,
     /// The digest of the snapshot in `--state-dir`, once known.
@@ -116,8 +112,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// A daemon that talks to the API through `client` and reads variables from `env`.
-    pub fn new(options: WatchOptions, client: Client, env: Env) -> Self {
+    /// A daemon that reconciles through `reconciler` (its client and environment).
+    pub fn new(options: WatchOptions, reconciler: Reconciler) -> Self {
         let shared = Arc::new(Shared {
             status: Mutex::new(Status::new(options.plan_only, options.history)),
             metrics: Metrics::default(),
@@ -125,8 +121,7 @@ impl Daemon {
         });
         Self {
             options,
-            client,
-            env,
+            reconciler,
             shared,
             in_force: None,
             saved: None,
@@ -253,7 +248,15 @@ impl Daemon {
         record.duration_ms = started.elapsed().as_millis() as u64;
         let metrics = &self.shared.metrics;
         metrics.run(&triggers, record.result.as_str(), seconds);
-        metrics.api_responses(&self.client.stats().responses.lock().expect("stats lock"));
+        metrics.api_responses(
+            &self
+                .reconciler
+                .client()
+                .stats()
+                .responses
+                .lock()
+                .expect("stats lock"),
+        );
         if matches!(
             record.result,
             RunResult::Ok | RunResult::InSync | RunResult::Drift
@@ -287,9 +290,8 @@ impl Daemon {
     /// Re-reads the manifest; keeps the last valid one in force when it is invalid. Returns
     /// whether the manifest on disk is valid.
     fn reload(&mut self) -> bool {
-        let env = Arc::clone(&self.env);
         let loaded =
-            crate::reconcile::load::load_with_sources(&self.options.files, &|name| env(name));
+            crate::reconcile::load::load_with_sources(&self.options.files, self.reconciler.env());
         match loaded {
             Ok(crate::reconcile::load::Loaded {
                 state,
@@ -364,8 +366,7 @@ impl Daemon {
                 return;
             }
         };
-        let env = Arc::clone(&self.env);
-        match snapshot.build(&|name| env(name)) {
+        match snapshot.build(self.reconciler.env()) {
             Ok((state, _)) => {
                 tracing::warn!(digest = %state.digest, saved_at = %snapshot.saved_at, dir = %dir.display(), "the manifest on disk is invalid; enforcing the last valid one, saved before the restart");
                 let mut status = self.shared.status.lock().expect("status lock");
@@ -387,95 +388,81 @@ impl Daemon {
     async fn reconcile(&mut self, record: &mut RunRecord, stop: &CancellationToken) {
         let desired = self.in_force.clone().expect("checked by the caller");
         record.manifest_digest = Some(desired.digest.clone());
-        let projects: BTreeSet<ProjectId> = desired.projects.keys().cloned().collect();
-        let organization = desired.organization.as_ref().filter(|_| desired.prune);
-        let live = live::fetch(&self.client, &projects, organization, None, &|_, _| {}).await;
-        let reached = live
+        let now = Instant::now();
+        let held: BTreeMap<ProjectId, String> = self
+            .backoff
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(project, b)| {
+                let wait = b.until.saturating_duration_since(now).as_secs();
+                let why = format!(
+                    "backing off after {} failure(s); next attempt in {wait}s",
+                    b.failures
+                );
+                (project.clone(), why)
+            })
+            .collect();
+        let options = PassOptions {
+            held,
+            max_deletes: self.options.max_deletes,
+            apply: (!self.options.plan_only).then_some(ApplyOptions {
+                wait: self.options.wait,
+                concurrency: self.options.concurrency,
+            }),
+            ..PassOptions::default()
+        };
+        let mut recorder = Recorder {
+            shared: &self.shared,
+        };
+        let pass = self
+            .reconciler
+            .pass(Source::Manifest(&desired), &options, &mut recorder, stop)
+            .await;
+        let reached = pass
+            .live
             .projects
             .values()
             .any(|p| matches!(p, ProjectLive::Known { .. }))
-            || live.projects.is_empty();
+            || pass.live.projects.is_empty();
         self.shared.status.lock().expect("status lock").api_reached = reached;
-        let mut plan = plan::plan(&desired, &live, &PlanOptions::default());
+        let plan = &pass.plan;
         record.summary = Some(plan.summary.clone());
-        let drift: BTreeMap<ProjectId, ActionKind> = plan
-            .actions
-            .iter()
-            .filter(|a| a.action.writes() || a.action == ActionKind::Blocked)
-            .map(|a| (a.project.clone(), a.action))
-            .collect();
-        self.shared.metrics.drifted(drift.len());
-        self.shared.status.lock().expect("status lock").drift = drift.clone();
+        record.backing_off = plan.held.iter().map(|h| h.project.clone()).collect();
         let failed_to_plan = plan.has_errors();
         if !plan.errors.is_empty() {
             record.error = Some(plan.errors.join("; "));
         }
-
-        if self.options.plan_only {
-            record.actions = recorded(&plan, None);
-            record.result = if failed_to_plan {
-                RunResult::Failed
-            } else if drift.is_empty() {
-                RunResult::InSync
-            } else {
-                RunResult::Drift
-            };
-            for action in plan.actions.iter().filter(|a| a.action != ActionKind::Noop) {
+        let report = match pass.stop {
+            Some(Stop::Planned) => {
+                record.actions = recorded(plan, None);
+                record.result = if failed_to_plan {
+                    RunResult::Failed
+                } else if drift(plan).is_empty() {
+                    RunResult::InSync
+                } else {
+                    RunResult::Drift
+                };
+                for action in plan.actions.iter().filter(|a| a.action != ActionKind::Noop) {
+                    self.shared
+                        .metrics
+                        .action(action.action.as_str(), "planned");
+                }
+                return;
+            }
+            Some(Stop::Guard(violation)) => {
+                // Reported, not retried in a loop: the next trigger plans afresh.
+                record.result = RunResult::Blocked;
+                record.error = Some(format!("{violation}; nothing was written"));
                 self.shared
                     .metrics
-                    .action(action.action.as_str(), "planned");
+                    .blocked_deletes(plan.deletions().count());
+                record.actions = recorded(plan, Some("blocked by --max-deletes"));
+                return;
             }
-            return;
-        }
-        if let Err(violation) = plan::check_guards(&plan, self.options.max_deletes) {
-            // Reported, not retried in a loop: the next trigger plans afresh.
-            record.result = RunResult::Blocked;
-            record.error = Some(format!("{violation}; nothing was written"));
-            self.shared
-                .metrics
-                .blocked_deletes(plan.deletions().count());
-            record.actions = recorded(&plan, Some("blocked by --max-deletes"));
-            return;
-        }
-        let now = Instant::now();
-        let backing_off: BTreeSet<ProjectId> = self
-            .backoff
-            .iter()
-            .filter(|(_, b)| b.until > now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        plan.actions.retain(|a| {
-            let skip = a.action.writes() && backing_off.contains(&a.project);
-            if skip {
-                record.backing_off.push(a.project.clone());
-            }
-            !skip
-        });
-        let env = Arc::clone(&self.env);
-        let options = ApplyOptions {
-            wait: self.options.wait,
-            concurrency: self.options.concurrency,
+            // The daemon approves every plan and applies from the manifest, never a saved
+            // plan: neither a refusal nor a stale plan can happen.
+            Some(Stop::Declined | Stop::Stale { .. }) | None => pass.report.unwrap_or_default(),
         };
-        let on_done = |report: &apply::ActionReport| {
-            if report.action != ActionKind::Noop {
-                tracing::info!(
-                    project = %report.project,
-                    action = report.action.as_str(),
-                    outcome = report.outcome.as_str(),
-                    message = report.message.as_deref().unwrap_or(""),
-                    "action"
-                );
-            }
-        };
-        let report = apply::apply(
-            &self.client,
-            &plan,
-            &|name| env(name),
-            &options,
-            stop,
-            &on_done,
-        )
-        .await;
         for action in report
             .actions
             .iter()
@@ -510,7 +497,7 @@ impl Daemon {
                 failed.message.as_deref().unwrap_or("failed")
             ));
         }
-        if report.failed() || blocked > 0 {
+        if report.failed() || blocked > 0 || !plan.held.is_empty() {
             return;
         }
         // A clean run: the drift is gone.
@@ -547,6 +534,41 @@ impl Daemon {
             }
         }
     }
+}
+
+/// What a run records as it goes: the drift once planned, a log line per action.
+struct Recorder<'a> {
+    shared: &'a Shared,
+}
+
+impl Hooks for Recorder<'_> {
+    fn planned(&mut self, plan: &Plan) {
+        let drift = drift(plan);
+        self.shared.metrics.drifted(drift.len());
+        self.shared.status.lock().expect("status lock").drift = drift;
+    }
+
+    fn done(&self, report: &apply::ActionReport) {
+        if report.action != ActionKind::Noop {
+            tracing::info!(
+                project = %report.project,
+                action = report.action.as_str(),
+                outcome = report.outcome.as_str(),
+                message = report.message.as_deref().unwrap_or(""),
+                "action"
+            );
+        }
+    }
+}
+
+/// The projects the plan would change or refuses to, held-back ones included.
+fn drift(plan: &Plan) -> BTreeMap<ProjectId, ActionKind> {
+    plan.actions
+        .iter()
+        .filter(|a| a.action.writes() || a.action == ActionKind::Blocked)
+        .map(|a| (a.project.clone(), a.action))
+        .chain(plan.held.iter().map(|h| (h.project.clone(), h.action)))
+        .collect()
 }
 
 fn recorded(plan: &Plan, outcome: Option<&str>) -> Vec<RecordedAction> {

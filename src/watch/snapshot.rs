@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::diagnostic::{Diagnostic, SourceFile};
-use crate::model::DesiredState;
+use crate::model::{DesiredState, Env};
 
 /// The snapshot's file name inside the state directory.
 pub const FILE_NAME: &str = "last-valid-manifest.json";
@@ -114,10 +114,7 @@ impl Snapshot {
     }
 
     /// The desired state the snapshot describes, built as the files themselves would be.
-    pub fn build(
-        &self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
+    pub fn build(&self, env: &Env) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
         let mut parsed = Vec::new();
         for file in &self.files {
             parsed.push(crate::manifest::parse(&file.name, file.text.as_bytes())?);
@@ -136,8 +133,8 @@ mod tests {
 
     const MANIFEST: &str = "version: 1\nprojects:\n  abc:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: k, secret: \"${S}\"}\n";
 
-    fn env(_: &str) -> Option<String> {
-        None
+    fn env() -> Env {
+        Env::default()
     }
 
     #[test]
@@ -145,14 +142,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = vec![PathBuf::from("integrations.yaml")];
         let file = crate::manifest::parse("integrations.yaml", MANIFEST.as_bytes()).unwrap();
-        let state = crate::model::build(std::slice::from_ref(&file), &env)
+        let state = crate::model::build(std::slice::from_ref(&file), &env())
             .state
             .unwrap();
         let snapshot = Snapshot::new(&files, &state.digest, &[Arc::clone(&file.source)]);
         snapshot.save(dir.path()).unwrap();
         let loaded = Snapshot::load(dir.path(), &files).unwrap().unwrap();
         assert_eq!(loaded, snapshot);
-        let (rebuilt, _) = loaded.build(&env).unwrap();
+        let (rebuilt, _) = loaded.build(&env()).unwrap();
         assert_eq!(rebuilt.digest, state.digest);
         #[cfg(unix)]
         {

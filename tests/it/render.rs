@@ -48,12 +48,12 @@ projects:
       app_credentials: {key: "${NOT_SET_KEY}", secret: "${SECRET}"}
 "#;
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "KEY" => Some("new-key".into()),
-        "SECRET" | "TOKEN" => Some("never-shown".into()),
-        _ => None,
-    }
+fn env() -> model::Env {
+    model::Env::new([
+        ("KEY", "new-key"),
+        ("SECRET", "never-shown"),
+        ("TOKEN", "never-shown"),
+    ])
 }
 
 fn live_cloud(id: &str, repository: &str, key: &str) -> LiveIntegration {
@@ -81,7 +81,7 @@ fn live_cloud(id: &str, repository: &str, key: &str) -> LiveIntegration {
 
 pub fn every_kind_of_plan() -> Plan {
     let file = bbsync::manifest::parse("integrations.yaml", MANIFEST.as_bytes()).unwrap();
-    let built = model::build(&[file], &env);
+    let built = model::build(&[file], &env());
     let warnings = built.warnings().map(ToString::to_string).collect();
     let desired = built.state.unwrap();
     let known = |managed: Vec<LiveIntegration>| ProjectLive::Known {
@@ -206,7 +206,7 @@ fn a_large_plan_fits_a_comment() {
         ));
     }
     let file = bbsync::manifest::parse("big.yaml", text.as_bytes()).unwrap();
-    let desired = model::build(&[file], &env).state.unwrap();
+    let desired = model::build(&[file], &env()).state.unwrap();
     let projects = desired
         .projects
         .keys()

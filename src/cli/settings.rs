@@ -1,0 +1,149 @@
+//! Flags and environment resolved once into the [`Settings`] every command takes, as ripgrep
+//! turns `LowArgs` into `HiArgs` and uv resolves its `GlobalSettings`.
+//!
+//! This is the only module that reads the process environment (`std::env`): the manifest's
+//! `${NAME}` values, the API token and the log filter all come from the one [`Env`] snapshot
+//! taken here. Clap reads the variables its flags name (`BBSYNC_API_URL`, ...) while parsing.
+
+use std::time::Duration;
+
+use super::args::{Global, LogFormat};
+use super::error::Error;
+use crate::live::{Client, ClientConfig};
+use crate::model::Env;
+use crate::model::secret::Secret;
+
+/// The variables that hold the Platform.sh API token, in the order they are tried.
+pub const TOKEN_VARIABLES: [&str; 2] = ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN"];
+
+/// Everything a command needs to know about how it was asked to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How to reach the Platform.sh API.
+    pub api: ApiSettings,
+    /// The environment the manifest's `${NAME}` references are resolved from.
+    pub env: Env,
+    /// Only errors on stderr (`-q`).
+    pub quiet: bool,
+    /// `-v` count.
+    pub verbose: u8,
+    /// How log lines look.
+    pub log_format: LogFormat,
+    /// The tracing filter: `BBSYNC_LOG`, or one made from `-v`/`-q`.
+    pub log_filter: String,
+}
+
+/// How to reach the Platform.sh API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `--api-url`.
+    pub api_url: String,
+    /// `--auth-url`.
+    pub auth_url: String,
+    /// The API token, when one is set.
+    pub token: Option<Secret>,
+    /// `--concurrency`.
+    pub concurrency: usize,
+    /// `--timeout`.
+    pub timeout: Duration,
+    /// `--max-rps`, when it caps anything.
+    pub max_rps: Option<f64>,
+}
+
+impl Settings {
+    /// Settings from `global` and the process environment.
+    pub fn from_process(global: &Global, daemon: bool) -> Self {
+        // Variables that are not valid Unicode cannot be named by `${NAME}`; they are skipped.
+        let env = Env::new(std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        }));
+        Self::resolve(global, env, daemon)
+    }
+
+    /// Settings from `global` and `env`; `daemon` logs at info by default.
+    pub fn resolve(global: &Global, env: Env, daemon: bool) -> Self {
+        let token = TOKEN_VARIABLES
+            .into_iter()
+            .find_map(|name| env.non_blank(name))
+            .map(|token| Secret::new(token.to_owned()));
+        let level = match (global.quiet, global.verbose) {
+            (true, _) => "error",
+            // A daemon's one line per run and per action are its output.
+            (false, 0) if daemon => "info",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        };
+        let log_filter = env
+            .non_blank("BBSYNC_LOG")
+            .map_or_else(|| format!("bbsync={level},warn"), str::to_owned);
+        Self {
+            api: ApiSettings {
+                api_url: global.api_url.clone(),
+                auth_url: global.auth_url.clone(),
+                token,
+                concurrency: usize::from(global.concurrency),
+                timeout: global.timeout,
+                max_rps: global.max_rps.filter(|r| *r > 0.0),
+            },
+            env,
+            quiet: global.quiet,
+            verbose: global.verbose,
+            log_format: global.log_format,
+            log_filter,
+        }
+    }
+
+    /// The process's one API client (one token exchange, shared limits).
+    pub fn client(&self) -> Result<Client, Error> {
+        let token = self.api.token.clone().ok_or(Error::NoToken)?;
+        let mut config = ClientConfig::new(&self.api.api_url, &self.api.auth_url, token);
+        config.concurrency = self.api.concurrency;
+        config.max_rps = self.api.max_rps;
+        config.timeout = self.api.timeout;
+        Ok(Client::new(config)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn settings(args: &[&str], env: &[(&str, &str)]) -> Settings {
+        let cli = Cli::try_parse_from(args).expect("valid arguments");
+        Settings::resolve(&cli.global, Env::new(env.iter().copied()), false)
+    }
+
+    #[test]
+    fn the_token_comes_from_the_first_variable_set() {
+        let both = settings(
+            &["bbsync", "schema"],
+            &[("PLATFORMSH_CLI_TOKEN", " a "), ("UPSUN_CLI_TOKEN", "b")],
+        );
+        assert_eq!(both.api.token.as_ref().map(Secret::expose), Some("a"));
+        let blank = settings(
+            &["bbsync", "schema"],
+            &[("PLATFORMSH_CLI_TOKEN", " "), ("UPSUN_CLI_TOKEN", "b")],
+        );
+        assert_eq!(blank.api.token.as_ref().map(Secret::expose), Some("b"));
+        assert!(settings(&["bbsync", "schema"], &[]).client().is_err());
+    }
+
+    #[test]
+    fn the_log_filter_follows_flags_unless_bbsync_log_is_set() {
+        assert_eq!(
+            settings(&["bbsync", "-vv", "schema"], &[]).log_filter,
+            "bbsync=debug,warn"
+        );
+        assert_eq!(
+            settings(&["bbsync", "-q", "schema"], &[]).log_filter,
+            "bbsync=error,warn"
+        );
+        let set = settings(&["bbsync", "schema"], &[("BBSYNC_LOG", "trace")]);
+        assert_eq!(set.log_filter, "trace");
+    }
+}
