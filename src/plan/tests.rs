@@ -463,6 +463,44 @@ fn guards_limit_deletes() {
 }
 
 #[test]
+fn held_projects_are_left_out_and_named() {
+    let d = desired(vec![
+        ("held", Target::Present(cloud(&[])), false),
+        ("free", Target::Present(cloud(&[])), false),
+        ("quiet", Target::Absent, false),
+    ]);
+    let l = live(vec![
+        ("held", known(vec![])),
+        ("free", known(vec![])),
+        ("quiet", known(vec![])),
+    ]);
+    let options = PlanOptions {
+        held: [
+            (pid("held"), "backing off".to_owned()),
+            (pid("quiet"), "backing off".to_owned()),
+        ]
+        .into(),
+        ..PlanOptions::default()
+    };
+    let p = plan(&d, &l, &options);
+    let projects: Vec<&str> = p.actions.iter().map(|a| a.project.as_str()).collect();
+    assert_eq!(
+        projects,
+        ["free", "quiet"],
+        "a held noop stays; a held write goes"
+    );
+    assert_eq!(
+        p.held,
+        vec![Held {
+            project: pid("held"),
+            action: ActionKind::Create,
+            reason: "backing off".to_owned(),
+        }]
+    );
+    assert_eq!(p.summary.create, 1, "only the write that runs is counted");
+}
+
+#[test]
 fn staleness_is_per_project() {
     let wanted = cloud(&[]);
     let d = desired(vec![

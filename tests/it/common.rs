@@ -73,6 +73,15 @@ impl Run {
         self
     }
 
+    /// Runs to completion with stdout a pipe whose reader is already gone (`bbsync ... | head`
+    /// after `head` exited): every write to stdout fails with a broken pipe.
+    pub fn run_with_stdout_closed(mut self) -> Outcome {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.command.stdout(writer);
+        self.run()
+    }
+
     /// Runs to completion.
     pub fn run(mut self) -> Outcome {
         let Output {

@@ -1,7 +1,9 @@
 //! bbsync's integration tests: one binary, one module per area (as just and uv do).
 
 mod adopt;
+mod architecture;
 mod common;
+mod errors;
 mod live;
 mod openapi;
 mod reliability;
