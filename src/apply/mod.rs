@@ -402,11 +402,11 @@ fn is_ours(
         let Some(live) = crate::live::live_integration(api) else {
             return false;
         };
-        let key: &[Field] = match kind {
-            IntegrationType::Bitbucket => &[Field::Repository],
-            IntegrationType::BitbucketServer => &[Field::Url, Field::Project, Field::Repository],
-        };
-        live.kind == kind && key.iter().all(|f| live.fields.get(f) == fields.get(f))
+        live.kind == kind
+            && kind
+                .identity()
+                .iter()
+                .all(|f| live.fields.get(f) == fields.get(f))
     }
 }
 

@@ -16,8 +16,8 @@ use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::error::{ApiError, Call, describe};
+use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
-use crate::model::is_loopback;
 use crate::model::secret::Secret;
 use crate::wire::{
     Accepted, Activity, ApiIntegration, OrganizationProject, ProjectPage, TokenResponse,
@@ -154,21 +154,9 @@ enum Retry {
     Unsafe,
 }
 
-/// Checks an API or auth URL: https, or http for a loopback host.
+/// Checks an API or auth URL against the one URL policy ([`crate::model::check_url`]).
 pub fn check_url(name: &str, text: &str) -> Result<Url, ApiError> {
-    let url = Url::parse(text)
-        .map_err(|e| ApiError::Config(format!("{name} `{text}` is not a URL ({e})")))?;
-    let loopback = url.host().is_some_and(|h| is_loopback(&h));
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(ApiError::Config(format!(
-            "{name} `{text}` uses http:// for a non-loopback host; use https://"
-        ))),
-        other => Err(ApiError::Config(format!(
-            "{name} `{text}` has the unsupported scheme `{other}`"
-        ))),
-    }
+    crate::model::check_url(name, text).map_err(ApiError::Config)
 }
 
 impl Client {
@@ -317,10 +305,8 @@ impl Client {
         if let Some(wait) = retry_after {
             return wait.min(config.max_backoff);
         }
-        let exponential = config
-            .backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(config.max_backoff);
+        let exponential =
+            crate::model::backoff::exponential(config.backoff, attempt, config.max_backoff);
         // Equal jitter: half fixed, half random, so retries spread out but never hammer.
         let half = exponential / 2;
         half + half.mul_f64(fastrand::f64())
@@ -499,7 +485,7 @@ impl Client {
                 Ok(integration) => integrations.push(integration),
                 Err(error) => {
                     let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
-                    if kind.starts_with("bitbucket") || kind.is_empty() {
+                    if IntegrationType::is_bitbucket_family(kind) || kind.is_empty() {
                         return Err(shape(
                             &url,
                             "GET",

@@ -33,6 +33,23 @@ impl IntegrationType {
         }
     }
 
+    /// Whether the API type `name` is of the Bitbucket family (`bitbucket`, `bitbucket_server`,
+    /// and any future or differently spelled `Bitbucket...`): such an integration is never
+    /// taken for one of another kind (inferred: the API documents no other Bitbucket types).
+    pub fn is_bitbucket_family(name: &str) -> bool {
+        name.get(..9)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("bitbucket"))
+    }
+
+    /// The fields that identify one integration of this type: what a create made, found again
+    /// by listing (a repository for Cloud; the server, project and repository for Server).
+    pub fn identity(self) -> &'static [Field] {
+        match self {
+            IntegrationType::Bitbucket => &[Field::Repository],
+            IntegrationType::BitbucketServer => &[Field::Url, Field::Project, Field::Repository],
+        }
+    }
+
     /// The write-only secret this type's credentials carry.
     pub fn secret_field(self, addon: bool) -> SecretField {
         match (self, addon) {
@@ -289,6 +306,21 @@ impl fmt::Display for FieldValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bitbucket_family_in_any_spelling() {
+        for name in [
+            "bitbucket",
+            "bitbucket_server",
+            "Bitbucket",
+            "bitbucket_datacenter",
+        ] {
+            assert!(IntegrationType::is_bitbucket_family(name), "{name}");
+        }
+        for name in ["github", "gitlab", "", "bit", "webhook"] {
+            assert!(!IntegrationType::is_bitbucket_family(name), "{name}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {

@@ -4,8 +4,28 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Whether `text` is a Platform.sh project ID: lowercase letters and digits, at most 64
+/// (the form the API gives, such as `abcdefgh1234k`). The manifest and `--project` both use it.
+pub fn is_project_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether `text` is a well-formed organization or integration ID: letters, digits, `-` and
+/// `_`, at most 64 (inferred: the spec types them as strings; ULIDs and API IDs fit).
+fn is_identifier(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 macro_rules! identifier {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $valid:expr, $form:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -32,13 +52,10 @@ macro_rules! identifier {
         impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                let ok = !s.is_empty()
-                    && s.len() <= 64
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if ok {
+                if $valid(s) {
                     Ok(Self(s.to_owned()))
                 } else {
-                    Err(format!("`{s}` is not a valid ID (letters, digits, `-` and `_`, at most 64)"))
+                    Err(format!(concat!("`{}` is not ", $form), s))
                 }
             }
         }
@@ -47,13 +64,33 @@ macro_rules! identifier {
 
 identifier!(
     /// A Platform.sh project ID, such as `abcdefgh1234k`.
-    ProjectId
+    ProjectId,
+    is_project_id,
+    "a Platform.sh project ID (lowercase letters and digits, at most 64)"
 );
 identifier!(
     /// A Platform.sh organization ID.
-    OrganizationId
+    OrganizationId,
+    is_identifier,
+    "a valid ID (letters, digits, `-` and `_`, at most 64)"
 );
 identifier!(
     /// A server-assigned integration ID.
-    IntegrationId
+    IntegrationId,
+    is_identifier,
+    "a valid ID (letters, digits, `-` and `_`, at most 64)"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_parse_as_the_manifest_accepts_them() {
+        assert!("abcdefgh1234k".parse::<ProjectId>().is_ok());
+        // `--project ABC` used to parse and then never match a manifest entry.
+        assert!("ABC".parse::<ProjectId>().is_err());
+        assert!("a-b".parse::<ProjectId>().is_err());
+        assert!("01HDEMO-ORG_1".parse::<OrganizationId>().is_ok());
+    }
+}

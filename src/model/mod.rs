@@ -5,6 +5,7 @@
 //! `${NAME}` references are resolved from an environment passed in, and every semantic problem
 //! is reported at its file:line:column.
 
+pub mod backoff;
 pub mod env;
 pub mod field;
 #[doc(hidden)]
@@ -854,12 +855,7 @@ fn redact(location: &Location) -> Location {
 }
 
 fn validate_project_id(id: &str) -> Result<ProjectId, String> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if ok {
+    if ids::is_project_id(id) {
         Ok(ProjectId::new(id))
     } else {
         Err(format!("`{id}` is not a Platform.sh project ID"))
@@ -906,28 +902,42 @@ pub fn normalize_repository(raw: &str) -> Result<String, String> {
     }
 }
 
-/// Checks a Bitbucket Server base URL: `https://`, or `http://` for a loopback host; no
-/// credentials inside it.
+/// Checks a Bitbucket Server base URL: the [`check_url`] policy, and no credentials inside it.
 pub fn check_server_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("`url` is not a valid URL ({e})"))?;
+    let url = check_url("`url`", text)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("`url` must not contain credentials".to_owned());
     }
+    Ok(())
+}
+
+/// The one URL policy, for every URL bbsync sends requests or credentials to (the API, the
+/// auth server, a Bitbucket Server): `https://`, or `http://` only for a loopback host. `name`
+/// says which URL it is in the message.
+pub fn check_url(name: &str, text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{name} `{text}` is not a URL ({e})"))?;
     let Some(host) = url.host() else {
-        return Err("`url` has no host".to_owned());
+        return Err(format!("{name} `{text}` has no host"));
     };
     match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(&host) => Ok(()),
-        "http" => Err(format!(
-            "`url` uses http:// for a non-loopback host `{host}`"
-        )),
-        other => Err(format!("`url` uses the unsupported scheme `{other}`")),
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(format!(
+                "{name} `{text}` uses http:// for a non-loopback host; use https://"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "{name} `{text}` has the unsupported scheme `{other}`"
+            ));
+        }
     }
+    Ok(url)
 }
 
 /// Whether a URL host is loopback (`localhost`, 127.0.0.0/8, `::1`).
-pub fn is_loopback(host: &url::Host<&str>) -> bool {
+fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),

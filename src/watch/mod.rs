@@ -515,11 +515,11 @@ impl Daemon {
         match outcome {
             Outcome::Failed | Outcome::Skipped => {
                 let failures = self.backoff.get(project).map_or(0, |b| b.failures) + 1;
-                let delay = self
-                    .options
-                    .backoff
-                    .saturating_mul(1 << (failures - 1).min(16))
-                    .min(self.options.max_backoff);
+                let delay = crate::model::backoff::exponential(
+                    self.options.backoff,
+                    failures - 1,
+                    self.options.max_backoff,
+                );
                 tracing::warn!(%project, failures, retry_in_s = delay.as_secs_f64(), "backing off");
                 self.backoff.insert(
                     project.clone(),

@@ -99,3 +99,16 @@ fn no_token_is_reported_with_a_hint() {
         out.stderr
     );
 }
+
+/// `--project` takes what the manifest takes: an ID that could never match is refused (64).
+#[test]
+fn a_project_id_the_manifest_would_refuse_is_a_usage_error() {
+    let dir = dir_with(MANIFEST);
+    let out = Run::new(dir.path(), &["plan", "--project", "ABC"]).run();
+    assert_eq!(out.code, 64, "{out:#?}");
+    assert!(
+        out.stderr.contains("is not a Platform.sh project ID"),
+        "{}",
+        out.stderr
+    );
+}
