@@ -7,6 +7,9 @@
 //! apply pass) -> [`apply`] (executes, decides nothing) -> [`render`]; [`watch`] is the daemon,
 //! [`sandbox`] the in-process fake API, and [`cli`] thin glue.
 
+// The docs are built with `--document-private-items` (CI): links to crate-private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod apply;
 pub mod cli;
 pub mod live;

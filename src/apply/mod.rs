@@ -21,7 +21,7 @@ use crate::wire::{Activity, ApiIntegration};
 
 /// Why one action failed. The report keeps it as text ([`crate::live::chain`]), causes included.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// A `${NAME}` the action sends is not set.
     #[error("environment variable `{variables}` is not set (needed for `{field}`{at})")]
     MissingVariable {
@@ -90,7 +90,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word used in output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Failed => "failed",
             Outcome::Blocked => "blocked",
@@ -158,7 +158,7 @@ impl Report {
     }
 
     /// Whether anything failed (an action, or a plan-level error).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.count(Outcome::Failed) > 0
             || !self.errors.is_empty()
             || self.interrupted

@@ -19,7 +19,7 @@ use crate::model::ids::ProjectId;
     propagate_version = true,
     after_long_help = AFTER_HELP
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Global options.
     #[command(flatten)]
     pub global: Global,
@@ -55,7 +55,7 @@ Manifest reference: integrations.yaml.example, `bbsync schema`, and the README."
 
 /// Options every command takes, before or after the subcommand.
 #[derive(Debug, Args, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     /// The Platform.sh API.
     #[arg(
         long,
@@ -94,7 +94,7 @@ pub struct Global {
 
 /// Log line formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -103,7 +103,7 @@ pub enum LogFormat {
 
 /// The manifest files to read.
 #[derive(Debug, Args, Clone)]
-pub struct ManifestArgs {
+pub(crate) struct ManifestArgs {
     /// A manifest file, or a directory of `*.yaml`/`*.yml` files (repeatable).
     #[arg(
         short = 'f',
@@ -116,7 +116,7 @@ pub struct ManifestArgs {
 
 /// Plan output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// For people.
     Text,
     /// The versioned plan document (the plan-file format).
@@ -127,7 +127,7 @@ pub enum Format {
 
 /// Report output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// For people.
     Text,
     /// For machines.
@@ -136,7 +136,7 @@ pub enum ReportFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check the manifest: syntax, schema, rules, environment variables; with --online also
     /// the token, the projects, their capabilities and the API's own validation.
     Validate {
@@ -171,7 +171,7 @@ pub enum Command {
 
 /// `bbsync plan`.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// The manifest.
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -198,7 +198,7 @@ pub struct PlanArgs {
 
 /// `bbsync apply`.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// A plan saved by `bbsync plan --out`: apply exactly that (refused if stale).
     #[arg(value_name = "PLANFILE", conflicts_with_all = ["projects", "rotate_credentials", "auto_approve"])]
     pub plan_file: Option<PathBuf>,
@@ -229,7 +229,7 @@ pub struct ApplyArgs {
 /// `bbsync export`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["projects", "organization"]))]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// Export this project (repeatable).
     #[arg(long = "project", value_name = "ID")]
     pub projects: Vec<ProjectId>,
@@ -246,7 +246,7 @@ pub struct ExportArgs {
 
 /// `bbsync watch`.
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// The manifest.
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -276,7 +276,7 @@ pub struct WatchArgs {
 }
 
 /// `127.0.0.1:9464`, `[::1]:9464`, or `:9464` (loopback).
-pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+pub(crate) fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
     let full = if text.starts_with(':') {
         format!("127.0.0.1{text}")
     } else {
@@ -288,7 +288,7 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
 
 /// `0` (no limit) or at least 1,000 characters: the summary, the alerts and the note about what
 /// was left out always take up to about 750.
-pub fn parse_markdown_limit(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_markdown_limit(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(limit) if limit == 0 || limit >= 1000 => Ok(limit),
         Ok(_) => Err("must be 0 (no limit) or at least 1000 characters".to_owned()),
@@ -298,7 +298,7 @@ pub fn parse_markdown_limit(text: &str) -> Result<usize, String> {
 
 /// `bbsync sandbox`.
 #[derive(Debug, Args)]
-pub struct SandboxArgs {
+pub(crate) struct SandboxArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: std::net::SocketAddr,
@@ -344,7 +344,7 @@ pub struct SandboxArgs {
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => text.split_at(i),

@@ -18,10 +18,10 @@ use crate::render::{self, Painter};
 use crate::sandbox::{Sandbox, SandboxConfig, Seed};
 
 /// The demo manifest (also `examples/demo.yaml`).
-pub const MANIFEST: &str = include_str!("../../examples/demo.yaml");
+pub(crate) const MANIFEST: &str = include_str!("../../examples/demo.yaml");
 
 /// The sandbox's starting state: what the demo organization has before bbsync runs.
-pub fn seed() -> Seed {
+pub(crate) fn seed() -> Seed {
     let cloud = |repository: &str, build: bool| {
         json!({"type": "bitbucket", "repository": repository, "app_credentials": {"key": "demo-consumer-key"},
                "fetch_branches": true, "prune_branches": true, "build_pull_requests": build,
@@ -57,7 +57,7 @@ fn demo_env() -> Env {
 }
 
 /// Runs the demo.
-pub async fn run(settings: &Settings) -> Result<Exit, Error> {
+pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     let started = Instant::now();
     let painter = Painter::new(stdout_color());
     let bold = anstyle::Style::new().bold();

@@ -12,7 +12,7 @@ use crate::plan::GuardViolation;
 
 /// A command that could not do its job.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The manifest is invalid; its diagnostics were printed before.
     #[error(
         "the manifest is invalid ({errors} error{}); nothing was sent to the API",
@@ -106,7 +106,7 @@ fn plural(n: usize) -> &'static str {
 
 impl Error {
     /// `what` failed because of `source`.
-    pub fn setup(
+    pub(crate) fn setup(
         what: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
@@ -117,7 +117,7 @@ impl Error {
     }
 
     /// The exit code of this class of error (DESIGN.md §3).
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             Error::InvalidManifest { .. } => Exit::Invalid,
             Error::PlanVersion { .. } | Error::Stale { .. } | Error::Guard(_) => Exit::Blocked,
@@ -135,12 +135,12 @@ impl Error {
     }
 
     /// Whether this is stdout closed by its reader (`bbsync plan | head`): not worth a word.
-    pub fn is_broken_pipe(&self) -> bool {
+    pub(crate) fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// Lines that belong to the message (what it is about, item by item).
-    pub fn details(&self) -> Vec<String> {
+    pub(crate) fn details(&self) -> Vec<String> {
         match self {
             Error::Stale { projects, .. } => projects
                 .iter()
@@ -151,7 +151,7 @@ impl Error {
     }
 
     /// What to do about it.
-    pub fn hints(&self) -> Vec<String> {
+    pub(crate) fn hints(&self) -> Vec<String> {
         match self {
             Error::NoToken => vec![
                 "create one in the Console under My profile > API tokens, or try `bbsync demo` first"
@@ -186,7 +186,7 @@ impl Error {
 }
 
 /// The error as printed: `error: ...`, its details, `Caused by:` and `hint:` lines.
-pub fn render(error: &Error) -> String {
+pub(crate) fn render(error: &Error) -> String {
     let mut text = format!("error: {error}\n");
     for detail in error.details() {
         let _ = writeln!(text, "  {detail}");

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// How bbsync exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Success; for `plan --detailed-exitcode`: no changes.
     Ok = 0,
     /// An API error, or an action failed.

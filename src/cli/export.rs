@@ -15,7 +15,7 @@ use crate::reconcile::online::{self, Verdict};
 use crate::render::export::{self, ExportProject};
 
 /// `bbsync export`.
-pub async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, Error> {
+pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, Error> {
     let client = settings.client()?;
     let mut titles = std::collections::BTreeMap::new();
     let ids: BTreeSet<ProjectId> = match &args.organization {
@@ -104,7 +104,10 @@ pub async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, Error> 
 }
 
 /// `bbsync validate --online`, after the offline checks passed.
-pub async fn validate_online(settings: &Settings, manifest: &ManifestArgs) -> Result<Exit, Error> {
+pub(crate) async fn validate_online(
+    settings: &Settings,
+    manifest: &ManifestArgs,
+) -> Result<Exit, Error> {
     let (desired, _) = load(&manifest.files, &settings.env)?;
     let client = settings.client()?;
     let checks = online::check(&client, &desired, settings.api.concurrency).await;

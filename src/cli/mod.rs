@@ -17,10 +17,10 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-pub use args::{Cli, Command, Global, LogFormat, ManifestArgs, parse_duration};
-pub use error::Error;
-pub use exit::Exit;
-pub use settings::Settings;
+pub(crate) use args::{Cli, Command, LogFormat, ManifestArgs};
+pub(crate) use error::Error;
+pub(crate) use exit::Exit;
+pub(crate) use settings::Settings;
 
 use crate::manifest::diagnostic::Diagnostic;
 use crate::model::{self, DesiredState, Env, Target};
@@ -88,7 +88,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// Prints an error: `error:`, `Caused by:` and `hint:` lines.
-pub fn print_error(error: &Error) {
+pub(crate) fn print_error(error: &Error) {
     let _ = anstream::stderr().write_all(error::render(error).as_bytes());
 }
 
@@ -106,17 +106,17 @@ fn init_logging(settings: &Settings) {
 }
 
 /// Whether stderr takes ANSI colors (NO_COLOR, CLICOLOR_FORCE and the terminal decide).
-pub fn stderr_color() -> bool {
+pub(crate) fn stderr_color() -> bool {
     anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
 }
 
 /// Whether stdout takes ANSI colors.
-pub fn stdout_color() -> bool {
+pub(crate) fn stdout_color() -> bool {
     anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
 /// Prints diagnostics to stderr.
-pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) {
+pub(crate) fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) {
     let color = stderr_color();
     let mut err = anstream::stderr();
     for diagnostic in diagnostics {
@@ -126,7 +126,7 @@ pub fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnosti
 
 /// Reads, parses and validates the manifest. An invalid one has its diagnostics printed here
 /// and becomes [`Error::InvalidManifest`]; a valid one comes with its warnings.
-pub fn load(files: &[PathBuf], env: &Env) -> Result<(DesiredState, Vec<Diagnostic>), Error> {
+pub(crate) fn load(files: &[PathBuf], env: &Env) -> Result<(DesiredState, Vec<Diagnostic>), Error> {
     crate::reconcile::load::load(files, env).map_err(|diagnostics| {
         print_diagnostics(&diagnostics);
         Error::InvalidManifest {

@@ -5,7 +5,7 @@ use super::{Error, Exit};
 use crate::sandbox::{Faults, Sandbox, SandboxConfig, Seed};
 
 /// Runs the sandbox until Ctrl-C or SIGTERM.
-pub async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
+pub(crate) async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
     let mut seed = match &args.seed {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -69,7 +69,7 @@ pub async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
 }
 
 /// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

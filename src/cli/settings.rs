@@ -14,11 +14,11 @@ use crate::model::Env;
 use crate::model::secret::Secret;
 
 /// The variables that hold the Platform.sh API token, in the order they are tried.
-pub const TOKEN_VARIABLES: [&str; 2] = ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN"];
+pub(crate) const TOKEN_VARIABLES: [&str; 2] = ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN"];
 
 /// Everything a command needs to know about how it was asked to run.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// How to reach the Platform.sh API.
     pub api: ApiSettings,
     /// The environment the manifest's `${NAME}` references are resolved from.
@@ -35,7 +35,7 @@ pub struct Settings {
 
 /// How to reach the Platform.sh API.
 #[derive(Debug, Clone)]
-pub struct ApiSettings {
+pub(crate) struct ApiSettings {
     /// `--api-url`.
     pub api_url: String,
     /// `--auth-url`.
@@ -52,7 +52,7 @@ pub struct ApiSettings {
 
 impl Settings {
     /// Settings from `global` and the process environment.
-    pub fn from_process(global: &Global, daemon: bool) -> Self {
+    pub(crate) fn from_process(global: &Global, daemon: bool) -> Self {
         // Variables that are not valid Unicode cannot be named by `${NAME}`; they are skipped.
         let env = Env::new(std::env::vars_os().filter_map(|(name, value)| {
             Some((name.into_string().ok()?, value.into_string().ok()?))
@@ -61,7 +61,7 @@ impl Settings {
     }
 
     /// Settings from `global` and `env`; `daemon` logs at info by default.
-    pub fn resolve(global: &Global, env: Env, daemon: bool) -> Self {
+    pub(crate) fn resolve(global: &Global, env: Env, daemon: bool) -> Self {
         let token = TOKEN_VARIABLES
             .into_iter()
             .find_map(|name| env.non_blank(name))
@@ -96,7 +96,7 @@ impl Settings {
     }
 
     /// The process's one API client (one token exchange, shared limits).
-    pub fn client(&self) -> Result<Client, Error> {
+    pub(crate) fn client(&self) -> Result<Client, Error> {
         let token = self.api.token.clone().ok_or(Error::NoToken)?;
         let mut config = ClientConfig::new(&self.api.api_url, &self.api.auth_url, token);
         config.concurrency = self.api.concurrency;

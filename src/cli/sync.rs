@@ -163,7 +163,7 @@ fn write_plan_file(path: &Path, plan: &Plan) -> Result<(), Error> {
 }
 
 /// `bbsync plan`.
-pub async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result<Exit, Error> {
+pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result<Exit, Error> {
     let (desired, options) = manifest_pass(
         settings,
         &args.manifest.files,
@@ -212,7 +212,7 @@ pub async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result<Exit, 
 }
 
 /// `bbsync apply`.
-pub async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Result<Exit, Error> {
+pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Result<Exit, Error> {
     let saved = match &args.plan_file {
         Some(path) => Some(read_plan_file(path)?),
         None => None,

@@ -9,7 +9,7 @@ use crate::reconcile::Reconciler;
 use crate::watch::{Daemon, WatchOptions};
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, Error> {
+pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, Error> {
     let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
     let mut options = WatchOptions::new(args.manifest.files.clone());
     options.interval = args.interval;

@@ -101,11 +101,6 @@ impl Stats {
             .copied()
             .unwrap_or(0)
     }
-
-    /// Requests answered so far.
-    pub fn total(&self) -> u64 {
-        self.responses.lock().expect("stats lock").values().sum()
-    }
 }
 
 /// The result of a write.
@@ -200,19 +195,19 @@ impl Client {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &ClientConfig {
+    pub(crate) fn config(&self) -> &ClientConfig {
         &self.inner.config
     }
 
     /// `{api}{path}`.
-    pub fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         let base = self.inner.api.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}{path}")).unwrap_or_else(|_| self.inner.api.clone())
     }
 
     /// A HAL link made usable: its path and query on the configured API origin (links may name
     /// a regional host such as `https://eu-3.platform.sh/api/...`).
-    pub fn rebase(&self, href: &str) -> Url {
+    pub(crate) fn rebase(&self, href: &str) -> Url {
         let parsed = Url::parse(href).or_else(|_| self.inner.api.join(href));
         match parsed {
             Ok(link) => {
@@ -498,20 +493,6 @@ impl Client {
         Ok(integrations)
     }
 
-    /// One integration (`GET /projects/{id}/integrations/{integration}`).
-    pub async fn get_integration(
-        &self,
-        project: &ProjectId,
-        id: &IntegrationId,
-    ) -> Result<ApiIntegration, ApiError> {
-        let url = self.url(&format!("/projects/{project}/integrations/{id}"));
-        let body = self
-            .send(Method::GET, url.clone(), None, Retry::Idempotent)
-            .await?;
-        serde_json::from_value(body)
-            .map_err(|e| shape(&url, "GET", &format!("not an integration ({e})")))
-    }
-
     /// Creates an integration. When the answer is lost, re-lists the project and takes an
     /// integration for which `is_ours` holds as created; only when there is none is the POST
     /// sent again (at most three times in all).
@@ -666,7 +647,7 @@ impl Client {
     }
 
     /// A project's details (`GET /projects/{id}`).
-    pub async fn project(&self, project: &ProjectId) -> Result<Value, ApiError> {
+    pub(crate) async fn project(&self, project: &ProjectId) -> Result<Value, ApiError> {
         self.send(
             Method::GET,
             self.url(&format!("/projects/{project}")),
@@ -677,7 +658,7 @@ impl Client {
     }
 
     /// A project's capabilities (`GET /projects/{id}/capabilities`).
-    pub async fn capabilities(&self, project: &ProjectId) -> Result<Value, ApiError> {
+    pub(crate) async fn capabilities(&self, project: &ProjectId) -> Result<Value, ApiError> {
         let url = self.url(&format!("/projects/{project}/capabilities"));
         self.send(Method::GET, url, None, Retry::Idempotent).await
     }

@@ -73,7 +73,7 @@ fn cause_of<'a>(
 
 impl ApiError {
     /// Whether a write may have happened even though no success was seen.
-    pub fn is_unclear(&self) -> bool {
+    pub(crate) fn is_unclear(&self) -> bool {
         match self {
             ApiError::Transport { unclear, .. } => *unclear,
             ApiError::Status { status, .. } => matches!(status, 500 | 502 | 503 | 504),
@@ -82,7 +82,7 @@ impl ApiError {
     }
 
     /// The HTTP status, if the API answered.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             _ => None,
@@ -107,7 +107,7 @@ impl fmt::Display for Call {
 
 /// Reads the API's error body (`message`, `title`, `detail`, `error_description`) into a
 /// message and per-field details. Secrets never appear in error bodies the API sends back.
-pub fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
+pub(crate) fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
     let mut parts = Vec::new();
     for key in ["message", "title", "error_description", "error"] {
         if let Some(text) = body.get(key).and_then(|v| v.as_str())

@@ -21,7 +21,7 @@ pub struct Locations {
 
 /// Where a value and its key stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spot {
+pub(crate) struct Spot {
     /// The mapping key's position (the value's own for the document root and list items).
     pub key: Position,
     /// The value's position.
@@ -30,7 +30,7 @@ pub struct Spot {
 
 impl Locations {
     /// Where the value at `pointer` stands, if it exists.
-    pub fn get(&self, pointer: &str) -> Option<Spot> {
+    pub(crate) fn get(&self, pointer: &str) -> Option<Spot> {
         self.map.get(pointer).copied()
     }
 
@@ -40,12 +40,16 @@ impl Locations {
 }
 
 /// Escapes one JSON pointer segment.
-pub fn escape(segment: &str) -> String {
+pub(crate) fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// Walks `root` against `schema`, returning every problem found and the location table.
-pub fn check(root: &Node, schema: &Json, file: &Arc<SourceFile>) -> (Vec<Diagnostic>, Locations) {
+pub(crate) fn check(
+    root: &Node,
+    schema: &Json,
+    file: &Arc<SourceFile>,
+) -> (Vec<Diagnostic>, Locations) {
     let mut checker = Checker {
         schema,
         file,
@@ -369,7 +373,7 @@ impl<'a> Checker<'a> {
 }
 
 /// `projects.abc.bitbucket` from `/projects/abc/bitbucket`.
-pub fn display_path(pointer: &str) -> String {
+pub(crate) fn display_path(pointer: &str) -> String {
     pointer
         .split('/')
         .skip(1)
@@ -379,7 +383,10 @@ pub fn display_path(pointer: &str) -> String {
 }
 
 /// The closest of `candidates` to `word`, if one is close enough to be a likely typo.
-pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::jaro_winkler(word, c), c))
         .filter(|(score, _)| *score >= 0.82)

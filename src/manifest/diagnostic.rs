@@ -21,7 +21,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     /// A file named `name` (as the user gave its path) holding `text`.
-    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
         let text = text.into();
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
@@ -34,17 +34,17 @@ impl SourceFile {
     }
 
     /// The file's name, as the user gave it.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The file's text.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.text
     }
 
     /// The byte offset of a 1-based line and character column, clamped to the text.
-    pub fn offset(&self, position: Position) -> usize {
+    pub(crate) fn offset(&self, position: Position) -> usize {
         let line = (position.line.max(1) - 1) as usize;
         let Some(&start) = self.line_starts.get(line) else {
             return self.text.len();
@@ -58,7 +58,7 @@ impl SourceFile {
 
     /// The length in bytes of the token that starts at `position`: a key up to its colon, a
     /// scalar up to a comment or the end of its line; at least 1.
-    pub fn token_length(&self, position: Position) -> usize {
+    pub(crate) fn token_length(&self, position: Position) -> usize {
         let start = self.offset(position);
         let rest = &self.text[start..];
         let line = rest.split('\n').next().unwrap_or("");
@@ -87,7 +87,7 @@ pub struct Location {
 
 impl Location {
     /// A place in `file`.
-    pub fn new(file: &Arc<SourceFile>, position: Position) -> Self {
+    pub(crate) fn new(file: &Arc<SourceFile>, position: Position) -> Self {
         Self {
             file: Arc::clone(file),
             position,
@@ -135,7 +135,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error at `location`.
-    pub fn error(location: Option<Location>, message: impl Into<String>) -> Self {
+    pub(crate) fn error(location: Option<Location>, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
             message: message.into(),
@@ -147,7 +147,7 @@ impl Diagnostic {
     }
 
     /// A warning at `location`.
-    pub fn warning(location: Option<Location>, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(location: Option<Location>, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(location, message)
@@ -156,33 +156,19 @@ impl Diagnostic {
 
     /// Adds a `help:` line.
     #[must_use]
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
-    /// Adds a label under the caret.
-    #[must_use]
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// Adds a second place involved.
-    #[must_use]
-    pub fn with_related(mut self, location: Location, label: impl Into<String>) -> Self {
-        self.related = Some((location, label.into()));
-        self
-    }
-
     /// Whether this is an error.
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 
     /// Renders the diagnostic: a `file:line:column` header, the source line with a caret, and
     /// the help, as miette draws it. `color` picks ANSI styling.
-    pub fn render(&self, color: bool) -> String {
+    pub(crate) fn render(&self, color: bool) -> String {
         let theme = if color {
             GraphicalTheme::unicode()
         } else {

@@ -4,22 +4,22 @@
 //! with budgets against alias bombs) -> every problem against the JSON Schema at once ->
 //! typed [`Manifest`] plus a [`Locations`] table for later, semantic errors.
 
-pub mod check;
-pub mod diagnostic;
-pub mod node;
+pub(crate) mod check;
+pub(crate) mod diagnostic;
+pub(crate) mod node;
 mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub use check::{Locations, Spot};
-pub use types::*;
+pub use check::Locations;
+pub(crate) use types::*;
 
 use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
 use node::{Node, Position};
 
 /// The largest manifest file read, in bytes. A bigger manifest is split into a directory.
-pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
 
 /// One parsed manifest file.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct ManifestFile {
 impl ManifestFile {
     /// The location of the value at `pointer`, or of its key when `key` is set; the file's start
     /// when the pointer is unknown.
-    pub fn location(&self, pointer: &str, key: bool) -> Location {
+    pub(crate) fn location(&self, pointer: &str, key: bool) -> Location {
         let position = self
             .locations
             .get(pointer)
@@ -46,7 +46,7 @@ impl ManifestFile {
 }
 
 /// The manifest's JSON Schema (2020-12), as `bbsync schema` prints it.
-pub fn schema() -> &'static serde_json::Value {
+pub(crate) fn schema() -> &'static serde_json::Value {
     static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let mut schema = serde_json::to_value(schemars::schema_for!(Manifest))
@@ -63,7 +63,7 @@ pub fn schema() -> &'static serde_json::Value {
 }
 
 /// `bbsync schema`'s output: the schema, pretty-printed, with a final newline.
-pub fn schema_text() -> String {
+pub(crate) fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(schema()).expect("a schema serialises");
     text.push('\n');
     text
@@ -183,7 +183,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
 /// schema would accept. It is low because serde-saphyr reads nesting by recursion, about 43 KiB
 /// of stack per level in a debug build: the fuzzer found 50 levels overflowing the 2 MiB stack
 /// of a test thread (a tokio worker's is the same size). 16 levels stay under 1 MiB.
-pub const MAX_DEPTH: usize = 16;
+pub(crate) const MAX_DEPTH: usize = 16;
 
 /// What a breached parser budget means to the author of the file, and what to do.
 fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> (String, &'static str) {
@@ -267,7 +267,7 @@ fn first_line(message: &str) -> String {
 
 /// Expands `-f` arguments: files as given, directories to their `*.yaml` / `*.yml` files
 /// (recursively, sorted). Problems reading them come back as diagnostics.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+pub(crate) fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
@@ -330,7 +330,7 @@ fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads and parses every file of `paths` (after [`discover`]); all problems of all files are
 /// returned together.
-pub fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagnostic>> {
+pub(crate) fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagnostic>> {
     let files = discover(paths)?;
     let mut parsed = Vec::new();
     let mut problems = Vec::new();

@@ -34,7 +34,7 @@ impl fmt::Display for Position {
 
 /// One YAML node and where it starts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     /// Where the node starts.
     pub position: Position,
     /// What the node holds.
@@ -43,7 +43,7 @@ pub struct Node {
 
 /// A mapping key and where it stands.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Key {
+pub(crate) struct Key {
     /// Where the key starts.
     pub position: Position,
     /// The key as text (numbers and booleans are turned into their text).
@@ -52,7 +52,7 @@ pub struct Key {
 
 /// The content of a [`Node`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// `~`, `null` or nothing.
     Null,
     /// `true` / `false`.
@@ -71,7 +71,7 @@ pub enum Value {
 
 impl Value {
     /// The JSON Schema type name of this value, for messages.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -84,7 +84,7 @@ impl Value {
     }
 
     /// Converts the tree to JSON (locations dropped).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),

@@ -105,7 +105,7 @@ pub enum InitResources {
 
 impl InitResources {
     /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             InitResources::Default => "default",
             InitResources::Manual => "manual",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// `base × 2^step`, at most `max` (the doubling stops at 2^16).
-pub fn exponential(base: Duration, step: u32, max: Duration) -> Duration {
+pub(crate) fn exponential(base: Duration, step: u32, max: Duration) -> Duration {
     base.saturating_mul(1 << step.min(16)).min(max)
 }
 

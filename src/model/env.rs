@@ -26,12 +26,12 @@ impl Env {
     }
 
     /// The value of `name`, if it is set.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
 
     /// The value of `name`, if it is set and not blank, trimmed.
-    pub fn non_blank(&self, name: &str) -> Option<&str> {
+    pub(crate) fn non_blank(&self, name: &str) -> Option<&str> {
         self.get(name).map(str::trim).filter(|v| !v.is_empty())
     }
 }

@@ -17,7 +17,7 @@ pub enum IntegrationType {
 
 impl IntegrationType {
     /// The API's name for the type.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             IntegrationType::Bitbucket => "bitbucket",
             IntegrationType::BitbucketServer => "bitbucket_server",
@@ -25,7 +25,7 @@ impl IntegrationType {
     }
 
     /// The type named `name` by the API, if it is one bbsync manages.
-    pub fn from_api(name: &str) -> Option<Self> {
+    pub(crate) fn from_api(name: &str) -> Option<Self> {
         match name {
             "bitbucket" => Some(IntegrationType::Bitbucket),
             "bitbucket_server" => Some(IntegrationType::BitbucketServer),
@@ -36,14 +36,14 @@ impl IntegrationType {
     /// Whether the API type `name` is of the Bitbucket family (`bitbucket`, `bitbucket_server`,
     /// and any future or differently spelled `Bitbucket...`): such an integration is never
     /// taken for one of another kind (inferred: the API documents no other Bitbucket types).
-    pub fn is_bitbucket_family(name: &str) -> bool {
+    pub(crate) fn is_bitbucket_family(name: &str) -> bool {
         name.get(..9)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("bitbucket"))
     }
 
     /// The fields that identify one integration of this type: what a create made, found again
     /// by listing (a repository for Cloud; the server, project and repository for Server).
-    pub fn identity(self) -> &'static [Field] {
+    pub(crate) fn identity(self) -> &'static [Field] {
         match self {
             IntegrationType::Bitbucket => &[Field::Repository],
             IntegrationType::BitbucketServer => &[Field::Url, Field::Project, Field::Repository],
@@ -135,7 +135,7 @@ impl Field {
     ];
 
     /// The field's name in the manifest and plan (`app_credentials.key`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Field::Url => "url",
             Field::Username => "username",
@@ -156,7 +156,7 @@ impl Field {
     }
 
     /// The field named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Field> {
+    pub(crate) fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.name() == name)
     }
 
@@ -172,7 +172,7 @@ impl Field {
     }
 
     /// A public part of the credentials: when it changes, the secret is sent along.
-    pub fn is_credential(self) -> bool {
+    pub(crate) fn is_credential(self) -> bool {
         matches!(
             self,
             Field::Url | Field::Username | Field::AppKey | Field::AddonKey | Field::ClientKey
@@ -180,7 +180,7 @@ impl Field {
     }
 
     /// What omitting the field means for `kind`, or `None` when `kind` has no such field.
-    pub fn omitted(self, kind: IntegrationType) -> Option<Omitted> {
+    pub(crate) fn omitted(self, kind: IntegrationType) -> Option<Omitted> {
         use IntegrationType::{Bitbucket as Cloud, BitbucketServer as Server};
         let yes = || Some(Omitted::Default(FieldValue::Bool(true)));
         match (self, kind) {
@@ -242,7 +242,7 @@ pub enum SecretField {
 
 impl SecretField {
     /// The field's name in the manifest.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SecretField::AppSecret => "app_credentials.secret",
             SecretField::AddonSharedSecret => "addon_credentials.shared_secret",
@@ -251,7 +251,7 @@ impl SecretField {
     }
 
     /// Where the secret sits in an API object.
-    pub fn api_path(self) -> (&'static str, Option<&'static str>) {
+    pub(crate) fn api_path(self) -> (&'static str, Option<&'static str>) {
         match self {
             SecretField::AppSecret => ("app_credentials", Some("secret")),
             SecretField::AddonSharedSecret => ("addon_credentials", Some("shared_secret")),
@@ -274,7 +274,7 @@ pub enum FieldValue {
 
 impl FieldValue {
     /// The value as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             FieldValue::Bool(b) => (*b).into(),
             FieldValue::Integer(i) => (*i).into(),
@@ -283,7 +283,7 @@ impl FieldValue {
     }
 
     /// A JSON scalar as a field value; `None` for null, objects and lists.
-    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+    pub(crate) fn from_json(value: &serde_json::Value) -> Option<Self> {
         match value {
             serde_json::Value::Bool(b) => Some(FieldValue::Bool(*b)),
             serde_json::Value::Number(n) => n.as_u64().map(FieldValue::Integer),

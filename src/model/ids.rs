@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether `text` is a Platform.sh project ID: lowercase letters and digits, at most 64
 /// (the form the API gives, such as `abcdefgh1234k`). The manifest and `--project` both use it.
-pub fn is_project_id(text: &str) -> bool {
+pub(crate) fn is_project_id(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
         && text
@@ -38,7 +38,7 @@ macro_rules! identifier {
             }
 
             /// The identifier as text.
-            pub fn as_str(&self) -> &str {
+            pub(crate) fn as_str(&self) -> &str {
                 &self.0
             }
         }

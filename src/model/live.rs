@@ -42,7 +42,7 @@ pub struct LiveLinks {
 impl LiveIntegration {
     /// A digest of the normalised object (ID, type, fields): it changes whenever anything bbsync
     /// could compare changes, and a saved plan is stale when it does.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.id.as_str());
         hasher.update([0]);

@@ -5,15 +5,15 @@
 //! `${NAME}` references are resolved from an environment passed in, and every semantic problem
 //! is reported at its file:line:column.
 
-pub mod backoff;
-pub mod env;
-pub mod field;
+pub(crate) mod backoff;
+pub(crate) mod env;
+pub(crate) mod field;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
 pub mod live;
 pub mod secret;
-pub mod template;
+pub(crate) mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,7 +107,7 @@ impl Serialize for SecretRef {
 
 impl SecretRef {
     /// `${NAME}`, the way secrets are shown everywhere.
-    pub fn reference(&self) -> String {
+    pub(crate) fn reference(&self) -> String {
         format!("${{{}}}", self.variable)
     }
 }
@@ -864,7 +864,7 @@ fn validate_project_id(id: &str) -> Result<ProjectId, String> {
 
 /// Normalises a Bitbucket Cloud repository to `owner/repo`: accepts `owner/repo`, a
 /// `https://bitbucket.org/owner/repo[.git]` URL and `git@bitbucket.org:owner/repo.git`.
-pub fn normalize_repository(raw: &str) -> Result<String, String> {
+pub(crate) fn normalize_repository(raw: &str) -> Result<String, String> {
     let text = raw.trim();
     let lower = text.to_ascii_lowercase();
     let path = if let Some(rest) = lower
@@ -903,7 +903,7 @@ pub fn normalize_repository(raw: &str) -> Result<String, String> {
 }
 
 /// Checks a Bitbucket Server base URL: the [`check_url`] policy, and no credentials inside it.
-pub fn check_server_url(text: &str) -> Result<(), String> {
+pub(crate) fn check_server_url(text: &str) -> Result<(), String> {
     let url = check_url("`url`", text)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("`url` must not contain credentials".to_owned());
@@ -914,7 +914,7 @@ pub fn check_server_url(text: &str) -> Result<(), String> {
 /// The one URL policy, for every URL bbsync sends requests or credentials to (the API, the
 /// auth server, a Bitbucket Server): `https://`, or `http://` only for a loopback host. `name`
 /// says which URL it is in the message.
-pub fn check_url(name: &str, text: &str) -> Result<url::Url, String> {
+pub(crate) fn check_url(name: &str, text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("{name} `{text}` is not a URL ({e})"))?;
     let Some(host) = url.host() else {
         return Err(format!("{name} `{text}` has no host"));

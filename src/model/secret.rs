@@ -16,7 +16,7 @@ impl Secret {
     }
 
     /// The value, for sending it where it belongs. Never log or format the result.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

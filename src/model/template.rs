@@ -18,7 +18,7 @@ enum Part {
 
 /// Why a template could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     /// `${` without a closing `}`.
     #[error("`${{` is not closed by `}}`")]
     Unclosed,
@@ -31,7 +31,7 @@ pub enum TemplateError {
 
 impl Template {
     /// Parses `text`.
-    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -65,23 +65,15 @@ impl Template {
     }
 
     /// The variable this template is, when it is exactly one `${NAME}` and nothing else.
-    pub fn sole_variable(&self) -> Option<&str> {
+    pub(crate) fn sole_variable(&self) -> Option<&str> {
         match self.parts.as_slice() {
             [Part::Variable(name)] => Some(name),
             _ => None,
         }
     }
 
-    /// The variables referenced.
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Variable(name) => Some(name.as_str()),
-            Part::Literal(_) => None,
-        })
-    }
-
     /// Substitutes every variable from `lookup`; the names of the missing ones otherwise.
-    pub fn resolve(&self, env: &super::Env) -> Result<String, Vec<String>> {
+    pub(crate) fn resolve(&self, env: &super::Env) -> Result<String, Vec<String>> {
         let mut out = String::new();
         let mut missing = Vec::new();
         for part in &self.parts {

@@ -15,7 +15,7 @@ use crate::model::{
 };
 
 /// The plan format version written in plan files.
-pub const FORMAT_VERSION: &str = "1";
+pub(crate) const FORMAT_VERSION: &str = "1";
 
 /// What to plan.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +92,7 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// The word used in output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ActionKind::Error => "error",
             ActionKind::Blocked => "blocked",
@@ -105,7 +105,7 @@ impl ActionKind {
     }
 
     /// Whether it writes to the API.
-    pub fn writes(self) -> bool {
+    pub(crate) fn writes(self) -> bool {
         matches!(
             self,
             ActionKind::Delete | ActionKind::Replace | ActionKind::Create | ActionKind::Update
@@ -178,17 +178,17 @@ pub struct Summary {
 
 impl Plan {
     /// Whether applying it would write anything.
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.actions.iter().any(|a| a.action.writes())
     }
 
     /// Whether anything could not be planned.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.summary.errors > 0
     }
 
     /// The deletes (pruned or not) and replaces it holds.
-    pub fn deletions(&self) -> impl Iterator<Item = &Action> {
+    pub(crate) fn deletions(&self) -> impl Iterator<Item = &Action> {
         self.actions
             .iter()
             .filter(|a| matches!(a.action, ActionKind::Delete | ActionKind::Replace))
@@ -475,7 +475,7 @@ impl Action {
     }
 
     /// The changes as a map, for request bodies.
-    pub fn changes(&self) -> BTreeMap<Field, FieldValue> {
+    pub(crate) fn changes(&self) -> BTreeMap<Field, FieldValue> {
         self.fields
             .iter()
             .map(|c| (c.name, c.after.clone()))
@@ -485,7 +485,7 @@ impl Action {
 
 /// A safety guard that stops a whole apply before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GuardViolation {
+pub(crate) enum GuardViolation {
     /// More deletions than allowed.
     #[error(
         "the plan deletes {planned} integration(s) ({pruned} by pruning); the limit is {limit}"
@@ -502,11 +502,11 @@ pub enum GuardViolation {
 
 /// The default limit on deletions when the plan prunes: a mass deletion needs a deliberate
 /// `--max-deletes`.
-pub const DEFAULT_PRUNE_DELETE_LIMIT: usize = 10;
+pub(crate) const DEFAULT_PRUNE_DELETE_LIMIT: usize = 10;
 
 /// Checks the plan against `--max-deletes`. Without it, explicit `absent` deletions are not
 /// limited, but a plan that prunes may delete at most [`DEFAULT_PRUNE_DELETE_LIMIT`].
-pub fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<(), GuardViolation> {
+pub(crate) fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<(), GuardViolation> {
     let planned = plan.deletions().count();
     let pruned = plan.deletions().filter(|a| a.pruned).count();
     let limit = match max_deletes {
@@ -526,7 +526,7 @@ pub fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<(), Guard
 
 /// The projects whose live state no longer matches what `plan` was made against: a changed or
 /// vanished integration, or one that appeared where a create was planned.
-pub fn stale_projects(plan: &Plan, live: &LiveState) -> Vec<(ProjectId, String)> {
+pub(crate) fn stale_projects(plan: &Plan, live: &LiveState) -> Vec<(ProjectId, String)> {
     let mut stale = Vec::new();
     for action in plan.actions.iter().filter(|a| a.action.writes()) {
         let current = match live.projects.get(&action.project) {

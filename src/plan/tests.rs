@@ -538,7 +538,7 @@ fn staleness_is_per_project() {
 // ---- The convergence law -------------------------------------------------------------------
 
 /// A model of the API: what the live state becomes when `plan` is carried out.
-pub fn model_apply(plan: &Plan, live: &LiveState) -> LiveState {
+pub(crate) fn model_apply(plan: &Plan, live: &LiveState) -> LiveState {
     let mut next = live.clone();
     for (n, action) in plan.actions.iter().enumerate() {
         let Some(ProjectLive::Known { managed, .. }) = next.projects.get_mut(&action.project)

@@ -10,7 +10,7 @@ use crate::model::{self, DesiredState, Env};
 /// Reads `files` (files or directories) and builds the desired state, looking variables up in
 /// `env`. On success, the state and its warnings; otherwise every diagnostic (errors first
 /// among them where found).
-pub fn load(
+pub(crate) fn load(
     files: &[PathBuf],
     env: &Env,
 ) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -18,7 +18,7 @@ pub fn load(
 }
 
 /// A valid manifest, read.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// What it says.
     pub state: DesiredState,
     /// Its warnings.
@@ -28,7 +28,7 @@ pub struct Loaded {
 }
 
 /// [`load`], also keeping the text of every file read.
-pub fn load_with_sources(files: &[PathBuf], env: &Env) -> Result<Loaded, Vec<Diagnostic>> {
+pub(crate) fn load_with_sources(files: &[PathBuf], env: &Env) -> Result<Loaded, Vec<Diagnostic>> {
     let parsed = manifest::read_all(files)?;
     let built = model::build(&parsed, env);
     match built.state {

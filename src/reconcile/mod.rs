@@ -5,8 +5,8 @@
 //!
 //! Also here: reading the manifest ([`load`]) and `validate --online` ([`online`]).
 
-pub mod load;
-pub mod online;
+pub(crate) mod load;
+pub(crate) mod online;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -22,7 +22,7 @@ use crate::plan::{self, GuardViolation, Plan, PlanOptions};
 
 /// What a pass starts from.
 #[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// Plan the manifest against the live state read now.
     Manifest(&'a DesiredState),
     /// Apply exactly this saved plan, if the live state is still what it was made against.
@@ -31,7 +31,7 @@ pub enum Source<'a> {
 
 /// How far a pass goes, and with which limits.
 #[derive(Debug, Clone, Default)]
-pub struct PassOptions {
+pub(crate) struct PassOptions {
     /// `--project`: only these projects.
     pub only: Option<BTreeSet<ProjectId>>,
     /// `--rotate-credentials`.
@@ -48,7 +48,7 @@ pub struct PassOptions {
 
 /// What stands between a plan and its writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Approval {
+pub(crate) enum Approval {
     /// Write.
     Yes,
     /// Write, but read the live state again first and refuse a plan gone stale meanwhile (time
@@ -59,7 +59,7 @@ pub enum Approval {
 }
 
 /// What the commands add to a pass. Every method has a default that does nothing (or approves).
-pub trait Hooks: Sync {
+pub(crate) trait Hooks: Sync {
     /// `done` of `total` projects read.
     fn progress(&self, done: usize, total: usize) {
         let _ = (done, total);
@@ -89,13 +89,13 @@ pub trait Hooks: Sync {
 
 /// Hooks that add nothing: plan, approve, apply.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Quiet;
+pub(crate) struct Quiet;
 
 impl Hooks for Quiet {}
 
 /// Why a pass wrote nothing.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Asked to plan only.
     Planned,
     /// A guard refused the plan.
@@ -113,7 +113,7 @@ pub enum Stop {
 
 /// The result of a pass.
 #[derive(Debug, Clone)]
-pub struct Pass {
+pub(crate) struct Pass {
     /// The plan made (or the saved plan).
     pub plan: Plan,
     /// The live state planned against (empty for a saved plan).
@@ -138,18 +138,18 @@ impl Reconciler {
     }
 
     /// The client.
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
     /// The environment secrets are resolved from.
-    pub fn env(&self) -> &Env {
+    pub(crate) fn env(&self) -> &Env {
         &self.env
     }
 
     /// Reads the live state a plan of `desired` needs (every listed project, and with pruning the
     /// organization's), limited to `only` when given.
-    pub async fn read_live(
+    pub(crate) async fn read_live(
         &self,
         desired: &DesiredState,
         only: Option<&BTreeSet<ProjectId>>,
@@ -168,7 +168,7 @@ impl Reconciler {
 
     /// Reads again the live state of every project `plan` writes to, and names those where it
     /// is no longer what the plan was made against (empty when the plan still holds).
-    pub async fn stale(&self, plan: &Plan) -> Vec<(ProjectId, String)> {
+    pub(crate) async fn stale(&self, plan: &Plan) -> Vec<(ProjectId, String)> {
         let projects: BTreeSet<ProjectId> = plan
             .actions
             .iter()
@@ -183,7 +183,7 @@ impl Reconciler {
     }
 
     /// Fetch -> plan -> guards -> approval -> apply. `cancel` stops actions from starting.
-    pub async fn pass(
+    pub(crate) async fn pass(
         &self,
         source: Source<'_>,
         options: &PassOptions,

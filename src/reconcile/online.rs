@@ -16,7 +16,7 @@ use crate::model::{DesiredState, IntegrationType, Target};
 /// The verdict on one project.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Everything checked is fine; the note says what was checked.
     Valid {
         /// What was checked.
@@ -36,7 +36,7 @@ pub enum Verdict {
 
 /// One project's check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProjectCheck {
+pub(crate) struct ProjectCheck {
     /// The project.
     pub project: ProjectId,
     /// The verdict.
@@ -46,7 +46,7 @@ pub struct ProjectCheck {
 
 /// Whether `capabilities` allow `kind` integrations: `integrations.enabled`, then
 /// `integrations.config.<type>.enabled` when the API lists the type.
-pub fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Result<(), String> {
+pub(crate) fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Result<(), String> {
     let integrations = capabilities.get("integrations");
     if integrations
         .and_then(|i| i.get("enabled"))
@@ -70,7 +70,7 @@ pub fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Result<(), S
 }
 
 /// Checks every project of `desired` against the API, `concurrency` at a time.
-pub async fn check(
+pub(crate) async fn check(
     client: &Client,
     desired: &DesiredState,
     concurrency: usize,

@@ -13,7 +13,7 @@ use crate::model::{Field, FieldValue, IntegrationType, Omitted};
 
 /// One project to export.
 #[derive(Debug, Clone)]
-pub struct ExportProject {
+pub(crate) struct ExportProject {
     /// Its ID.
     pub id: ProjectId,
     /// Its title, when known.
@@ -24,7 +24,7 @@ pub struct ExportProject {
 
 /// The exported manifest and what could not be exported.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Export {
+pub(crate) struct Export {
     /// The manifest text.
     pub text: String,
     /// Projects left out, and why (unknown state, several Bitbucket integrations).
@@ -35,7 +35,7 @@ pub struct Export {
 
 /// Writes `projects` as a manifest. `full` also writes options equal to their defaults and
 /// options bbsync does not manage unless set.
-pub fn export(
+pub(crate) fn export(
     projects: &[ExportProject],
     organization: Option<&OrganizationId>,
     full: bool,

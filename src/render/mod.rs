@@ -1,7 +1,7 @@
 //! Renderings of plans and apply reports: text for terminals and logs, JSON for machines and
 //! plan files, Markdown for pull-request comments. Pure: strings in, strings out.
 
-pub mod export;
+pub(crate) mod export;
 mod markdown;
 mod report;
 mod text;
@@ -20,7 +20,7 @@ pub fn plan_json(plan: &Plan) -> String {
 }
 
 /// How a field value is shown: JSON-like scalars, `(unset)` when absent.
-pub fn show(value: Option<&crate::model::FieldValue>) -> String {
+pub(crate) fn show(value: Option<&crate::model::FieldValue>) -> String {
     match value {
         Some(value) => value.to_string(),
         None => "(unset)".to_owned(),

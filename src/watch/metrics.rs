@@ -128,7 +128,7 @@ impl Metrics {
     }
 
     /// A run ended.
-    pub fn run(&self, triggers: &[&str], result: &str, seconds: f64) {
+    pub(crate) fn run(&self, triggers: &[&str], result: &str, seconds: f64) {
         for trigger in triggers {
             self.runs
                 .get_or_create(&RunLabels {
@@ -141,7 +141,7 @@ impl Metrics {
     }
 
     /// An action ended.
-    pub fn action(&self, action: &str, outcome: &str) {
+    pub(crate) fn action(&self, action: &str, outcome: &str) {
         self.actions
             .get_or_create(&ActionLabels {
                 action: action.to_owned(),
@@ -151,32 +151,32 @@ impl Metrics {
     }
 
     /// Projects drifted at the last plan.
-    pub fn drifted(&self, count: usize) {
+    pub(crate) fn drifted(&self, count: usize) {
         self.drifted.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Deletes blocked.
-    pub fn blocked_deletes(&self, count: usize) {
+    pub(crate) fn blocked_deletes(&self, count: usize) {
         self.blocked_deletes.inc_by(count as u64);
     }
 
     /// A successful run ended now.
-    pub fn success(&self, unix_seconds: f64) {
+    pub(crate) fn success(&self, unix_seconds: f64) {
         self.last_success.set(unix_seconds);
     }
 
     /// Whether the manifest on disk is valid.
-    pub fn manifest_valid(&self, valid: bool) {
+    pub(crate) fn manifest_valid(&self, valid: bool) {
         self.manifest_valid.set(i64::from(valid));
     }
 
     /// Manifest file events seen.
-    pub fn file_events(&self, count: usize) {
+    pub(crate) fn file_events(&self, count: usize) {
         self.file_events.inc_by(count as u64);
     }
 
     /// Brings the API response counters up to the client's totals.
-    pub fn api_responses(&self, totals: &BTreeMap<u16, u64>) {
+    pub(crate) fn api_responses(&self, totals: &BTreeMap<u16, u64>) {
         let mut seen = self.api_seen.lock().expect("metrics lock");
         for (code, total) in totals {
             let before = seen.insert(*code, *total).unwrap_or(0);

@@ -6,11 +6,11 @@
 //! guards as `apply --auto-approve`. Projects that keep failing back off exponentially without
 //! holding up the others. SIGTERM/SIGINT let the action in flight finish, then the daemon exits.
 
-pub mod metrics;
+pub(crate) mod metrics;
 mod server;
-pub mod snapshot;
-pub mod status;
-pub mod triggers;
+pub(crate) mod snapshot;
+pub(crate) mod status;
+pub(crate) mod triggers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -136,7 +136,7 @@ impl Daemon {
     }
 
     /// Serves the endpoints on `listen` until `stop`; returns the bound address.
-    pub async fn serve(
+    pub(crate) async fn serve(
         &self,
         listen: SocketAddr,
         stop: CancellationToken,
@@ -207,7 +207,7 @@ impl Daemon {
     }
 
     /// One reconciliation.
-    pub async fn run_once(&mut self, fired: &BTreeSet<Trigger>, stop: &CancellationToken) {
+    pub(crate) async fn run_once(&mut self, fired: &BTreeSet<Trigger>, stop: &CancellationToken) {
         self.runs += 1;
         let started = Instant::now();
         let started_at = crate::wire::time::rfc3339(SystemTime::now());

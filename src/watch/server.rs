@@ -11,7 +11,7 @@ use axum::routing::get;
 use super::Shared;
 
 /// The endpoints' router.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -15,13 +15,13 @@ use crate::manifest::diagnostic::{Diagnostic, SourceFile};
 use crate::model::{DesiredState, Env};
 
 /// The snapshot's file name inside the state directory.
-pub const FILE_NAME: &str = "last-valid-manifest.json";
+pub(crate) const FILE_NAME: &str = "last-valid-manifest.json";
 
 const FORMAT: u32 = 1;
 
 /// The last valid manifest, as saved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The snapshot format.
     pub format: u32,
     /// The bbsync that saved it.
@@ -38,7 +38,7 @@ pub struct Snapshot {
 
 /// One manifest file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedFile {
+pub(crate) struct SavedFile {
     /// Its name, as diagnostics show it.
     pub name: String,
     /// Its text.
@@ -51,7 +51,7 @@ fn args(files: &[PathBuf]) -> Vec<String> {
 
 impl Snapshot {
     /// A snapshot of the valid manifest read from `files`, with `digest`, made of `sources`.
-    pub fn new(files: &[PathBuf], digest: &str, sources: &[Arc<SourceFile>]) -> Self {
+    pub(crate) fn new(files: &[PathBuf], digest: &str, sources: &[Arc<SourceFile>]) -> Self {
         Self {
             format: FORMAT,
             bbsync_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -70,7 +70,7 @@ impl Snapshot {
 
     /// Writes the snapshot into `dir` (created if needed), atomically: a reader sees the old
     /// snapshot or the new one, never half of one.
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+    pub(crate) fn save(&self, dir: &Path) -> std::io::Result<()> {
         use std::io::Write as _;
         std::fs::create_dir_all(dir)?;
         let temp = dir.join(format!(".{FILE_NAME}.tmp"));
@@ -86,7 +86,7 @@ impl Snapshot {
 
     /// The snapshot saved in `dir` for the manifest `files`: `Ok(None)` when there is none,
     /// an error saying why one cannot be used.
-    pub fn load(dir: &Path, files: &[PathBuf]) -> Result<Option<Self>, String> {
+    pub(crate) fn load(dir: &Path, files: &[PathBuf]) -> Result<Option<Self>, String> {
         let path = dir.join(FILE_NAME);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -114,7 +114,10 @@ impl Snapshot {
     }
 
     /// The desired state the snapshot describes, built as the files themselves would be.
-    pub fn build(&self, env: &Env) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
+    pub(crate) fn build(
+        &self,
+        env: &Env,
+    ) -> Result<(DesiredState, Vec<Diagnostic>), Vec<Diagnostic>> {
         let mut parsed = Vec::new();
         for file in &self.files {
             parsed.push(crate::manifest::parse(&file.name, file.text.as_bytes())?);

@@ -27,7 +27,7 @@ pub enum RunResult {
 
 impl RunResult {
     /// The result's name in metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunResult::Ok => "ok",
             RunResult::InSync => "in_sync",
@@ -116,7 +116,7 @@ pub struct Status {
 
 impl Status {
     /// A fresh status keeping `history` runs.
-    pub fn new(plan_only: bool, history: usize) -> Self {
+    pub(crate) fn new(plan_only: bool, history: usize) -> Self {
         Self {
             manifest_valid: false,
             manifest_digest: None,
@@ -134,7 +134,7 @@ impl Status {
     }
 
     /// Adds a run, dropping the oldest beyond `history`.
-    pub fn record(&mut self, run: RunRecord) {
+    pub(crate) fn record(&mut self, run: RunRecord) {
         if let Some(error) = &run.error {
             self.last_error = Some(error.clone());
         }
@@ -145,7 +145,7 @@ impl Status {
     }
 
     /// `Ok` when ready (a valid manifest is loaded and the last run reached the API), else why not.
-    pub fn readiness(&self) -> Result<(), String> {
+    pub(crate) fn readiness(&self) -> Result<(), String> {
         if self.manifest_digest.is_none() {
             return Err("no valid manifest has been loaded yet".to_owned());
         }

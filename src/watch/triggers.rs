@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// Why a run started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// The daemon started.
     Startup,
     /// A manifest file changed.
@@ -29,7 +29,7 @@ pub enum Trigger {
 
 impl Trigger {
     /// The trigger's name in metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Startup => "startup",
             Trigger::File => "file",
@@ -49,13 +49,13 @@ pub struct Triggers {
 
 impl Triggers {
     /// Records a trigger.
-    pub fn fire(&self, trigger: Trigger) {
+    pub(crate) fn fire(&self, trigger: Trigger) {
         self.pending.lock().expect("trigger lock").insert(trigger);
         self.notify.notify_one();
     }
 
     /// Waits for triggers and takes every pending one.
-    pub async fn next(&self) -> BTreeSet<Trigger> {
+    pub(crate) async fn next(&self) -> BTreeSet<Trigger> {
         loop {
             {
                 let mut pending = self.pending.lock().expect("trigger lock");
@@ -70,7 +70,7 @@ impl Triggers {
 
 /// Fires [`Trigger::Interval`] every `interval`, give or take 10% (jitter spreads the load of
 /// many daemons), until `stop`.
-pub async fn every(interval: Duration, triggers: &Triggers, stop: &CancellationToken) {
+pub(crate) async fn every(interval: Duration, triggers: &Triggers, stop: &CancellationToken) {
     loop {
         let wait = interval.mul_f64(0.9 + 0.2 * fastrand::f64());
         tokio::select! {
@@ -82,7 +82,7 @@ pub async fn every(interval: Duration, triggers: &Triggers, stop: &CancellationT
 
 /// Fires [`Trigger::File`] once a burst of file events has been quiet for `quiet`. `events`
 /// carries the number of events in each batch the watcher reports; `on_events` counts them.
-pub async fn debounce(
+pub(crate) async fn debounce(
     mut events: mpsc::UnboundedReceiver<usize>,
     quiet: Duration,
     triggers: &Triggers,
@@ -197,7 +197,7 @@ fn forward(
 }
 
 /// The watchers; dropping this stops watching.
-pub struct FileWatch {
+pub(crate) struct FileWatch {
     _files: Debouncer<RecommendedWatcher, RecommendedCache>,
     _links: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
 }
@@ -208,7 +208,7 @@ pub struct FileWatch {
 /// debouncer watching that worktree takes it as removed and drops the swap, so the parents of
 /// the symlinks on the way are watched by a second debouncer, where a swap counts as a change.
 /// Each batch of relevant events is sent as its size.
-pub fn watch_files(
+pub(crate) fn watch_files(
     paths: &[PathBuf],
     events: mpsc::UnboundedSender<usize>,
 ) -> notify::Result<FileWatch> {
