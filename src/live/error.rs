@@ -108,17 +108,23 @@ impl fmt::Display for Call {
 /// Reads the API's error body (`message`, `title`, `detail`, `error_description`) into a
 /// message and per-field details. Secrets never appear in error bodies the API sends back.
 pub(crate) fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
+    let body = crate::wire::ErrorBody::read(body);
     let mut parts = Vec::new();
-    for key in ["message", "title", "error_description", "error"] {
-        if let Some(text) = body.get(key).and_then(|v| v.as_str())
-            && !text.is_empty()
-            && !parts.iter().any(|p: &String| p == text)
-        {
-            parts.push(text.to_owned());
+    for text in [
+        &body.message,
+        &body.title,
+        &body.error_description,
+        &body.error,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !text.is_empty() && !parts.contains(text) {
+            parts.push(text.clone());
         }
     }
     let mut details = Vec::new();
-    match body.get("detail") {
+    match &body.detail {
         Some(serde_json::Value::Object(map)) => {
             for (field, problems) in map {
                 match problems {

@@ -35,7 +35,6 @@ pub fn live_integration(api: &ApiIntegration) -> Option<LiveIntegration> {
             self_href: api.links.href("self").map(str::to_owned),
             edit: api.links.href("#edit").map(str::to_owned),
             validate: api.links.href("#validate").map(str::to_owned),
-            hook: api.links.href("#hook").map(str::to_owned),
         },
     })
 }

@@ -34,9 +34,6 @@ pub struct LiveLinks {
     /// `#validate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<String>,
-    /// `#hook`: the webhook URL to add in Bitbucket by hand if registration failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook: Option<String>,
 }
 
 impl LiveIntegration {

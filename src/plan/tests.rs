@@ -74,20 +74,12 @@ fn server() -> DesiredIntegration {
     }
 }
 
-/// What the API returns after creating `wanted`: its fields plus the server's own for the
-/// fields bbsync does not manage.
+/// What the API returns after creating `wanted`: its fields plus the server's defaults
+/// ([`crate::wire::defaults`], the table the sandbox applies) for the fields it omits.
 fn live_from(id: &str, wanted: &DesiredIntegration) -> LiveIntegration {
     let mut fields = wanted.fields.clone();
-    for field in Field::ALL.into_iter().filter(|f| f.applies_to(wanted.kind)) {
-        let server_default = match field {
-            Field::EnvironmentInitResources => Some(text("default")),
-            Field::PullRequestsCloneParentData => Some(FieldValue::Bool(true)),
-            Field::BuildPullRequestsPostMerge => None,
-            _ => None,
-        };
-        if let Some(value) = server_default {
-            fields.entry(field).or_insert(value);
-        }
+    for (field, value) in crate::wire::defaults::on_create_fields(wanted.kind) {
+        fields.entry(field).or_insert(value);
     }
     LiveIntegration {
         id: IntegrationId::new(id),

@@ -4,9 +4,10 @@
 //! activities, `#validate`, organization listings with cursors) with the real API's rules
 //! ([`world`]), and injects faults on demand: latency, 503s, 429s with `Retry-After`, creates
 //! whose answer is lost, slow answers, broken projects. Tests, benchmarks, `bbsync demo` and
-//! `bbsync sandbox` all use it. Paths work with and without the `/api` prefix.
+//! `bbsync sandbox` all use it. Paths work with and without the `/api` prefix, as the
+//! gateway's do (platformsh-api.md §1.1).
 
-pub mod world;
+pub(crate) mod world;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,13 +21,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use world::{Faults, Seed, SeedOrganization, SeedProject, World, Write};
 
 use world::Rejection;
+
+use crate::wire::{ErrorBody, TokenResponse};
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -161,38 +165,56 @@ fn lock(world: &Shared) -> MutexGuard<'_, World> {
     world.lock().expect("the sandbox state lock")
 }
 
+/// `body` as a JSON answer.
+fn json_answer(status: StatusCode, content_type: &'static str, body: &impl Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (status, [(header::CONTENT_TYPE, content_type)], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// An API error: spec `Error`, with the reason phrase as `status` and `title` and an empty
+/// `detail` when there are none (inferred).
 fn reject(rejection: Rejection) -> Response {
     let status =
         StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = json!({
-        "status": title,
-        "message": rejection.message,
-        "code": rejection.status,
-        "detail": rejection.detail.unwrap_or_else(|| json!({})),
-        "title": title,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    let body = ErrorBody {
+        status: Some(title.to_owned()),
+        message: Some(rejection.message),
+        code: Some(rejection.status),
+        detail: Some(
+            rejection
+                .detail
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        ),
+        title: Some(title.to_owned()),
+        ..ErrorBody::default()
+    };
+    json_answer(status, "application/json", &body)
 }
 
+/// An OAuth 2 error from the auth server (platformsh-api.md §3.1).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = ErrorBody {
+        error: Some(error.to_owned()),
+        error_description: Some(description.to_owned()),
+        ..ErrorBody::default()
+    };
+    json_answer(status, "application/json", &body)
+}
+
+/// A success as HAL JSON (platformsh-api.md §1.3), or the rejection.
 fn answer(result: Result<Value, Rejection>, status: StatusCode) -> Response {
     match result {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, "application/hal+json")],
-            body.to_string(),
-        )
-            .into_response(),
+        Ok(body) => json_answer(status, "application/hal+json", &body),
         Err(rejection) => reject(rejection),
     }
 }
 
-/// Every API request: recorded, delayed, maybe failed by a fault, and checked for a token.
+/// Every API request: recorded, delayed, maybe failed by a fault, and checked for a token
+/// (`Authorization: Bearer`, platformsh-api.md §3.2). The faults are the sandbox's own: the
+/// API documents no 429 or `Retry-After` (§3.3), so their bodies are inferred.
 async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Response {
     let (latency, fault, retry_after, authorized) = {
         let mut w = lock(&world);
@@ -224,13 +246,15 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
         tokio::time::sleep(latency).await;
     }
     if !authorized {
-        let body = json!({"error": "invalid_token", "message": "The access token is missing, invalid or expired.", "code": 401});
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
+        // 401 for an expired or invalid token; clients exchange again (platformsh-api.md
+        // §1.8, §3.2). The body is inferred.
+        let body = ErrorBody {
+            error: Some("invalid_token".to_owned()),
+            message: Some("The access token is missing, invalid or expired.".to_owned()),
+            code: Some(401),
+            ..ErrorBody::default()
+        };
+        return json_answer(StatusCode::UNAUTHORIZED, "application/json", &body);
     }
     match fault {
         503 => reject(Rejection {
@@ -258,49 +282,43 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    // HTTP Basic `platform-api-user:` (empty secret), as the platform CLI sends it.
+    // HTTP Basic `platform-api-user:` (empty secret), as the spec's example sends it
+    // (platformsh-api.md §3.1).
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if basic != Some("Basic cGxhdGZvcm0tYXBpLXVzZXI6") {
-        let body = json!({"error": "invalid_client", "error_description": "Client authentication failed."});
-        return (
+        return oauth_error(
             StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
+            "invalid_client",
+            "Client authentication failed.",
+        );
     }
+    // `grant_type=api_token&api_token=...` (platformsh-api.md §3.1).
     if form.get("grant_type").map(String::as_str) != Some("api_token") {
-        let body = json!({"error": "unsupported_grant_type", "error_description": "The grant type is not supported."});
-        return (
+        return oauth_error(
             StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
+            "unsupported_grant_type",
+            "The grant type is not supported.",
+        );
     }
     let result = lock(&world).exchange(form.get("api_token").map(String::as_str).unwrap_or(""));
     match result {
         Ok((access, expires_in)) => {
-            let body =
-                json!({"access_token": access, "expires_in": expires_in, "token_type": "bearer"});
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
+            let body = TokenResponse {
+                access_token: access,
+                expires_in: Some(expires_in),
+                token_type: Some("bearer".to_owned()),
+            };
+            json_answer(StatusCode::OK, "application/json", &body)
         }
-        Err(_) => {
-            let body = json!({"error": "invalid_grant", "error_description": "Invalid API token."});
-            (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
-        }
+        // A bad token is a 400 whose description names the "API token" (platformsh-api.md
+        // §3.1).
+        Err(_) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Invalid API token.",
+        ),
     }
 }
 

@@ -3,10 +3,16 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::model::IntegrationType;
+use crate::wire::error::field_detail;
 use crate::wire::time::rfc3339;
+use crate::wire::{
+    Accepted, Activity, ApiIntegration, Capabilities, Embedded, IntegrationCapabilities, Links,
+    OrganizationProject, Project as ApiProject, ProjectPage, Status, TypeCapability, defaults,
+};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 /// What the sandbox starts with (`--seed FILE`, JSON or YAML).
@@ -155,7 +161,7 @@ struct ActivityRecord {
 
 /// An API error to answer with.
 #[derive(Debug)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// HTTP status.
     pub status: u16,
     /// The message.
@@ -173,12 +179,13 @@ impl Rejection {
         }
     }
 
+    /// A validation error: 400 with per-field `detail` (spec `Error`, platformsh-api.md §1.8).
     fn invalid(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self {
             status: 400,
             message: "Invalid input".to_owned(),
-            detail: Some(json!({ field: [message] })),
+            detail: Some(field_detail([(field, message.as_str())])),
         }
     }
 }
@@ -210,26 +217,28 @@ pub struct World {
     /// Projects per page of an organization listing, unless asked for fewer.
     pub page_size: usize,
     rng: fastrand::Rng,
-    counter: u64,
 }
 
+/// The Bitbucket family: at most one per project, as one code source per project
+/// (platformsh-api.md §4.4 item 8, inferred).
 const MANAGED: [&str; 2] = ["bitbucket", "bitbucket_server"];
 
 /// Requests remembered at most.
-pub const REQUEST_LOG: usize = 10_000;
+pub(crate) const REQUEST_LOG: usize = 10_000;
 
 /// Activities remembered at most (a long-running sandbox must not grow without bound). A
 /// client polls an activity right after the write that started it, long before it is forgotten.
-pub const ACTIVITY_LOG: usize = 10_000;
+pub(crate) const ACTIVITY_LOG: usize = 10_000;
 
 impl World {
     /// A world from a seed.
-    pub fn new(seed: Seed, faults: Faults) -> Result<Self, String> {
+    pub(crate) fn new(seed: Seed, faults: Faults) -> Result<Self, String> {
         let mut world = Self {
             api_token: seed
                 .token
                 .clone()
                 .unwrap_or_else(|| "sandbox-token".to_owned()),
+            // 15 minutes (platformsh-api.md §3.1).
             token_lifetime: Duration::from_secs(900),
             access: HashMap::new(),
             projects: BTreeMap::new(),
@@ -245,9 +254,9 @@ impl World {
             rng: fastrand::Rng::with_seed(faults.seed),
             faults,
             activity_delay: Duration::ZERO,
+            // Links name a regional host (platformsh-api.md §1.1).
             link_base: "https://eu-3.platform.sh/api".to_owned(),
             page_size: 20,
-            counter: 0,
         };
         for project in seed.projects {
             if let Some(org) = &project.organization {
@@ -286,7 +295,7 @@ impl World {
 
     /// Records a request, keeping the last [`REQUEST_LOG`] (a long-running sandbox must not
     /// grow without bound).
-    pub fn record_request(&mut self, request: String) {
+    pub(crate) fn record_request(&mut self, request: String) {
         if self.requests.len() >= REQUEST_LOG {
             self.requests.drain(..REQUEST_LOG / 2);
         }
@@ -294,20 +303,20 @@ impl World {
     }
 
     /// A random draw for the fault injector.
-    pub fn draw(&mut self) -> f64 {
+    pub(crate) fn draw(&mut self) -> f64 {
         self.rng.f64()
     }
 
+    /// 13 lowercase alphanumerics, like the API's IDs (platformsh-api.md §2.1).
     fn next_id(&mut self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        self.counter += 1;
         (0..13)
             .map(|_| ALPHABET[self.rng.usize(..ALPHABET.len())] as char)
             .collect()
     }
 
     /// Exchanges the API token for an access token.
-    pub fn exchange(&mut self, api_token: &str) -> Result<(String, u64), Rejection> {
+    pub(crate) fn exchange(&mut self, api_token: &str) -> Result<(String, u64), Rejection> {
         if api_token != self.api_token {
             return Err(Rejection::new(400, "Invalid API token"));
         }
@@ -318,7 +327,7 @@ impl World {
     }
 
     /// Whether a bearer token is valid now.
-    pub fn authorized(&self, bearer: &str) -> bool {
+    pub(crate) fn authorized(&self, bearer: &str) -> bool {
         self.access
             .get(bearer)
             .is_some_and(|until| Instant::now() < *until)
@@ -340,22 +349,23 @@ impl World {
         Ok(project)
     }
 
-    /// A project as GET returns it.
-    pub fn project_view(&self, id: &str) -> Result<Value, Rejection> {
+    /// A project as GET returns it: its title defaults to its ID (inferred).
+    pub(crate) fn project_view(&self, id: &str) -> Result<Value, Rejection> {
         let project = self.project(id)?;
-        Ok(json!({
-            "id": id,
-            "title": project.seed.title.clone().unwrap_or_else(|| id.to_owned()),
-            "organization_id": project.seed.organization,
-            "region": "eu-3.platform.sh",
-            "_links": {"self": {"href": format!("{}/projects/{id}", self.link_base)}},
+        Ok(to_json(&ApiProject {
+            id: id.to_owned(),
+            title: Some(project.seed.title.clone().unwrap_or_else(|| id.to_owned())),
+            organization_id: project.seed.organization.clone(),
+            region: Some("eu-3.platform.sh".to_owned()),
+            links: Links::new().with("self", format!("{}/projects/{id}", self.link_base)),
         }))
     }
 
-    /// A project's capabilities.
-    pub fn capabilities(&self, id: &str) -> Result<Value, Rejection> {
+    /// A project's capabilities: the seed's integration types enabled (all by default), each
+    /// for admins (platformsh-api.md §2.4; the role is inferred).
+    pub(crate) fn capabilities(&self, id: &str) -> Result<Value, Rejection> {
         let project = self.project(id)?;
-        let mut config = Map::new();
+        let mut config = BTreeMap::new();
         for kind in [
             "bitbucket",
             "bitbucket_server",
@@ -371,28 +381,36 @@ impl World {
                 .is_none_or(|t| t.iter().any(|k| k == kind));
             config.insert(
                 kind.to_owned(),
-                json!({"enabled": enabled, "role": "admin"}),
+                TypeCapability {
+                    enabled,
+                    role: Some("admin".to_owned()),
+                },
             );
         }
-        Ok(json!({"integrations": {"enabled": true, "config": config}}))
+        Ok(to_json(&Capabilities {
+            integrations: Some(IntegrationCapabilities {
+                enabled: true,
+                config,
+            }),
+        }))
     }
 
-    /// Every integration of a project.
-    pub fn list(&self, project: &str) -> Result<Value, Rejection> {
+    /// Every integration of a project: a bare array (spec `IntegrationCollection`,
+    /// platformsh-api.md §1.7).
+    pub(crate) fn list(&self, project: &str) -> Result<Value, Rejection> {
         let project_ref = self.project(project)?;
-        Ok(Value::Array(
-            project_ref
-                .integrations
-                .iter()
-                .map(|i| self.view(project, i))
-                .collect(),
-        ))
+        let views: Vec<ApiIntegration> = project_ref
+            .integrations
+            .iter()
+            .map(|i| self.view(project, i))
+            .collect();
+        Ok(to_json(&views))
     }
 
     /// One integration.
-    pub fn get(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+    pub(crate) fn get(&self, project: &str, id: &str) -> Result<Value, Rejection> {
         let stored = self.find(project, id)?;
-        Ok(self.view(project, stored))
+        Ok(to_json(&self.view(project, stored)))
     }
 
     fn find(&self, project: &str, id: &str) -> Result<&Stored, Rejection> {
@@ -403,33 +421,35 @@ impl World {
             .ok_or_else(|| Rejection::new(404, format!("Integration `{id}` not found")))
     }
 
-    fn view(&self, project: &str, stored: &Stored) -> Value {
+    /// An integration as GET returns it: the read-only `created_at`, `updated_at` and `role`
+    /// (spec `BitbucketIntegration`, Upsun spec for `role`; its value is inferred), the stored
+    /// public fields, and the links of platformsh-api.md §1.4 (`#validate` and `#hook` paths
+    /// inferred, after the docs' example).
+    fn view(&self, project: &str, stored: &Stored) -> ApiIntegration {
         let href = format!(
             "{}/projects/{project}/integrations/{}",
             self.link_base, stored.id
         );
-        let mut object = Map::new();
-        object.insert("id".to_owned(), stored.id.clone().into());
-        object.insert("type".to_owned(), stored.kind.clone().into());
-        object.insert("created_at".to_owned(), rfc3339(stored.created).into());
-        object.insert("updated_at".to_owned(), rfc3339(stored.updated).into());
-        object.insert("role".to_owned(), "source".into());
-        object.extend(stored.fields.clone());
-        object.insert(
-            "_links".to_owned(),
-            json!({
-                "self": {"href": href},
-                "#edit": {"href": href},
-                "#delete": {"href": href},
-                "#validate": {"href": format!("{href}/validate")},
-                "#hook": {"href": format!("{href}/hook")},
-            }),
-        );
-        Value::Object(object)
+        let mut fields = Map::new();
+        fields.insert("created_at".to_owned(), rfc3339(stored.created).into());
+        fields.insert("updated_at".to_owned(), rfc3339(stored.updated).into());
+        fields.insert("role".to_owned(), "source".into());
+        fields.extend(stored.fields.clone());
+        ApiIntegration {
+            id: stored.id.clone(),
+            kind: stored.kind.clone(),
+            fields,
+            links: Links::new()
+                .with("self", &href)
+                .with("#edit", &href)
+                .with("#delete", &href)
+                .with("#validate", format!("{href}/validate"))
+                .with("#hook", format!("{href}/hook")),
+        }
     }
 
     /// Creates an integration (POST), checking the body as the real API does.
-    pub fn create(&mut self, project: &str, body: &Value) -> Result<Value, Rejection> {
+    pub(crate) fn create(&mut self, project: &str, body: &Value) -> Result<Value, Rejection> {
         self.project(project)?;
         self.writes.push(Write {
             method: "POST".to_owned(),
@@ -438,11 +458,16 @@ impl World {
         });
         let id = self.insert(project, body, None, true)?;
         let stored = self.find(project, &id)?.clone();
+        // A source integration's create registers hooks and fetches (platformsh-api.md §1.3,
+        // §4.4 item 10).
         let activities = self.start_activities(project, &stored, &["register_hooks", "fetch"]);
-        Ok(json!({
-            "status": "created",
-            "code": 201,
-            "_embedded": {"entity": self.view(project, &stored), "activities": activities},
+        Ok(to_json(&Accepted {
+            status: Some("created".to_owned()),
+            code: Some(201),
+            embedded: Embedded {
+                entity: Some(self.view(project, &stored)),
+                activities,
+            },
         }))
     }
 
@@ -465,6 +490,8 @@ impl World {
             .projects
             .get(project)
             .ok_or_else(|| Rejection::new(404, "Project not found"))?;
+        // Only the types the project's capabilities enable (platformsh-api.md §2.4; the
+        // message is inferred).
         if let Some(allowed) = &project_ref.seed.integration_types
             && !allowed.contains(&kind)
         {
@@ -503,7 +530,7 @@ impl World {
                     "This project already has a Bitbucket integration.",
                 ));
             }
-            check_body(&kind, object, strict, true)?
+            check_body(&kind, object, true)?
         } else {
             let mut fields = object.clone();
             fields.remove("type");
@@ -534,7 +561,12 @@ impl World {
     }
 
     /// Updates an integration (PATCH).
-    pub fn update(&mut self, project: &str, id: &str, body: &Value) -> Result<Value, Rejection> {
+    pub(crate) fn update(
+        &mut self,
+        project: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<Value, Rejection> {
         self.find(project, id)?;
         self.writes.push(Write {
             method: "PATCH".to_owned(),
@@ -545,6 +577,7 @@ impl World {
             .as_object()
             .ok_or_else(|| Rejection::new(400, "The body must be a JSON object"))?;
         let stored = self.find(project, id)?.clone();
+        // `type` is immutable (platformsh-api.md §4.4 item 6); a PATCH is partial (§2.2).
         if let Some(kind) = object.get("type")
             && kind.as_str() != Some(stored.kind.as_str())
         {
@@ -555,7 +588,7 @@ impl World {
         }
         let mut updated = stored.clone();
         if MANAGED.contains(&stored.kind.as_str()) {
-            let (fields, secrets) = check_body(&stored.kind, object, true, false)?;
+            let (fields, secrets) = check_body(&stored.kind, object, false)?;
             updated.fields.extend(fields);
             updated.secrets.extend(secrets);
             check_fetch_prune(&updated.fields)?;
@@ -570,16 +603,20 @@ impl World {
             .find(|i| i.id == id)
             .expect("found above");
         *slot = updated.clone();
+        // An update fetches again (inferred).
         let activities = self.start_activities(project, &updated, &["fetch"]);
-        Ok(json!({
-            "status": "updated",
-            "code": 200,
-            "_embedded": {"entity": self.view(project, &updated), "activities": activities},
+        Ok(to_json(&Accepted {
+            status: Some("updated".to_owned()),
+            code: Some(200),
+            embedded: Embedded {
+                entity: Some(self.view(project, &updated)),
+                activities,
+            },
         }))
     }
 
     /// Deletes an integration.
-    pub fn delete(&mut self, project: &str, id: &str) -> Result<Value, Rejection> {
+    pub(crate) fn delete(&mut self, project: &str, id: &str) -> Result<Value, Rejection> {
         self.find(project, id)?;
         self.writes.push(Write {
             method: "DELETE".to_owned(),
@@ -588,29 +625,42 @@ impl World {
         });
         let project_mut = self.projects.get_mut(project).expect("found above");
         project_mut.integrations.retain(|i| i.id != id);
-        Ok(json!({"status": "deleted", "code": 200, "_embedded": {"activities": []}}))
+        // Activities and no entity (platformsh-api.md §1.3); none started here (inferred).
+        Ok(to_json(&Accepted {
+            status: Some("deleted".to_owned()),
+            code: Some(200),
+            embedded: Embedded::default(),
+        }))
     }
 
-    /// Runs `#validate`.
-    pub fn validate(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+    /// Runs `#validate`: a 2xx when valid, else 400 with per-field `detail`
+    /// (platformsh-api.md §1.5).
+    pub(crate) fn validate(&self, project: &str, id: &str) -> Result<Value, Rejection> {
         self.find(project, id)?;
         let errors = &self.projects[project].seed.validation_errors;
         if errors.is_empty() {
-            Ok(json!({"status": "ok", "code": 200}))
+            Ok(to_json(&Status {
+                status: "ok".to_owned(),
+                code: 200,
+            }))
         } else {
-            let detail: Map<String, Value> = errors
-                .iter()
-                .map(|(k, v)| (k.clone(), json!([v])))
-                .collect();
             Err(Rejection {
                 status: 400,
                 message: "The integration is invalid.".to_owned(),
-                detail: Some(Value::Object(detail)),
+                detail: Some(field_detail(
+                    errors.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )),
             })
         }
     }
 
-    fn start_activities(&mut self, project: &str, stored: &Stored, steps: &[&str]) -> Vec<Value> {
+    /// Starts `integration.{type}.{step}` activities (platformsh-api.md §1.3).
+    fn start_activities(
+        &mut self,
+        project: &str,
+        stored: &Stored,
+        steps: &[&str],
+    ) -> Vec<Activity> {
         let fails = self.projects[project].seed.fail_activities;
         let mut views = Vec::new();
         for step in steps {
@@ -638,45 +688,55 @@ impl World {
     }
 
     /// An activity as GET returns it: pending until `activity_delay` has passed.
-    pub fn activity(&self, project: &str, id: &str) -> Result<Value, Rejection> {
+    pub(crate) fn activity(&self, project: &str, id: &str) -> Result<Value, Rejection> {
         self.project(project)?;
         match self.activities.get(id) {
             Some(record) if record.project == project => {
-                Ok(self.activity_view(id).expect("exists"))
+                Ok(to_json(&self.activity_view(id).expect("exists")))
             }
             _ => Err(Rejection::new(404, format!("Activity `{id}` not found"))),
         }
     }
 
-    fn activity_view(&self, id: &str) -> Option<Value> {
+    /// An activity: `in_progress` until done, then `complete` with a `success` or `failure`
+    /// result (spec `Activity` states and results).
+    fn activity_view(&self, id: &str) -> Option<Activity> {
         let record = self.activities.get(id)?;
         let done = record.started.elapsed() >= self.activity_delay;
         let (state, result, log) = match (done, record.fails) {
-            (false, _) => ("in_progress", Value::Null, String::new()),
-            (true, false) => ("complete", json!("success"), "Done.".to_owned()),
+            (false, _) => ("in_progress", None, String::new()),
+            (true, false) => ("complete", Some("success"), "Done.".to_owned()),
             (true, true) => (
                 "complete",
-                json!("failure"),
+                Some("failure"),
                 "Registering the webhook on Bitbucket failed: the OAuth consumer lacks the Webhooks Read and Write permission."
                     .to_owned(),
             ),
         };
-        Some(json!({
-            "id": id,
-            "type": record.kind,
-            "state": state,
-            "result": result,
-            "project": record.project,
-            "integration": record.integration,
-            "created_at": rfc3339(record.created),
-            "completion_percent": if done { 100 } else { 50 },
-            "log": log,
-            "_links": {"self": {"href": format!("{}/projects/{}/activities/{id}", self.link_base, record.project)}},
-        }))
+        Some(Activity {
+            id: Some(id.to_owned()),
+            kind: record.kind.clone(),
+            state: state.to_owned(),
+            result: result.map(str::to_owned),
+            project: Some(record.project.clone()),
+            integration: Some(record.integration.clone()),
+            created_at: Some(rfc3339(record.created)),
+            completion_percent: Some(if done { 100 } else { 50 }),
+            log: Some(log),
+            links: Links::new().with(
+                "self",
+                format!(
+                    "{}/projects/{}/activities/{id}",
+                    self.link_base, record.project
+                ),
+            ),
+        })
     }
 
-    /// One page of an organization's projects, sorted by ID, after the cursor `after`.
-    pub fn organization_projects(
+    /// One page of an organization's projects, sorted by ID, after the cursor `after`: pages
+    /// of `page[size]` (1 to 100) with a `next` link holding the cursor while there are more
+    /// (platformsh-api.md §8).
+    pub(crate) fn organization_projects(
         &self,
         org: &str,
         size: Option<usize>,
@@ -702,39 +762,55 @@ impl World {
             .collect();
         let more = ids.len() > size;
         ids.truncate(size);
-        let items: Vec<Value> = ids
+        let items = ids
             .iter()
-            .map(|p| json!({"id": p.seed.id, "organization_id": org, "title": p.seed.title.clone().unwrap_or_else(|| p.seed.id.clone()), "status": "active"}))
+            .map(|p| OrganizationProject {
+                id: p.seed.id.clone(),
+                organization_id: Some(org.to_owned()),
+                title: Some(p.seed.title.clone().unwrap_or_else(|| p.seed.id.clone())),
+                status: Some("active".to_owned()),
+            })
             .collect();
         let base = format!("{}/organizations/{org}/projects", self.link_base);
-        let mut links = json!({"self": {"href": base}});
+        let mut links = Links::new().with("self", &base);
         if more && let Some(last) = ids.last() {
-            links["next"] = json!({"href": format!("{base}?page%5Bsize%5D={size}&page%5Bafter%5D={}&page_number={}", last.seed.id, page + 1)});
+            // `page_number` is the sandbox's own, for `fail_after_pages`.
+            links = links.with(
+                "next",
+                format!(
+                    "{base}?page%5Bsize%5D={size}&page%5Bafter%5D={}&page_number={}",
+                    last.seed.id,
+                    page + 1
+                ),
+            );
         }
-        Ok(json!({"items": items, "_links": links}))
+        Ok(to_json(&ProjectPage { items, links }))
     }
 
     /// Every project with its integrations (public fields, secret digests), for tests and
     /// `GET /__sandbox/state`.
     pub fn dump(&self) -> Value {
-        let projects: Vec<Value> = self
+        let projects = self
             .projects
             .iter()
-            .map(|(id, p)| {
-                let integrations: Vec<Value> = p
+            .map(|(id, p)| DumpProject {
+                id,
+                title: p.seed.title.as_deref(),
+                organization: p.seed.organization.as_deref(),
+                integrations: p
                     .integrations
                     .iter()
                     .map(|i| {
-                        let mut v = self.view(id, i);
-                        v.as_object_mut().expect("an object").remove("_links");
-                        v["secret_sha256"] = json!(i.secrets);
-                        v
+                        let mut view = self.view(id, i);
+                        view.links = Links::new();
+                        view.fields
+                            .insert("secret_sha256".to_owned(), to_json(&i.secrets));
+                        view
                     })
-                    .collect();
-                json!({"id": id, "title": p.seed.title, "organization": p.seed.organization, "integrations": integrations})
+                    .collect(),
             })
             .collect();
-        json!({"projects": projects})
+        to_json(&Dump { projects })
     }
 
     /// Changes a stored integration behind bbsync's back (drift made in the console).
@@ -770,7 +846,7 @@ impl World {
 
 impl Rejection {
     /// The message and details on one line.
-    pub fn message_with_detail(&self) -> String {
+    pub(crate) fn message_with_detail(&self) -> String {
         match &self.detail {
             Some(detail) => format!("{} {detail}", self.message),
             None => self.message.clone(),
@@ -778,9 +854,11 @@ impl Rejection {
     }
 }
 
-/// The fields the published spec allows for each managed type (create and patch alike), with
-/// `pull_requests_max_pages` from the Upsun spec.
-pub fn allowed_fields(kind: &str) -> &'static [(&'static str, FieldType)] {
+/// The fields the published spec allows for each managed type (create and patch alike): spec
+/// `BitbucketIntegrationCreateInput` / `BitbucketIntegrationPatch` and
+/// `BitbucketServerIntegrationCreateInput` / `BitbucketServerIntegrationPatch` (all
+/// `additionalProperties: false`), with `pull_requests_max_pages` from the Upsun spec.
+pub(crate) fn allowed_fields(kind: &str) -> &'static [(&'static str, FieldType)] {
     use FieldType::*;
     match kind {
         "bitbucket" => &[
@@ -817,7 +895,7 @@ pub fn allowed_fields(kind: &str) -> &'static [(&'static str, FieldType)] {
 
 /// The type of a field the sandbox checks.
 #[derive(Debug, Clone, Copy)]
-pub enum FieldType {
+pub(crate) enum FieldType {
     /// A string.
     Text,
     /// A write-only string.
@@ -834,12 +912,10 @@ pub enum FieldType {
 
 type Checked = (Map<String, Value>, BTreeMap<String, String>);
 
-fn check_body(
-    kind: &str,
-    body: &Map<String, Value>,
-    strict: bool,
-    create: bool,
-) -> Result<Checked, Rejection> {
+/// Checks a create or PATCH body of a managed type against its spec schema (see
+/// [`allowed_fields`]); returns the public fields to store and the digests of the secrets,
+/// which are write-only and never returned (platformsh-api.md §2.1, §2.2).
+fn check_body(kind: &str, body: &Map<String, Value>, create: bool) -> Result<Checked, Rejection> {
     let allowed = allowed_fields(kind);
     let mut fields = Map::new();
     let mut secrets = BTreeMap::new();
@@ -855,6 +931,8 @@ fn check_body(
                 Some("default" | "manual" | "minimum" | "parent")
             ),
             FieldType::OptionalInteger => value.is_null() || value.is_u64(),
+            // A credential object goes whole, its secret included (spec `required` inside
+            // it; platformsh-api.md §4.4 item 1).
             FieldType::Object(keys) => value.as_object().is_some_and(|o| {
                 o.len() == keys.len()
                     && keys
@@ -884,7 +962,8 @@ fn check_body(
             }
         }
     }
-    if create && strict {
+    // The create schemas' `required` (PATCH is partial in practice: platformsh-api.md §2.2).
+    if create {
         let required: &[&str] = if kind == "bitbucket" {
             &["repository"]
         } else {
@@ -896,11 +975,14 @@ fn check_body(
             }
         }
     }
+    // An http(s) URL (the CLI's UrlField, platformsh-api.md §4.1; inferred for the API).
     if let Some(url) = fields.get("url").and_then(Value::as_str)
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
         return Err(Rejection::invalid("url", "This value is not a valid URL."));
     }
+    // Cloud repositories are `user/repo` (spec `BitbucketIntegration.repository`; the CLI's
+    // validator, platformsh-api.md §4.2).
     if let Some(repository) = fields.get("repository").and_then(Value::as_str)
         && kind == "bitbucket"
         && repository.matches('/').count() != 1
@@ -913,25 +995,21 @@ fn check_body(
     Ok((fields, secrets))
 }
 
-/// The API's defaults for omitted fields, including its quirk: `prune_branches` defaults to
-/// true even when `fetch_branches` is false (and then fails validation).
+/// The API's defaults for omitted fields ([`defaults::on_create`]), including its quirk:
+/// `prune_branches` defaults to true even when `fetch_branches` is false (and then fails
+/// validation, [`check_fetch_prune`]).
 fn apply_defaults(kind: &str, fields: &mut Map<String, Value>) {
-    let mut default = |key: &str, value: Value| {
-        fields.entry(key.to_owned()).or_insert(value);
+    let Some(kind) = IntegrationType::from_api(kind) else {
+        return;
     };
-    default("fetch_branches", json!(true));
-    default("prune_branches", json!(true));
-    default("build_pull_requests", json!(true));
-    default("pull_requests_clone_parent_data", json!(true));
-    default("environment_init_resources", json!("default"));
-    if kind == "bitbucket" {
-        default("resync_pull_requests", json!(false));
-        default("pull_requests_max_pages", Value::Null);
-        default("app_credentials", Value::Null);
-        default("addon_credentials", Value::Null);
+    for (key, value) in defaults::on_create(kind) {
+        fields.entry(key.to_owned()).or_insert(value);
     }
 }
 
+/// Pruning requires fetching: `fetch_branches: false` with `prune_branches: true` fails
+/// validation (spec `BitbucketIntegration.prune_branches`; platformsh-api.md §4.2, §4.4
+/// item 3).
 fn check_fetch_prune(fields: &Map<String, Value>) -> Result<(), Rejection> {
     let fetch = fields
         .get("fetch_branches")
@@ -950,6 +1028,27 @@ fn check_fetch_prune(fields: &Map<String, Value>) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// A wire value as JSON (the wire types always serialise).
+fn to_json(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("wire types serialise to JSON")
+}
+
+/// `GET /__sandbox/state` (the sandbox's own, not the API's).
+#[derive(Serialize)]
+struct Dump<'a> {
+    projects: Vec<DumpProject<'a>>,
+}
+
+/// A project in [`Dump`]: its integrations as GET returns them, without links, with the
+/// SHA-256 of each secret (`secret_sha256`).
+#[derive(Serialize)]
+struct DumpProject<'a> {
+    id: &'a str,
+    title: Option<&'a str>,
+    organization: Option<&'a str>,
+    integrations: Vec<ApiIntegration>,
+}
+
 fn digest(value: &Value) -> String {
     format!(
         "{:x}",
@@ -960,6 +1059,7 @@ fn digest(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn world() -> World {
         let seed: Seed =

@@ -1,121 +1,346 @@
 //! The Platform.sh API's JSON shapes, shared by the client (`live`) and the fake (`sandbox`).
-//! Read leniently: unknown fields are ignored, optional ones may be missing.
+//! Read leniently: unknown fields are ignored, optional ones may be missing. Written (by the
+//! sandbox) as the API writes them: what a type leaves out when serialising is said per field.
+//!
+//! Sources: the OpenAPI spec (`openapispec-platformsh.json`, schema names given as
+//! `spec Name`), the reference notes (`platformsh-api.md §n`), or "inferred".
 
 pub mod body;
-pub mod time;
+pub(crate) mod defaults;
+pub(crate) mod error;
+pub(crate) mod time;
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
-/// An integration of any type, as the API returns it.
-#[derive(Debug, Clone, Deserialize)]
+pub(crate) use error::ErrorBody;
+
+/// An integration of any type, as the API returns it: spec `Integration` (a `oneOf` of the
+/// per-type read schemas, without `id` and `_links`, which real objects carry:
+/// platformsh-api.md §1.4, §2.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiIntegration {
     /// Server-assigned ID.
     pub id: String,
     /// The integration type (`bitbucket`, `github`, `webhook`, ...).
     #[serde(rename = "type")]
     pub kind: String,
-    /// HAL links.
-    #[serde(default, rename = "_links")]
-    pub links: Links,
-    /// Every other field.
+    /// Every other field (written between `type` and `_links`, in their own order).
     #[serde(flatten)]
-    pub fields: serde_json::Map<String, Value>,
+    pub fields: Map<String, Value>,
+    /// HAL links (not written when there are none).
+    #[serde(default, rename = "_links", skip_serializing_if = "Links::is_empty")]
+    pub links: Links,
 }
 
-/// HAL links: rel -> `{href}`. Links the caller may not use are absent.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// HAL links: rel -> `{href}`, in the order they were given. Links the caller may not use are
+/// absent (spec `HalLinks`, platformsh-api.md §1.4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Links(BTreeMap<String, Value>);
+pub struct Links(Map<String, Value>);
 
 impl Links {
+    /// No links.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// These links and `rel` -> `{"href": href}` (spec `Link`).
+    pub(crate) fn with(mut self, rel: &str, href: impl Into<String>) -> Self {
+        let mut link = Map::new();
+        link.insert("href".to_owned(), Value::String(href.into()));
+        self.0.insert(rel.to_owned(), Value::Object(link));
+        self
+    }
+
     /// The `href` of link `rel`.
     pub fn href(&self, rel: &str) -> Option<&str> {
         self.0.get(rel)?.get("href")?.as_str()
     }
+
+    /// Whether there are no links.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
-/// An activity started by a write.
-#[derive(Debug, Clone, Deserialize)]
+/// An activity started by a write: spec `Activity` (its `id` is in the Upsun spec and in
+/// practice: platformsh-api.md §1.3). Fields bbsync does not read are kept only when given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Activity {
-    /// Its ID (absent in the oldest spec; present in practice).
-    #[serde(default)]
+    /// Its ID (absent in the oldest spec; present in practice). Not written when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `integration.bitbucket.fetch`, ...
+    /// `integration.bitbucket.fetch`, ... (platformsh-api.md §1.3).
     #[serde(default, rename = "type")]
     pub kind: String,
-    /// `pending`, `in_progress`, `complete`, `cancelled`, ...
+    /// `pending`, `in_progress`, `complete`, `cancelled`, ... (spec `Activity.state`).
     #[serde(default)]
     pub state: String,
-    /// `success`, `failure` or null.
+    /// `success`, `failure` or null (spec `Activity.result`, nullable: written as null).
     #[serde(default)]
     pub result: Option<String>,
+    /// The project's ID.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub project: Option<String>,
+    /// The integration's ID.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub integration: Option<String>,
+    /// When it was created (RFC 3339).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_at: Option<String>,
+    /// Progress, 0 to 100.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completion_percent: Option<u32>,
     /// The activity log (deprecated by the API, still useful for an excerpt).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
-    /// HAL links.
-    #[serde(default, rename = "_links")]
+    /// HAL links (`self`). Not written when there are none.
+    #[serde(default, rename = "_links", skip_serializing_if = "Links::is_empty")]
     pub links: Links,
 }
 
 impl Activity {
-    /// Whether the activity will change no more.
+    /// Whether the activity will change no more (the CLI waits for these two states:
+    /// platformsh-api.md §1.9).
     pub fn is_finished(&self) -> bool {
         matches!(self.state.as_str(), "complete" | "cancelled")
     }
 }
 
-/// The body of a write: `{status, code, _embedded: {entity, activities}}`, all optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Accepted {
-    /// `created`, `updated`, ...
-    #[serde(default)]
+/// The body of a write: spec `AcceptedResponse` (`{status, code}`) plus the `_embedded` that
+/// the API adds in practice (platformsh-api.md §1.3). All optional when read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Accepted {
+    /// `created`, `updated`, `deleted`, ... (not written when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The HTTP status, repeated (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code: Option<u16>,
     /// What was written, and what it started.
     #[serde(default, rename = "_embedded")]
     pub embedded: Embedded,
 }
 
-/// `_embedded` of a write.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Embedded {
-    /// The object as a GET would now return it.
-    #[serde(default)]
+/// `_embedded` of a write (platformsh-api.md §1.3: a DELETE has activities and no entity).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Embedded {
+    /// The object as a GET would now return it (not written when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<ApiIntegration>,
-    /// The activities the write started.
+    /// The activities the write started (always written, empty or not).
     #[serde(default)]
     pub activities: Vec<Activity>,
 }
 
-/// A page of an organization's projects.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProjectPage {
+/// A bare spec `AcceptedResponse`, `{status, code}` and nothing else: what a `#validate` that
+/// finds nothing wrong answers (inferred: the spec has no validate endpoint, §1.5 says only
+/// that a 2xx means valid).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Status {
+    /// `ok`, ...
+    pub status: String,
+    /// The HTTP status, repeated.
+    pub code: u16,
+}
+
+/// A project as `GET /projects/{id}` returns it: spec `Project`, of which only these fields
+/// are used (`id` and `organization_id` are not in the spec; inferred from the organization
+/// listing's `OrganizationProject`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Project {
+    /// Project ID.
+    pub id: String,
+    /// Human title (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub title: Option<String>,
+    /// Its organization (written as null when it has none).
+    #[serde(default, deserialize_with = "lenient")]
+    pub organization_id: Option<String>,
+    /// Its region's host (`eu-3.platform.sh`; not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub region: Option<String>,
+    /// HAL links (`self`).
+    #[serde(default, rename = "_links", skip_serializing_if = "Links::is_empty")]
+    pub links: Links,
+}
+
+/// What a project may do: spec `ProjectCapabilities`, of which only `integrations` is used
+/// (platformsh-api.md §2.4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Capabilities {
+    /// Integrations: on at all, and per type (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub integrations: Option<IntegrationCapabilities>,
+}
+
+/// `integrations` of spec `ProjectCapabilities`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct IntegrationCapabilities {
+    /// Whether integrations can be used at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Per integration type (`bitbucket`, `bitbucket_server`, ...).
+    #[serde(default)]
+    pub config: BTreeMap<String, TypeCapability>,
+}
+
+/// One type in `integrations.config` of spec `ProjectCapabilities`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct TypeCapability {
+    /// Whether the type is enabled.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The minimum role for creating one (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub role: Option<String>,
+}
+
+/// A page of an organization's projects: `list-org-projects`' 200 answer, `{items, _links}`
+/// with `_links.next` while there are more (spec path `/organizations/{organization_id}/projects`,
+/// platformsh-api.md §8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ProjectPage {
     /// The projects.
     #[serde(default)]
     pub items: Vec<OrganizationProject>,
-    /// `next` when there are more.
+    /// `self`, and `next` when there are more (spec `ListLinks`).
     #[serde(default, rename = "_links")]
     pub links: Links,
 }
 
-/// A project as an organization lists it.
-#[derive(Debug, Clone, Deserialize)]
+/// A project as an organization lists it: spec `OrganizationProject`, the fields bbsync uses
+/// or the sandbox sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrganizationProject {
     /// Project ID.
     pub id: String,
-    /// Human title.
-    #[serde(default)]
+    /// Its organization (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub organization_id: Option<String>,
+    /// Human title (not written when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// `active`, ... (spec `ProjectStatus`; not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<String>,
 }
 
-/// An access token from the auth server.
-#[derive(Debug, Deserialize)]
-pub struct TokenResponse {
+/// An access token from the auth server: `{access_token, expires_in, token_type}`
+/// (platformsh-api.md §3.1, from the spec's introduction).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TokenResponse {
     /// The bearer token.
     pub access_token: String,
-    /// Lifetime in seconds.
-    #[serde(default)]
+    /// Lifetime in seconds (not written when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
+    /// `bearer` (not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token_type: Option<String>,
+}
+
+/// Reads an optional field that must never make the whole object unreadable: a value of the
+/// wrong type counts as absent. For fields bbsync does not rely on, so that reading stays as
+/// lenient as when they were ignored.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integrations_round_trip_in_order() {
+        let text = r##"{"id":"i1","type":"bitbucket","created_at":"t","repository":"a/b","_links":{"self":{"href":"s"},"#edit":{"href":"e"}}}"##;
+        let read: ApiIntegration = serde_json::from_str(text).unwrap();
+        assert_eq!(read.links.href("#edit"), Some("e"));
+        assert_eq!(serde_json::to_string(&read).unwrap(), text);
+        let built = Links::new().with("self", "s").with("#edit", "e");
+        assert_eq!(
+            serde_json::to_value(&built).unwrap(),
+            json!({"self": {"href": "s"}, "#edit": {"href": "e"}})
+        );
+    }
+
+    #[test]
+    fn fields_read_only_for_the_sandbox_never_break_reading() {
+        let activity: Activity = serde_json::from_value(json!({
+            "id": "a1", "type": "integration.bitbucket.fetch", "state": "complete",
+            "result": "success", "project": 7, "completion_percent": "half", "created_at": null,
+        }))
+        .unwrap();
+        assert!(activity.is_finished());
+        assert_eq!(
+            (activity.project, activity.completion_percent),
+            (None, None)
+        );
+        let accepted: Accepted =
+            serde_json::from_value(json!({"status": "created", "code": "201"})).unwrap();
+        assert_eq!(accepted.status.as_deref(), Some("created"));
+        let page: ProjectPage = serde_json::from_value(
+            json!({"items": [{"id": "p1", "status": {"odd": true}}], "_links": {}}),
+        )
+        .unwrap();
+        assert_eq!(page.items[0].id, "p1");
+    }
 }
