@@ -197,6 +197,8 @@ pub struct World {
     /// How long an access token lives.
     pub token_lifetime: Duration,
     access: HashMap<String, Instant>,
+    /// Access tokens issued so far (each a token exchange).
+    pub exchanges: u64,
     /// Projects by ID.
     pub projects: BTreeMap<String, Project>,
     /// Organizations by ID.
@@ -241,6 +243,7 @@ impl World {
             // 15 minutes (platformsh-api.md §3.1).
             token_lifetime: Duration::from_secs(900),
             access: HashMap::new(),
+            exchanges: 0,
             projects: BTreeMap::new(),
             organizations: seed
                 .organizations
@@ -320,6 +323,7 @@ impl World {
         if api_token != self.api_token {
             return Err(Rejection::new(400, "Invalid API token"));
         }
+        self.exchanges += 1;
         let access = format!("sandbox-access-{}", self.next_id());
         self.access
             .insert(access.clone(), Instant::now() + self.token_lifetime);

@@ -787,6 +787,18 @@ fn a_change_made_while_apply_waits_for_yes_is_not_overwritten() {
     assert_eq!(api.writes(), 0, "nothing was written");
 }
 
+/// An interactive apply reads, asks, reads again and writes through one client: one token
+/// exchange (it used to build three clients, and make three exchanges).
+#[test]
+fn an_interactive_apply_exchanges_the_token_once() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let out = apply_on_a_terminal(&api, dir.path(), "yes");
+    assert!(out.contains("Apply:"), "{out}");
+    assert!(api.writes() > 0, "{out}");
+    assert_eq!(api.sandbox.world().exchanges, 1, "{out}");
+}
+
 #[test]
 fn apply_on_a_terminal_asks_and_takes_only_yes() {
     let api = Api::start(world(), Faults::default());
