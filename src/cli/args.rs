@@ -269,6 +269,11 @@ pub(crate) struct WatchArgs {
     /// Quiet time that ends a burst of manifest changes.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub debounce: std::time::Duration,
+    /// A changed manifest is acted on only once it has stayed the same this long (a half-written
+    /// file is never planned); a change that drops projects is held this long again before
+    /// its deletes, then confirmed from disk.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub settle: std::time::Duration,
     /// Keep the last valid manifest in this directory, so that a restart while the manifest on
     /// disk is invalid still enforces it (env BBSYNC_STATE_DIR).
     #[arg(long, value_name = "DIR", env = "BBSYNC_STATE_DIR")]

@@ -14,6 +14,7 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
     let mut options = WatchOptions::new(args.manifest.files.clone());
     options.interval = args.interval;
     options.debounce = args.debounce;
+    options.settle = args.settle;
     options.plan_only = args.plan_only;
     options.max_deletes = args.max_deletes;
     options.wait = !args.no_wait;

@@ -8,6 +8,7 @@
 
 pub(crate) mod metrics;
 mod server;
+mod settle;
 pub(crate) mod snapshot;
 pub(crate) mod status;
 pub(crate) mod triggers;
@@ -27,7 +28,7 @@ use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
 use crate::model::live::ProjectLive;
 use crate::plan::{ActionKind, Plan};
-use crate::reconcile::{Hooks, PassOptions, Reconciler, Source, Stop};
+use crate::reconcile::{Approval, Hooks, PassOptions, Reconciler, Source, Stop};
 use metrics::Metrics;
 use snapshot::Snapshot;
 use status::{RecordedAction, RunRecord, RunResult, Status};
@@ -42,6 +43,9 @@ pub struct WatchOptions {
     pub interval: Duration,
     /// Quiet time that ends a burst of file events.
     pub debounce: Duration,
+    /// How long the manifest must stay unchanged before a file change is acted on; also how
+    /// long a change that drops projects is held before its deletes ([`settle`]).
+    pub settle: Duration,
     /// Detect and report drift; never write.
     pub plan_only: bool,
     /// `--max-deletes`.
@@ -69,6 +73,7 @@ impl WatchOptions {
             files,
             interval: Duration::from_secs(300),
             debounce: Duration::from_millis(500),
+            settle: Duration::from_secs(5),
             plan_only: false,
             max_deletes: None,
             wait: true,
@@ -105,6 +110,10 @@ pub struct Daemon {
     reconciler: Reconciler,
     shared: Arc<Shared>,
     in_force: Option<DesiredState>,
+    /// What the loader saw on disk at this run's start ([`settle::observation`]).
+    observed: Option<String>,
+    /// Projects the manifest in force newly dropped, until a run confirms them from disk.
+    dropped: Vec<ProjectId>,
     /// The digest of the snapshot in `--state-dir`, once known.
     saved: Option<String>,
     backoff: HashMap<ProjectId, Backoff>,
@@ -124,6 +133,8 @@ impl Daemon {
             reconciler,
             shared,
             in_force: None,
+            observed: None,
+            dropped: Vec::new(),
             saved: None,
             backoff: HashMap::new(),
             runs: 0,
@@ -225,7 +236,30 @@ impl Daemon {
             error: None,
         };
         let only_file = fired.iter().all(|t| *t == Trigger::File);
-        let manifest_ok = self.reload();
+        let loaded = if fired.contains(&Trigger::File) {
+            // A file change: act only on content that has stopped changing.
+            let files = &self.options.files;
+            let env = self.reconciler.env();
+            let observe = || {
+                let loaded = crate::reconcile::load::load_with_sources(files, env);
+                std::future::ready((settle::observation(&loaded), loaded))
+            };
+            let settle_s = self.options.settle.as_secs_f64();
+            let mut on_wait = |waits: u32| {
+                tracing::info!(
+                    waits,
+                    settle_s,
+                    "the manifest is still changing; waiting for it to settle"
+                );
+            };
+            match settle::settled(observe, self.options.settle, stop, &mut on_wait).await {
+                Some((_, loaded)) => loaded,
+                None => return,
+            }
+        } else {
+            crate::reconcile::load::load_with_sources(&self.options.files, self.reconciler.env())
+        };
+        let manifest_ok = self.take(loaded);
         let proceed = match (&self.in_force, manifest_ok, only_file) {
             (None, _, _) => false,
             // A change to an invalid manifest is never acted on; a resync uses the last valid one.
@@ -287,11 +321,11 @@ impl Daemon {
         status.record(record);
     }
 
-    /// Re-reads the manifest; keeps the last valid one in force when it is invalid. Returns
-    /// whether the manifest on disk is valid.
-    fn reload(&mut self) -> bool {
-        let loaded =
-            crate::reconcile::load::load_with_sources(&self.options.files, self.reconciler.env());
+    /// Takes the manifest just read; keeps the last valid one in force when it is invalid.
+    /// Returns whether the manifest on disk is valid.
+    fn take(&mut self, loaded: Result<crate::reconcile::load::Loaded, Vec<Diagnostic>>) -> bool {
+        // What this run saw on disk, valid or not: writes wait until it is still so.
+        self.observed = Some(settle::observation(&loaded));
         match loaded {
             Ok(crate::reconcile::load::Loaded {
                 state,
@@ -303,6 +337,15 @@ impl Daemon {
                 }
                 if self.in_force.as_ref().map(|s| &s.digest) != Some(&state.digest) {
                     tracing::info!(digest = %state.digest, projects = state.projects.len(), "manifest loaded");
+                    // Projects the previous valid manifest listed and this one does not: their
+                    // deletes wait for a confirmation from disk.
+                    self.dropped = self.in_force.as_ref().map_or_else(Vec::new, |old| {
+                        old.projects
+                            .keys()
+                            .filter(|id| !state.projects.contains_key(*id))
+                            .cloned()
+                            .collect()
+                    });
                 }
                 self.save_snapshot(&state.digest, &sources);
                 let mut status = self.shared.status.lock().expect("status lock");
@@ -413,11 +456,23 @@ impl Daemon {
         };
         let mut recorder = Recorder {
             shared: &self.shared,
+            files: &self.options.files,
+            env: self.reconciler.env(),
+            observed: self.observed.as_deref().unwrap_or(""),
+            settle: self.options.settle,
+            dropped: &self.dropped,
+            stop,
+            changed: false,
+            confirmed: false,
         };
         let pass = self
             .reconciler
             .pass(Source::Manifest(&desired), &options, &mut recorder, stop)
             .await;
+        let (changed, confirmed) = (recorder.changed, recorder.confirmed);
+        if confirmed {
+            self.dropped.clear();
+        }
         let reached = pass
             .live
             .projects
@@ -459,9 +514,24 @@ impl Daemon {
                 record.actions = recorded(plan, Some("blocked by --max-deletes"));
                 return;
             }
-            // The daemon approves every plan and applies from the manifest, never a saved
-            // plan: neither a refusal nor a stale plan can happen.
-            Some(Stop::Declined | Stop::Stale { .. }) | None => pass.report.unwrap_or_default(),
+            Some(Stop::Declined) => {
+                // The manifest changed after it was planned (or while a destructive change
+                // was held): nothing was written; the changed one is planned next.
+                record.result = if changed {
+                    RunResult::Superseded
+                } else {
+                    RunResult::Failed
+                };
+                record.error = Some(
+                    "the manifest changed on disk while this run was planning; nothing was written, a new run follows"
+                        .to_owned(),
+                );
+                record.actions = recorded(plan, Some("not started: the manifest changed"));
+                self.shared.triggers.fire(Trigger::File);
+                return;
+            }
+            // The daemon applies from the manifest, never a saved plan: no stale plan.
+            Some(Stop::Stale { .. }) | None => pass.report.unwrap_or_default(),
         };
         for action in report
             .actions
@@ -536,12 +606,57 @@ impl Daemon {
     }
 }
 
-/// What a run records as it goes: the drift once planned, a log line per action.
+/// What a run records as it goes (the drift once planned, a log line per action), and the
+/// last look at the manifest before anything is written.
 struct Recorder<'a> {
     shared: &'a Shared,
+    files: &'a [PathBuf],
+    env: &'a crate::model::Env,
+    /// What the loader saw of the manifest that was planned.
+    observed: &'a str,
+    settle: Duration,
+    /// Projects the manifest newly dropped, not yet confirmed.
+    dropped: &'a [ProjectId],
+    stop: &'a CancellationToken,
+    /// The manifest on disk changed after planning: nothing may be written.
+    changed: bool,
+    /// The dropped projects were confirmed from disk after a hold.
+    confirmed: bool,
 }
 
 impl Hooks for Recorder<'_> {
+    /// Writes only if the manifest on disk is still the one planned; a plan that deletes
+    /// because the manifest newly dropped projects waits one more settle window first.
+    fn approve(&mut self, plan: &Plan) -> impl Future<Output = Approval> + Send {
+        let deletes = plan.deletions().count();
+        async move {
+            let hold = deletes > 0 && !self.dropped.is_empty();
+            if hold {
+                let dropped: Vec<&str> = self.dropped.iter().map(ProjectId::as_str).collect();
+                tracing::warn!(
+                    dropped = %dropped.join(","),
+                    deletes,
+                    hold_s = self.settle.as_secs_f64(),
+                    "the manifest newly drops projects: holding the deletes, then confirming the manifest from disk"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(self.settle) => {}
+                    () = self.stop.cancelled() => return Approval::No,
+                }
+            }
+            let now = crate::reconcile::load::load_with_sources(self.files, self.env);
+            if settle::observation(&now) != self.observed {
+                tracing::warn!(
+                    "the manifest changed on disk after it was planned; nothing is written, the new one is planned next"
+                );
+                self.changed = true;
+                return Approval::No;
+            }
+            self.confirmed = hold;
+            Approval::Yes
+        }
+    }
+
     fn planned(&mut self, plan: &Plan) {
         let drift = drift(plan);
         self.shared.metrics.drifted(drift.len());

@@ -23,6 +23,9 @@ pub enum RunResult {
     Blocked,
     /// The manifest on disk is invalid and there was nothing valid to act on.
     InvalidManifest,
+    /// The manifest changed on disk after it was planned: nothing was written, and the changed
+    /// one is planned in the next run.
+    Superseded,
 }
 
 impl RunResult {
@@ -35,6 +38,7 @@ impl RunResult {
             RunResult::Failed => "failed",
             RunResult::Blocked => "blocked",
             RunResult::InvalidManifest => "invalid_manifest",
+            RunResult::Superseded => "superseded",
         }
     }
 }

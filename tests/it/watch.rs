@@ -13,17 +13,20 @@ use serde_json::{Value, json};
 use crate::sync::{Api, MANIFEST, SECRET, SERVER_TOKEN, dir_with, world};
 
 /// A running `bbsync watch`.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     address: String,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    fn start(api: &Api, dir: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(api: &Api, dir: &Path, extra: &[&str]) -> Self {
         let mut args = vec!["watch", "--listen", "127.0.0.1:0", "--log-format", "json"];
         if !extra.contains(&"--debounce") {
             args.extend(["--debounce", "300ms"]);
+        }
+        if !extra.contains(&"--settle") {
+            args.extend(["--settle", "300ms"]);
         }
         args.extend_from_slice(extra);
         let mut child = Command::new(crate::common::binary())
@@ -83,7 +86,7 @@ impl Daemon {
         serde_json::from_str(&self.get("/status").1).unwrap()
     }
 
-    fn runs(&self) -> Vec<Value> {
+    pub(crate) fn runs(&self) -> Vec<Value> {
         self.status()["runs"]
             .as_array()
             .cloned()
@@ -107,11 +110,11 @@ impl Daemon {
         }
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    fn terminate(mut self) -> i32 {
+    pub(crate) fn terminate(mut self) -> i32 {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
