@@ -387,6 +387,7 @@ mod tests {
     use crate::model::live::{LiveLinks, LiveState, OtherIntegration};
     use crate::model::{self, Env, Target, Template};
     use crate::render::is_unsafe_char;
+    use crate::render::tests::hostile;
 
     #[test]
     fn scalars_are_quoted_only_when_needed() {
@@ -584,84 +585,6 @@ mod tests {
     }
 
     // Arbitrary live values: export, then load and build, gives back exactly what was live.
-
-    /// Pieces of YAML, template and terminal syntax, and line breaks of every kind.
-    const NASTY: &[&str] = &[
-        "\r",
-        "\n",
-        "\r\n",
-        "\u{85}",
-        "\u{2028}",
-        "\u{2029}",
-        "\u{1b}[31m",
-        "\u{1b}]0;t\u{7}",
-        "\0",
-        "\t",
-        "\u{b}",
-        "\u{7f}",
-        "\u{9b}",
-        "\u{feff}",
-        "\u{fffe}",
-        "\u{202e}",
-        "\u{200b}",
-        "#",
-        " #",
-        "# ",
-        ": ",
-        ":",
-        "-",
-        "- ",
-        "?",
-        "? ",
-        "&a",
-        "*a",
-        "!",
-        "!!str",
-        "|",
-        ">",
-        "'",
-        "\"",
-        "%",
-        "@",
-        "`",
-        "${",
-        "$${",
-        "${A}",
-        "$",
-        "{",
-        "}",
-        "[",
-        "]",
-        ",",
-        " ",
-        "\\",
-        "\\n",
-        "true",
-        "null",
-        "~",
-        "1",
-        "0x1",
-        "1e3",
-        ".inf",
-        "---",
-        "...",
-        "<<",
-        "victim: {absent: true}",
-        "\n  victim:\n    absent: true\n",
-    ];
-
-    fn hostile() -> BoxedStrategy<String> {
-        prop::collection::vec(
-            prop_oneof![
-                3 => any::<char>().prop_map(String::from),
-                4 => prop::sample::select(NASTY).prop_map(str::to_owned),
-                2 => "[a-zA-Z0-9_./:@-]{1,6}",
-            ],
-            0..8,
-        )
-        .prop_map(|pieces| pieces.concat())
-        .boxed()
-    }
 
     /// What each live string may hold. The loader is checked with anything at all; the model
     /// also with what it accepts as it is (a repository `owner/repo`, a server URL, a project

@@ -5,7 +5,7 @@
 use bbsync::sandbox::Faults;
 use serde_json::{Value, json};
 
-use crate::sync::Api;
+use crate::sync::{Api, dir_with};
 
 fn cloud(repository: &str, key: &str) -> Value {
     json!({"type": "bitbucket", "repository": repository, "app_credentials": {"key": key},
@@ -130,4 +130,73 @@ fn hostile_live_values_are_exported_as_they_are() {
     let plan = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
     assert_eq!(plan.code, 0, "{manifest}\n{plan:#?}");
     assert!(plan.stdout.contains("2 unchanged"), "{}", plan.stdout);
+}
+/// A manifest whose `web` project drifted from a hostile live key, and an organization project
+/// with a hostile ID that `prune` deletes.
+fn hostile_plan(format: &[&str]) -> crate::common::Outcome {
+    let evil = "evil`x|y\u{1b}[2J<b>";
+    let api = Api::start(
+        json!({
+            "organizations": [{"id": "01HORG"}],
+            "projects": [
+                {"id": "web", "organization": "01HORG",
+                 "integrations": [cloud("acme/web", "old`` `|\n\u{1b}[31m| x |")]},
+                {"id": evil, "organization": "01HORG", "integrations": [cloud("acme/evil\u{1b}[2J", "k")]},
+            ]
+        }),
+        Faults::default(),
+    );
+    let dir = dir_with(
+        "version: 1\norganization: 01HORG\nprune: true\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: new-key, secret: \"${BITBUCKET_SECRET}\"}\n",
+    );
+    let mut args = vec!["plan"];
+    args.extend_from_slice(format);
+    let out = api.run(dir.path(), &args).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    out
+}
+
+/// The unescaped `|` of a Markdown table row: a row of `columns` cells has `columns + 1`.
+/// As in GitHub's cmark-gfm, a `|` right after a `\` is escaped (a `\\` before it is not an
+/// escape of its own).
+fn cell_separators(row: &str) -> usize {
+    let chars: Vec<char> = row.chars().collect();
+    (0..chars.len())
+        .filter(|&i| chars[i] == '|' && (i == 0 || chars[i - 1] != '\\'))
+        .count()
+}
+
+#[test]
+fn markdown_keeps_hostile_values_inside_their_code_spans_and_cells() {
+    let out = hostile_plan(&["--format", "markdown"]);
+    let markdown = &out.stdout;
+    assert!(
+        !markdown.contains(['\u{1b}', '\r']),
+        "a control character reached the Markdown:\n{markdown:?}"
+    );
+    // The drifted key: one cell, one code span fenced longer than the value's backtick runs.
+    let key_row = markdown
+        .lines()
+        .find(|l| l.starts_with("| `app_credentials.key` |"))
+        .unwrap_or_else(|| panic!("no key row:\n{markdown}"));
+    assert_eq!(cell_separators(key_row), 4, "{key_row}");
+    assert!(
+        key_row.contains(r#"| ```"old`` `\|\n\u{1b}[31m\| x \|"``` |"#),
+        "{key_row}"
+    );
+    // The pruned project with the hostile ID: its row keeps five cells, its ID one code span.
+    let evil_row = markdown
+        .lines()
+        .find(|l| l.contains("**delete**"))
+        .unwrap_or_else(|| panic!("no delete row:\n{markdown}"));
+    assert_eq!(cell_separators(evil_row), 6, "{evil_row}");
+    assert!(
+        evil_row.contains(r"| ``evil`x\|y\u{1b}[2J<b>`` |"),
+        "{evil_row}"
+    );
+    for row in markdown.lines().filter(|l| l.starts_with('|')) {
+        let actions =
+            row.starts_with("| :") || row.starts_with("| |") || row == "|---|---|---|---|---|";
+        assert_eq!(cell_separators(row), if actions { 6 } else { 4 }, "{row}");
+    }
 }
