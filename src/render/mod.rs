@@ -314,6 +314,26 @@ pub(crate) mod tests {
         plan
     }
 
+    /// `text` without the SGR sequences (`ESC [ ... m`) a [`Painter`] writes.
+    pub(crate) fn unpainted(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find("\u{1b}[") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let end = after.find(|c: char| !c.is_ascii_digit() && c != ';');
+            match end {
+                Some(end) if after[end..].starts_with('m') => rest = &after[end + 1..],
+                _ => {
+                    out.push_str(&rest[i..i + 2]);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// The characters of `text` that must not be there raw: everything unsafe but the line
     /// breaks the rendering itself writes.
     pub(crate) fn raw_unsafe(text: &str) -> Vec<char> {

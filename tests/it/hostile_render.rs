@@ -200,3 +200,17 @@ fn markdown_keeps_hostile_values_inside_their_code_spans_and_cells() {
         assert_eq!(cell_separators(row), if actions { 6 } else { 4 }, "{row}");
     }
 }
+
+#[test]
+fn the_text_plan_shows_hostile_values_without_their_control_characters() {
+    let out = hostile_plan(&[]);
+    let text = &out.stdout;
+    assert!(
+        !text.contains(['\u{1b}', '\r']),
+        "a control character reached the terminal:\n{text:?}"
+    );
+    assert!(
+        text.contains(r"evil`x|y\u{1b}[2J<b>  bitbucket acme/evil\u{1b}[2J"),
+        "{text}"
+    );
+}
