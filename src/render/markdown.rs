@@ -1,9 +1,16 @@
 //! The Markdown rendering of a plan, ready to post as a pull-request comment.
+//!
+//! Project IDs, field values, reasons and errors can hold live text from the API, so none of
+//! it is written as it is: a value is one code span fenced longer than any backtick run in it
+//! ([`code`]), prose keeps its code spans but has everything else that Markdown or HTML would
+//! read escaped ([`prose`]), text inside HTML is entity-escaped ([`html`]), a table cell has
+//! its `|` escaped ([`cell`]), and line breaks and control characters are made visible
+//! everywhere ([`visible`]).
 
 use std::fmt::Write as _;
 
-use super::show;
 use super::text::summary_line;
+use super::{show, visible};
 use crate::plan::{Action, ActionKind, Plan};
 
 /// The default `--markdown-limit`: GitHub refuses a comment over 65,536 characters, and a CI
@@ -114,15 +121,17 @@ impl Parts {
             errors: plan
                 .errors
                 .iter()
-                .map(|error| format!("- :x: {}\n", escape(error)))
+                .map(|error| format!("- :x: {}\n", prose(error)))
                 .collect(),
             warnings: warnings(&plan.warnings),
             footer: format!(
-                "\n<sub>bbsync {} · manifest `{}`</sub>\n",
-                plan.bbsync_version,
-                plan.manifest_digest
-                    .get(..19)
-                    .unwrap_or(&plan.manifest_digest)
+                "\n<sub>bbsync {} · manifest {}</sub>\n",
+                escape_text(&visible(&plan.bbsync_version), false),
+                code(
+                    plan.manifest_digest
+                        .get(..19)
+                        .unwrap_or(&plan.manifest_digest)
+                )
             ),
             nothing_to_do: shown.is_empty() && plan.errors.is_empty(),
         }
@@ -194,9 +203,9 @@ fn row(action: &Action) -> String {
         other => other.as_str().to_owned(),
     };
     format!(
-        "| {flag} | `{}` | {action_word} | {kind} | {} |\n",
-        action.project,
-        escape(action.reason.as_deref().unwrap_or(""))
+        "| {flag} | {} | {action_word} | {kind} | {} |\n",
+        cell(&code(action.project.as_str())),
+        cell(&prose(action.reason.as_deref().unwrap_or("")))
     )
 }
 
@@ -205,7 +214,7 @@ fn details(action: &Action) -> String {
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code>: {} ({} field{})</summary>\n",
-        action.project,
+        html(action.project.as_str()),
         action.action.as_str(),
         action.fields.len(),
         if action.fields.len() == 1 { "" } else { "s" }
@@ -215,10 +224,10 @@ fn details(action: &Action) -> String {
     for change in &action.fields {
         let _ = writeln!(
             out,
-            "| `{}` | `{}` | `{}` |",
-            change.name,
-            escape(&show(change.before.as_ref())),
-            escape(&change.after.to_string())
+            "| {} | {} | {} |",
+            cell(&code(change.name.name())),
+            cell(&code(&show(change.before.as_ref()))),
+            cell(&code(&change.after.to_string()))
         );
     }
     if let Some(after) = &action.after {
@@ -229,9 +238,9 @@ fn details(action: &Action) -> String {
         };
         let _ = writeln!(
             out,
-            "| `{}` | _write-only_ | `{}` ({sent}) |",
-            after.secret.field.name(),
-            after.secret.reference()
+            "| {} | _write-only_ | {} ({sent}) |",
+            cell(&code(after.secret.field.name())),
+            cell(&code(&after.secret.reference()))
         );
     }
     let _ = writeln!(out, "\n</details>\n");
@@ -249,7 +258,7 @@ fn warnings(warnings: &[String]) -> String {
         warnings.len()
     );
     for warning in warnings {
-        let _ = writeln!(out, "- {}", escape(warning));
+        let _ = writeln!(out, "- {}", prose(warning));
     }
     let _ = writeln!(out, "\n</details>");
     out
@@ -275,6 +284,339 @@ fn shortened_note(limit: usize, parts: &Parts, kept: &Kept) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// `text` as one inline code span that nothing in it can end: fenced by one backtick more than
+/// its longest run of backticks, padded with a space where CommonMark would otherwise strip one
+/// or read a backtick as part of the fence, with line breaks and control characters made
+/// visible (a code span cannot hold a line break, and a table row ends at one).
+fn code(text: &str) -> String {
+    let text = visible(text);
+    if text.is_empty() {
+        return "` `".to_owned();
+    }
+    let fence = "`".repeat(longest_run(&text, '`') + 1);
+    let pad = text.starts_with('`')
+        || text.ends_with('`')
+        || (text.starts_with(' ') && text.ends_with(' ') && text.contains(|c| c != ' '));
+    let pad = if pad { " " } else { "" };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+fn longest_run(text: &str, c: char) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for ch in text.chars() {
+        run = if ch == c { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// Text for inside HTML (the `<summary>` of a details block): entities for `&`, `<`, `>` and
+/// quotes, line breaks and control characters made visible (a blank line would end the HTML
+/// block and let the rest be read as Markdown).
+fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in visible(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Inline Markdown in a table cell: every `|` escaped, since GitHub splits a row at any
+/// unescaped `|`, inside a code span too (where `\|` shows as `|`).
+fn cell(markdown: &str) -> String {
+    markdown.replace('|', "\\|")
+}
+
+/// A sentence of the planner's (a reason, an error, a warning) as inline Markdown. Its code
+/// spans, read as CommonMark reads them, stay code spans, each rewritten by [`code`]; the text
+/// between them has everything escaped that Markdown or HTML could read as markup (emphasis,
+/// links, images, HTML, entities, math, a leading block marker). Live values quoted in the
+/// sentence may hold backticks, so which words end up in code can differ from the planner's
+/// intent; what is written is still only text and code spans.
+fn prose(text: &str) -> String {
+    let text = visible(text);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut plain = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '`' {
+            plain.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let run = chars[i..].iter().take_while(|c| **c == '`').count();
+        match closing_run(&chars, i + run, run) {
+            Some(end) => {
+                out.push_str(&escape_text(&plain, out.is_empty()));
+                plain.clear();
+                let content: String = chars[i + run..end].iter().collect();
+                out.push_str(&code(code_content(&content)));
+                i = end + run;
+            }
+            None => {
+                plain.extend(std::iter::repeat_n('`', run));
+                i += run;
+            }
+        }
+    }
+    out.push_str(&escape_text(&plain, out.is_empty()));
+    out
+}
+
+/// Where the run of exactly `run` backticks that closes a code span opened before `from`
+/// starts, if there is one.
+fn closing_run(chars: &[char], from: usize, run: usize) -> Option<usize> {
+    let mut j = from;
+    while j < chars.len() {
+        if chars[j] == '`' {
+            let length = chars[j..].iter().take_while(|c| **c == '`').count();
+            if length == run {
+                return Some(j);
+            }
+            j += length;
+        } else {
+            j += 1;
+        }
+    }
+    None
+}
+
+/// What a code span shows: CommonMark strips one space from each end when both are spaces and
+/// the content is not only spaces.
+fn code_content(content: &str) -> &str {
+    if content.len() >= 2
+        && content.starts_with(' ')
+        && content.ends_with(' ')
+        && content.contains(|c| c != ' ')
+    {
+        &content[1..content.len() - 1]
+    } else {
+        content
+    }
+}
+
+/// Plain text with Markdown's markup characters backslash-escaped. `leading`: the text starts
+/// a list item or a cell, where `#`, `>`, `-`, `+`, `=` or `1.` would begin a block.
+fn escape_text(text: &str, leading: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '&' | '$'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if leading {
+        if out.starts_with(['#', '-', '+', '=']) {
+            out.insert(0, '\\');
+        } else if let Some(digits) = out.find(|c: char| !c.is_ascii_digit())
+            && digits > 0
+            && out[digits..].starts_with(['.', ')'])
+        {
+            out.insert(digits, '\\');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::FieldValue;
+    use crate::render::tests::{Hostile, arb_hostile, hostile_plan, raw_unsafe};
+
+    #[test]
+    fn code_spans_outlast_the_backticks_inside() {
+        assert_eq!(code("acme/web"), "`acme/web`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("a``b`"), "``` a``b` ```");
+        assert_eq!(code("`"), "`` ` ``");
+        assert_eq!(code(" a "), "`  a  `");
+        assert_eq!(code("  "), "`  `");
+        assert_eq!(code(""), "` `");
+        assert_eq!(code("a\nb\u{1b}[31m"), r"`a\nb\u{1b}[31m`");
+        assert_eq!(cell(&code("a|b")), r"`a\|b`");
+        assert_eq!(html("<b>&\"'\n"), r"&lt;b&gt;&amp;&quot;&#39;\n");
+    }
+
+    #[test]
+    fn prose_keeps_its_code_spans_and_escapes_the_rest() {
+        // The planner's sentences render as before.
+        for text in [
+            "`absent: true`",
+            "not in the manifest, and `prune: true` for organization `org1`",
+            "3 field(s) differ; credentials are sent because `app_credentials.key` changed",
+        ] {
+            assert_eq!(prose(text), text);
+        }
+        assert_eq!(prose("a `b` c ` d"), r"a `b` c \` d");
+        assert_eq!(prose("x ``a`b`` y"), "x ``a`b`` y");
+        assert_eq!(prose("`` `a` ``"), "`` `a` ``");
+        assert_eq!(
+            prose("<img src=x> *b* _i_ [l](u) &amp; $m$ ~~s~~ \\"),
+            r"\<img src=x\> \*b\* \_i\_ \[l\](u) \&amp; \$m\$ \~\~s\~\~ \\"
+        );
+        assert_eq!(prose("# h"), r"\# h");
+        assert_eq!(prose("- x"), r"\- x");
+        assert_eq!(prose("12. x"), r"12\. x");
+        assert_eq!(prose("a\nb\r\u{1b}[2J"), r"a\\nb\\r\\u{1b}\[2J");
+    }
+
+    /// Splits a table row into its cells at the unescaped `|`, and unescapes `\|` in them, as
+    /// GitHub (cmark-gfm) does before reading a cell's inline content: only `\|` is an escape
+    /// there, a `\\` before it is not.
+    fn cells(row: &str) -> Vec<String> {
+        let mut cells = vec![String::new()];
+        let mut chars = row.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&'|') => {
+                    cells.last_mut().unwrap().push('|');
+                    chars.next();
+                }
+                '|' => cells.push(String::new()),
+                c => cells.last_mut().unwrap().push(c),
+            }
+        }
+        assert!(
+            cells.first().is_some_and(String::is_empty)
+                && cells.last().is_some_and(|c| c.trim().is_empty()),
+            "{row}"
+        );
+        cells[1..cells.len() - 1]
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .collect()
+    }
+
+    /// The code spans of `inline`, after checking that it holds only text and code spans: each
+    /// backtick run opens a span that a run of the same length closes, and outside them every
+    /// markup character is escaped.
+    fn code_spans(inline: &str) -> Vec<String> {
+        let chars: Vec<char> = inline.chars().collect();
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '\\' => i += 2,
+                '`' => {
+                    let run = chars[i..].iter().take_while(|c| **c == '`').count();
+                    let end = closing_run(&chars, i + run, run)
+                        .unwrap_or_else(|| panic!("a backtick run with no end: {inline}"));
+                    let content: String = chars[i + run..end].iter().collect();
+                    spans.push(code_content(&content).to_owned());
+                    i = end + run;
+                }
+                c @ ('*' | '_' | '~' | '[' | ']' | '<' | '>' | '&' | '$') => {
+                    panic!("an unescaped `{c}` outside code: {inline}")
+                }
+                _ => i += 1,
+            }
+        }
+        spans
+    }
+
+    /// The shown form of `text` in a code span.
+    fn shown(text: &str) -> String {
+        let text = visible(text);
+        if text.is_empty() {
+            " ".to_owned()
+        } else {
+            text.into_owned()
+        }
+    }
+
+    /// Every row keeps its cells, every live value stays inside its code span (or is escaped
+    /// text), and nothing leaves the `<summary>`.
+    fn assert_contained(h: &Hostile) {
+        let plan = hostile_plan(h);
+        let markdown = plan_markdown(&plan);
+        assert!(raw_unsafe(&markdown).is_empty(), "{markdown:?}");
+        let mut project_cells = 0;
+        let mut key_rows = 0;
+        for line in markdown.lines() {
+            if line.starts_with("| :") {
+                let cells = cells(line);
+                assert_eq!(cells.len(), 5, "{line}\n{markdown}");
+                let projects = code_spans(&cells[1]);
+                assert_eq!(projects.len(), 1, "{line}");
+                code_spans(&cells[4]);
+                if projects[0] == shown(&h.project) {
+                    project_cells += 1;
+                }
+            } else if line.starts_with("| `") {
+                let cells = cells(line);
+                assert_eq!(cells.len(), 3, "{line}\n{markdown}");
+                for cell in cells.iter().filter(|c| *c != "_write-only_") {
+                    code_spans(
+                        cell.trim_end_matches(" (sent)")
+                            .trim_end_matches(" (not sent)"),
+                    );
+                }
+                if cells[0] == "`app_credentials.key`" {
+                    let live = show(Some(&FieldValue::Text(h.key.clone())));
+                    assert_eq!(code_spans(&cells[1]), [shown(&live)], "{line}");
+                    key_rows += 1;
+                }
+            } else if let Some(summary) = line.strip_prefix("<details><summary><code>") {
+                let (project, rest) = summary.split_once("</code>").expect("one code element");
+                assert!(!project.contains(['<', '>', '"']), "{line}");
+                assert!(
+                    !rest.contains(['<', '>']) || rest.ends_with("</summary>"),
+                    "{line}"
+                );
+            } else if let Some(item) = line.strip_prefix("- ") {
+                code_spans(item.strip_prefix(":x: ").unwrap_or(item));
+            } else if line.starts_with('|') {
+                assert!(
+                    [
+                        "| | Project | Action | Type | Why |",
+                        "|---|---|---|---|---|",
+                        "| Field | Live | Manifest |",
+                        "|---|---|---|"
+                    ]
+                    .contains(&line),
+                    "{line}\n{markdown}"
+                );
+            }
+        }
+        let pruned = !["web", "gone", "unknown", "double", "later"].contains(&h.project.as_str());
+        assert_eq!(project_cells, usize::from(pruned), "{markdown}");
+        assert_eq!(key_rows, usize::from(h.key != "new-key"), "{markdown}");
+    }
+
+    /// Backticks, `|`, line breaks, ANSI sequences and HTML in live values.
+    #[test]
+    fn hostile_live_values_stay_in_their_code_spans_and_cells() {
+        for text in [
+            "x`y``z|w\n# h\r\u{1b}[31mred\u{1b}]0;t\u{7}<img src=x>*b*_i_[l](u)&amp;$m$\u{2028}\u{85}\u{202e}|",
+            "`",
+            "``",
+            " ` ",
+            "| :x: | `p` | error |  | pwned |\n| :x: | `q`",
+            "</code></summary>\n\n# Approved\n\n<details><summary>",
+            "\u{1b}[2J\u{1b}[H No changes",
+        ] {
+            assert_contained(&Hostile::all(text));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_live_text_stays_in_its_code_spans_and_cells(h in arb_hostile()) {
+            assert_contained(&h);
+        }
+    }
 }

@@ -1,8 +1,9 @@
-//! The apply report as text.
+//! The apply report as text, for a terminal: live text (project and integration IDs, the
+//! API's messages) with its line breaks and control characters made visible.
 
 use std::fmt::Write as _;
 
-use super::Painter;
+use super::{Painter, visible};
 use crate::apply::{Outcome, Report};
 
 /// The apply report as text.
@@ -32,7 +33,7 @@ pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
         let id = action
             .integration_id
             .as_deref()
-            .map(|i| format!(" (integration {i})"))
+            .map(|i| format!(" (integration {})", visible(i)))
             .unwrap_or_default();
         let recovered = if action.recovered {
             " (its answer was lost; found by re-listing, not created twice)"
@@ -43,20 +44,21 @@ pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
             out,
             "  {:<9} {}{id}{recovered}",
             action.outcome.as_str(),
-            action.project
+            visible(action.project.as_str())
         );
         if let Some(message) = &action.message {
-            let _ = writeln!(out, "            {message}");
+            let _ = writeln!(out, "            {}", visible(message));
         }
         if let Some(hook) = &action.hook_url {
             let _ = writeln!(
                 out,
-                "            the webhook could not be registered: add it in Bitbucket by hand (Repository settings > Webhooks, all events but comments and approvals):\n            {hook}"
+                "            the webhook could not be registered: add it in Bitbucket by hand (Repository settings > Webhooks, all events but comments and approvals):\n            {}",
+                visible(hook)
             );
         }
     }
     for error in &report.errors {
-        let _ = writeln!(out, "  error     {error}");
+        let _ = writeln!(out, "  error     {}", visible(error));
     }
     if report.interrupted {
         let _ = writeln!(
@@ -65,4 +67,46 @@ pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ActionReport;
+    use crate::model::ids::ProjectId;
+    use crate::plan::ActionKind;
+    use crate::render::tests::{raw_unsafe, unpainted};
+
+    /// The API's messages and live IDs in an apply report reach the terminal escaped.
+    #[test]
+    fn hostile_messages_reach_the_terminal_escaped() {
+        let hostile = "boom\r  deleted   victim\n\u{1b}[2J\u{1b}]0;pwned\u{7}\u{2028}";
+        let report = Report {
+            actions: vec![ActionReport {
+                project: ProjectId::new(hostile),
+                action: ActionKind::Create,
+                outcome: Outcome::Failed,
+                message: Some(hostile.to_owned()),
+                integration_id: Some(hostile.to_owned()),
+                hook_url: Some(hostile.to_owned()),
+                activities: vec![],
+                recovered: false,
+            }],
+            interrupted: false,
+            errors: vec![hostile.to_owned()],
+        };
+        for color in [false, true] {
+            let text = unpainted(&report_text(&report, Painter::new(color), true));
+            assert!(raw_unsafe(&text).is_empty(), "{text:?}");
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with("deleted")),
+                "{text}"
+            );
+        }
+        let text = report_text(&report, Painter::new(false), true);
+        assert!(
+            text.contains(r"  failed    boom\r  deleted   victim\n\u{1b}[2J"),
+            "{text}"
+        );
+    }
 }

@@ -1,10 +1,13 @@
-//! The text rendering of a plan.
+//! The text rendering of a plan, for a terminal. Project IDs, integration IDs, field values,
+//! reasons, errors and warnings can hold live text from the API: none of it reaches the
+//! terminal with its line breaks or control characters ([`visible`]), so a live value can
+//! neither forge a line of the plan nor drive the terminal (colors, cursor, title).
 
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
 
-use super::show;
+use super::{show, visible};
 use crate::model::DesiredIntegration;
 use crate::plan::{Action, ActionKind, Plan, Summary};
 
@@ -123,14 +126,15 @@ pub fn plan_text(plan: &Plan, painter: Painter, verbose: bool) -> String {
     for error in &plan.errors {
         let _ = writeln!(
             out,
-            "\n{} {error}",
-            painter.kind(ActionKind::Error, "error:")
+            "\n{} {}",
+            painter.kind(ActionKind::Error, "error:"),
+            visible(error)
         );
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for warning in &plan.warnings {
-            let _ = writeln!(out, "  - {warning}");
+            let _ = writeln!(out, "  - {}", visible(warning));
         }
     }
     if !plan.has_changes() && !plan.has_errors() && plan.summary.blocked == 0 {
@@ -147,18 +151,18 @@ fn render_action(out: &mut String, action: &Action, painter: Painter) {
     let id = action
         .before
         .as_ref()
-        .map(|b| format!(" (integration {})", b.id))
+        .map(|b| format!(" (integration {})", visible(b.id.as_str())))
         .unwrap_or_default();
     let _ = writeln!(
         out,
         "{} {}  {}{}",
         painter.kind(action.action, &head),
-        painter.paint(Style::new().bold(), action.project.as_str()),
-        describe(action),
+        painter.paint(Style::new().bold(), &visible(action.project.as_str())),
+        visible(&describe(action)),
         painter.dim(&id)
     );
     if let Some(reason) = &action.reason {
-        let _ = writeln!(out, "      {}", painter.dim(reason));
+        let _ = writeln!(out, "      {}", painter.dim(&visible(reason)));
     }
     match action.action {
         ActionKind::Create | ActionKind::Replace | ActionKind::Update => {
@@ -175,10 +179,11 @@ fn render_action(out: &mut String, action: &Action, painter: Painter) {
                 .unwrap_or(0)
                 + 1;
             for change in &action.fields {
-                let after = change.after.to_string();
+                // Text values are shown quoted and escaped already; `visible` is the backstop.
+                let after = visible(&change.after.to_string()).into_owned();
                 let line = match action.action {
                     ActionKind::Update => {
-                        let before = show(change.before.as_ref());
+                        let before = visible(&show(change.before.as_ref())).into_owned();
                         multiline_diff(&before, &after)
                             .unwrap_or_else(|| format!("{before} -> {after}"))
                     }
@@ -197,7 +202,7 @@ fn render_action(out: &mut String, action: &Action, painter: Painter) {
                     out,
                     "      {:<width$}  {} {}",
                     format!("{}:", after.secret.field.name()),
-                    after.secret.reference(),
+                    visible(&after.secret.reference()),
                     painter.dim(note)
                 );
             }
@@ -210,8 +215,9 @@ fn render_deferred(out: &mut String, after: &DesiredIntegration, width: usize) {
     for (field, template) in &after.deferred {
         let _ = writeln!(
             out,
-            "      {:<width$}  {template} (its variable is not set; not compared)",
-            format!("{}:", field.name())
+            "      {:<width$}  {} (its variable is not set; not compared)",
+            format!("{}:", field.name()),
+            visible(&template.to_string())
         );
     }
 }
@@ -235,4 +241,68 @@ fn multiline_diff(before: &str, after: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join("\n")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::render::tests::{Hostile, arb_hostile, hostile_plan, raw_unsafe, unpainted};
+
+    /// What a line of the text plan starts with; a live value cannot begin a line of its own.
+    const LINE_STARTS: [&str; 7] = [
+        "Plan: ",
+        "(partial",
+        "  ",
+        "-/+",
+        "error: ",
+        "Warnings:",
+        "No changes:",
+    ];
+
+    fn assert_escaped(h: &Hostile) {
+        let plan = hostile_plan(h);
+        for color in [false, true] {
+            let text = plan_text(&plan, Painter::new(color), true);
+            let plain = unpainted(&text);
+            assert!(raw_unsafe(&plain).is_empty(), "{text:?}");
+            for line in plain.lines().filter(|l| !l.is_empty()) {
+                assert!(
+                    LINE_STARTS.iter().any(|start| line.starts_with(start)),
+                    "a line the plan did not write: {line:?}\n{plain}"
+                );
+            }
+        }
+        let text = plan_text(&plan, Painter::new(false), true);
+        let pruned = !["web", "gone", "unknown", "double", "later"].contains(&h.project.as_str());
+        if pruned {
+            let line = format!(
+                "  - delete   {}  bitbucket {}",
+                visible(&h.project),
+                visible(&h.repository)
+            );
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+    }
+
+    /// ANSI sequences (colors, clearing the screen, the window title), carriage returns and
+    /// line breaks in live values are shown as escapes, never sent to the terminal.
+    #[test]
+    fn hostile_live_values_reach_the_terminal_escaped() {
+        for text in [
+            "x\r  + create   victim\n\u{1b}[2J\u{1b}[H\u{1b}]0;pwned\u{7}\u{1b}[31mred\u{9b}31m\u{85}\u{2028}\u{202e}|`",
+            "\n\nNo changes: the live integrations match the manifest.",
+            "\u{8}\u{8}\u{8}",
+        ] {
+            assert_escaped(&Hostile::all(text));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_live_text_reaches_the_terminal_escaped(h in arb_hostile()) {
+            assert_escaped(&h);
+        }
+    }
 }

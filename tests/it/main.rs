@@ -5,6 +5,7 @@ mod architecture;
 mod common;
 mod errors;
 mod hostile_daemon;
+mod hostile_render;
 mod live;
 mod openapi;
 mod reliability;
