@@ -52,7 +52,15 @@ pub struct ClientConfig {
     pub activity_poll: Duration,
     /// Time to wait for activities before giving up on them.
     pub activity_timeout: Duration,
+    /// The largest answer body read, in bytes ([`MAX_BODY`] unless changed).
+    pub max_body: usize,
 }
+
+/// The largest answer body bbsync reads: 16 MiB. A longer one is an error, and it is never
+/// buffered whole (read chunk by chunk, and refused at once when `Content-Length` says so).
+/// Inferred: the API's largest answers (an integrations list, a page of 100 projects) are some
+/// hundred KiB; nothing the API documents comes near.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl ClientConfig {
     /// Defaults for `api_url`, `auth_url` and `token`.
@@ -71,6 +79,7 @@ impl ClientConfig {
             max_backoff: Duration::from_secs(30),
             activity_poll: Duration::from_secs(1),
             activity_timeout: Duration::from_secs(600),
+            max_body: MAX_BODY,
         }
     }
 }
@@ -276,7 +285,20 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let mut response = response;
+        let body = match read_body(&mut response, self.inner.config.max_body).await {
+            Ok(bytes) => parse(&bytes),
+            Err(BodyError::TooLarge) => {
+                return Err(ApiError::TooLarge {
+                    call,
+                    status,
+                    limit: self.inner.config.max_body,
+                    unclear: false,
+                });
+            }
+            // A token answer cut short reads as no answer (and fails below when it was a 2xx).
+            Err(BodyError::Read(_)) => Value::Null,
+        };
         if !(200..300).contains(&status) {
             let (message, _) = describe(&body);
             return Err(ApiError::TokenRejected {
@@ -357,27 +379,16 @@ impl Client {
             }
             let span =
                 tracing::debug_span!("api", method = %call.method, path = %call.path, attempt);
+            let limit = self.inner.config.max_body;
             let exchange = async {
                 match request.send().await {
-                    Ok(response) => {
+                    Ok(mut response) => {
                         let status = response.status().as_u16();
                         let wait = retry_after(&response);
-                        let text = response.bytes().await;
-                        (
-                            Some(status),
-                            wait,
-                            text.map_err(|e| (transport_reason(&e), true, Arc::new(e))),
-                        )
+                        let text = read_body(&mut response, limit).await;
+                        (Some(status), wait, text)
                     }
-                    Err(error) => (
-                        None,
-                        None,
-                        Err((
-                            transport_reason(&error),
-                            !error.is_connect(),
-                            Arc::new(error),
-                        )),
-                    ),
+                    Err(error) => (None, None, Err(BodyError::Read(error))),
                 }
             };
             let result = tracing::Instrument::instrument(exchange, span).await;
@@ -431,7 +442,22 @@ impl Client {
                         details,
                     });
                 }
-                (_, Err((reason, unclear, source))) => {
+                (_, Err(BodyError::TooLarge)) => {
+                    // Not retried: the same request gets the same answer.
+                    let status = status.unwrap_or(0);
+                    return Err(ApiError::TooLarge {
+                        call,
+                        status,
+                        limit: self.inner.config.max_body,
+                        unclear: !(400..500).contains(&status),
+                    });
+                }
+                (_, Err(BodyError::Read(error))) => {
+                    // No answer at all, or one that broke off: a refused connection sent
+                    // nothing; anything else may have reached the API.
+                    let unclear = status.is_some() || !error.is_connect();
+                    let reason = transport_reason(&error);
+                    let source = Arc::new(error);
                     let safe = !unclear || matches!(retry, Retry::Idempotent);
                     if can_retry && safe {
                         self.retry_wait(attempt, None).await;
@@ -439,7 +465,7 @@ impl Client {
                         return Err(ApiError::Transport {
                             call,
                             reason,
-                            unclear: unclear || status.is_some(),
+                            unclear,
                             source: Some(source),
                         });
                     }
@@ -662,6 +688,31 @@ impl Client {
         let url = self.url(&format!("/projects/{project}/capabilities"));
         self.send(Method::GET, url, None, Retry::Idempotent).await
     }
+}
+
+/// Why an answer's body was not read.
+enum BodyError {
+    /// It is longer than the limit.
+    TooLarge,
+    /// The connection failed (or there was no answer at all).
+    Read(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes, chunk by chunk: a longer one is refused as soon as
+/// its `Content-Length` or the bytes read so far exceed the limit, never buffered whole.
+async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > limit_u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn written(answer: Value) -> Written {

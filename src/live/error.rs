@@ -36,6 +36,21 @@ pub enum ApiError {
         #[source]
         source: Option<std::sync::Arc<reqwest::Error>>,
     },
+    /// The answer's body is longer than bbsync reads ([`crate::live::MAX_BODY`]).
+    #[error(
+        "{call} answered HTTP {status} with a body larger than {}, the most bbsync reads; it was not read",
+        size(*limit)
+    )]
+    TooLarge {
+        /// `METHOD path`.
+        call: Call,
+        /// The HTTP status.
+        status: u16,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The request may have been carried out (a 2xx or 5xx answer).
+        unclear: bool,
+    },
     /// The answer could not be understood.
     #[error("{call} returned an unexpected response: {reason}")]
     Shape {
@@ -75,7 +90,7 @@ impl ApiError {
     /// Whether a write may have happened even though no success was seen.
     pub(crate) fn is_unclear(&self) -> bool {
         match self {
-            ApiError::Transport { unclear, .. } => *unclear,
+            ApiError::Transport { unclear, .. } | ApiError::TooLarge { unclear, .. } => *unclear,
             ApiError::Status { status, .. } => matches!(status, 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -87,6 +102,18 @@ impl ApiError {
             ApiError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// A size for people: `16 MiB`, `1 KiB`, or bytes.
+fn size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
