@@ -309,11 +309,11 @@ impl Client {
             call,
             reason: format!("no access token in the answer ({e})"),
         })?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(900));
-        // Renew a little early, so a token never expires between check and use.
-        let margin = (lifetime / 10).min(Duration::from_secs(60));
         let secret = Secret::new(token.access_token);
-        *cached = Some((secret.clone(), Instant::now() + lifetime - margin));
+        *cached = Some((
+            secret.clone(),
+            token_deadline(Instant::now(), token.expires_in),
+        ));
         Ok(secret)
     }
 
@@ -690,6 +690,21 @@ impl Client {
     }
 }
 
+/// The longest an access token is used before exchanging again: 1 hour, whatever the auth
+/// server claims. Its tokens live 15 minutes (`expires_in: 900`, platformsh-api.md §3.1); a
+/// longer claim is capped, and a huge one (`u64::MAX`) can never overflow the clock.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// When an access token issued at `now` for `expires_in` seconds (900 when not said,
+/// platformsh-api.md §3.1) is renewed: a little early, so that it never expires between check
+/// and use.
+fn token_deadline(now: Instant, expires_in: Option<u64>) -> Instant {
+    let lifetime = Duration::from_secs(expires_in.unwrap_or(900)).min(MAX_TOKEN_LIFETIME);
+    let margin = (lifetime / 10).min(Duration::from_secs(60));
+    now.checked_add(lifetime.saturating_sub(margin))
+        .unwrap_or(now)
+}
+
 /// Why an answer's body was not read.
 enum BodyError {
     /// It is longer than the limit.
@@ -781,7 +796,24 @@ fn transport_reason(error: &reqwest::Error) -> String {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::parse_retry_after;
+    use super::{MAX_TOKEN_LIFETIME, parse_retry_after, token_deadline};
+
+    #[test]
+    fn token_lifetimes_are_capped_and_never_overflow() {
+        let now = std::time::Instant::now();
+        // `expires_in: 18446744073709551615` from the auth server used to panic here.
+        assert_eq!(
+            token_deadline(now, Some(u64::MAX)),
+            now + MAX_TOKEN_LIFETIME - Duration::from_secs(60)
+        );
+        assert_eq!(
+            token_deadline(now, Some(900)),
+            now + Duration::from_secs(840)
+        );
+        assert_eq!(token_deadline(now, None), now + Duration::from_secs(840));
+        assert_eq!(token_deadline(now, Some(0)), now);
+        assert_eq!(token_deadline(now, Some(10)), now + Duration::from_secs(9));
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

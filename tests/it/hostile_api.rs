@@ -91,3 +91,21 @@ fn plan_against_an_endless_body_reports_that_project_as_an_error() {
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stdout.contains("larger than 16 MiB"), "{out:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expires_in_of_u64_max_is_capped_not_a_panic() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    // A real access token (so the API accepts it), with a lifetime of `u64::MAX` seconds.
+    let access = sb.world().issue_access_token();
+    sb.world().hostile.canned.push(canned(
+        "POST",
+        "/oauth2/token",
+        200,
+        CannedBody::Json(
+            json!({"access_token": access, "expires_in": u64::MAX, "token_type": "bearer"}),
+        ),
+    ));
+    let client = quick_client(&sb);
+    client.list_integrations(&pid("p1")).await.unwrap();
+    client.list_integrations(&pid("p1")).await.unwrap();
+}
