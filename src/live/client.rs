@@ -20,7 +20,7 @@ use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::secret::Secret;
 use crate::wire::{
-    Accepted, Activity, ApiIntegration, OrganizationProject, ProjectPage, TokenResponse,
+    Accepted, Activity, ApiIntegration, Links, OrganizationProject, ProjectPage, TokenResponse,
 };
 
 /// How to reach and talk to the API.
@@ -227,6 +227,23 @@ impl Client {
             }
             Err(_) => self.url(href),
         }
+    }
+
+    /// The path of `url` as the API sees it: without the configured API URL's own path (a base
+    /// such as `https://host/api`), or else without a leading `/api`, which the gateway also
+    /// serves and links often carry (platformsh-api.md §1.1).
+    pub(crate) fn api_path<'u>(&self, url: &'u Url) -> &'u str {
+        let path = url.path();
+        let base = self.inner.api.path().trim_end_matches('/');
+        for prefix in [base, "/api"] {
+            if let Some(rest) = path.strip_prefix(prefix)
+                && !prefix.is_empty()
+                && rest.starts_with('/')
+            {
+                return rest;
+            }
+        }
+        path
     }
 
     async fn access_token(&self, force: bool) -> Result<Secret, ApiError> {
@@ -485,19 +502,41 @@ impl Client {
         &self,
         project: &ProjectId,
     ) -> Result<Vec<ApiIntegration>, ApiError> {
-        let url = self.url(&format!("/projects/{project}/integrations"));
-        let body = self
-            .send(Method::GET, url.clone(), None, Retry::Idempotent)
-            .await?;
-        let items = match body {
-            Value::Array(items) => items,
-            // Tolerate a HAL-wrapped collection, should the API ever send one.
-            Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(items)) => items,
+        let first = self.url(&format!("/projects/{project}/integrations"));
+        let mut url = first.clone();
+        let mut pager = Pager::new(self, &first);
+        let mut items = Vec::new();
+        loop {
+            let body = self
+                .send(Method::GET, url.clone(), None, Retry::Idempotent)
+                .await?;
+            // The list is a bare array, never paged (platformsh-api.md §1.7). Should the API
+            // ever send a HAL collection, `{items, _links}` as client-php's `Collection` reads
+            // (§1.7), its pages are followed to the end: part of a list is never the list.
+            let (page, links) = match body {
+                Value::Array(page) => (page, Links::default()),
+                Value::Object(mut map) => match map.remove("items") {
+                    Some(Value::Array(page)) => {
+                        let links = map
+                            .remove("_links")
+                            .map(serde_json::from_value::<Links>)
+                            .transpose()
+                            .map_err(|e| shape(&url, "GET", &format!("unreadable `_links` ({e})")))?
+                            .unwrap_or_default();
+                        (page, links)
+                    }
+                    _ => return Err(shape(&url, "GET", "expected a list of integrations")),
+                },
                 _ => return Err(shape(&url, "GET", "expected a list of integrations")),
-            },
-            _ => return Err(shape(&url, "GET", "expected a list of integrations")),
-        };
+            };
+            let count = page.len();
+            items.extend(page);
+            match pager.next(self, &url, &links, count)? {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        let url = first;
         // An entry that cannot be read is skipped only if it is not Bitbucket-family; a
         // Bitbucket integration bbsync cannot read would make the project's state unknown.
         let mut integrations = Vec::with_capacity(items.len());
@@ -656,20 +695,21 @@ impl Client {
     ) -> Result<Vec<OrganizationProject>, ApiError> {
         let mut url = self.url(&format!("/organizations/{organization}/projects"));
         url.query_pairs_mut().append_pair("page[size]", "100");
+        let mut pager = Pager::new(self, &url);
         let mut projects = Vec::new();
-        for _ in 0..100_000 {
+        loop {
             let body = self
                 .send(Method::GET, url.clone(), None, Retry::Idempotent)
                 .await?;
             let page: ProjectPage = serde_json::from_value(body)
                 .map_err(|e| shape(&url, "GET", &format!("not a page of projects ({e})")))?;
+            let count = page.items.len();
             projects.extend(page.items);
-            match page.links.href("next") {
-                Some(next) => url = self.rebase(next),
+            match pager.next(self, &url, &page.links, count)? {
+                Some(next) => url = next,
                 None => return Ok(projects),
             }
         }
-        Err(shape(&url, "GET", "the project listing does not end"))
     }
 
     /// A project's details (`GET /projects/{id}`).
@@ -687,6 +727,74 @@ impl Client {
     pub(crate) async fn capabilities(&self, project: &ProjectId) -> Result<Value, ApiError> {
         let url = self.url(&format!("/projects/{project}/capabilities"));
         self.send(Method::GET, url, None, Retry::Idempotent).await
+    }
+}
+
+/// Pages of one listing read at most (100 projects a page: ten million projects).
+const MAX_PAGES: usize = 100_000;
+
+/// Follows `_links.next` through a paged listing (cursor pagination: the client follows `next`
+/// until it is absent and never builds a cursor itself, platformsh-api.md §8). It ends the
+/// listing with an error at once, rather than loop or take part of a list for the whole, when
+/// `next` is not a link with a non-empty `href`, names a page already read (the current one
+/// included), leaves the listing's path, or follows a page with no items (inferred: what a
+/// broken or hostile server could send).
+struct Pager {
+    /// The listing's path, as the API sees it ([`Client::api_path`]).
+    path: String,
+    /// Pages read: path and query.
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pager {
+    fn new(client: &Client, first: &Url) -> Self {
+        let mut pager = Self {
+            path: client.api_path(first).to_owned(),
+            seen: std::collections::HashSet::new(),
+        };
+        pager.seen.insert(pager.key(client, first));
+        pager
+    }
+
+    fn key(&self, client: &Client, url: &Url) -> String {
+        format!("{}?{}", client.api_path(url), url.query().unwrap_or(""))
+    }
+
+    /// The page after `current` (which had `items` items and these links), or `None` at the end.
+    fn next(
+        &mut self,
+        client: &Client,
+        current: &Url,
+        links: &Links,
+        items: usize,
+    ) -> Result<Option<Url>, ApiError> {
+        let refuse = |why: String| Err(shape(current, "GET", &why));
+        let href = match links.get("next") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(link) => match link.get("href").and_then(Value::as_str) {
+                Some(href) if !href.trim().is_empty() => href,
+                _ => return refuse("the listing's `next` link has no address".to_owned()),
+            },
+        };
+        if items == 0 {
+            return refuse("an empty page of the listing has a `next` link".to_owned());
+        }
+        let next = client.rebase(href);
+        if client.api_path(&next) != self.path {
+            return refuse(format!(
+                "the listing's `next` link leaves the listing (`{}`)",
+                super::error::clean_text(next.path())
+            ));
+        }
+        if !self.seen.insert(self.key(client, &next)) {
+            return refuse(
+                "the listing loops: its `next` link names a page already read".to_owned(),
+            );
+        }
+        if self.seen.len() > MAX_PAGES {
+            return refuse(format!("the listing does not end after {MAX_PAGES} pages"));
+        }
+        Ok(Some(next))
     }
 }
 

@@ -105,6 +105,38 @@ impl ApiError {
     }
 }
 
+/// The most characters of one API-provided text shown in a message (an error message, a
+/// validation detail, a link): longer ones are cut, with `…`.
+pub(crate) const SHOWN_CHARS: usize = 500;
+
+/// API-provided text made safe to print, and cut at [`SHOWN_CHARS`]: control characters
+/// (terminal escape sequences begin with one) and bidirectional overrides are dropped, line
+/// breaks and tabs become spaces.
+pub(crate) fn clean_text(text: &str) -> String {
+    let mut clean = String::with_capacity(text.len().min(SHOWN_CHARS * 4));
+    let mut count = 0;
+    for c in text.chars() {
+        let c = match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() || is_bidi_control(c) => continue,
+            c => c,
+        };
+        if count == SHOWN_CHARS {
+            clean.push('…');
+            break;
+        }
+        clean.push(c);
+        count += 1;
+    }
+    clean
+}
+
+/// Unicode's bidirectional embeddings, overrides and isolates: they reorder what a terminal
+/// shows.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A size for people: `16 MiB`, `1 KiB`, or bytes.
 fn size(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;

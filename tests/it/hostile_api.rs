@@ -109,3 +109,155 @@ async fn an_expires_in_of_u64_max_is_capped_not_a_panic() {
     client.list_integrations(&pid("p1")).await.unwrap();
     client.list_integrations(&pid("p1")).await.unwrap();
 }
+
+fn bitbucket(id: &str, project: &str, repository: &str) -> serde_json::Value {
+    let href = format!("https://eu-3.platform.sh/api/projects/{project}/integrations/{id}");
+    json!({"id": id, "type": "bitbucket", "repository": repository,
+           "app_credentials": {"key": "consumer-key"}, "fetch_branches": true, "prune_branches": true,
+           "build_pull_requests": true, "resync_pull_requests": false,
+           "_links": {"self": {"href": href}, "#edit": {"href": href}}})
+}
+
+/// An integrations list in two pages: a GitHub integration, then (`_links.next`) the
+/// Bitbucket one. Read as page 1 only, the project looked as if it had no Bitbucket integration.
+fn paged_list(api: &Sandbox) {
+    let mut world = api.world();
+    world.hostile.canned.push(canned(
+        "GET",
+        "/projects/p1/integrations?page=2",
+        200,
+        CannedBody::Json(json!({"items": [bitbucket("bb1", "p1", "acme/web")], "_links": {}})),
+    ));
+    world.hostile.canned.push(canned(
+        "GET",
+        "/projects/p1/integrations",
+        200,
+        CannedBody::Json(json!({
+            "items": [{"id": "gh1", "type": "github", "repository": "acme/gh"}],
+            "_links": {"next": {"href": "https://eu-3.platform.sh/api/projects/p1/integrations?page=2"}},
+        })),
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paged_integrations_list_is_read_to_its_last_page() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    paged_list(&sb);
+    let list = quick_client(&sb)
+        .list_integrations(&pid("p1"))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["gh1", "bb1"]);
+}
+
+#[test]
+fn plan_sees_the_bitbucket_integration_on_page_two_and_creates_nothing() {
+    let api = Api::start(json!({"projects": [{"id": "p1"}]}), Faults::default());
+    paged_list(&api.sandbox);
+    let dir = dir_with(
+        "version: 1\nprojects:\n  p1:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n",
+    );
+    let out = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("No changes"), "{out:#?}");
+}
+
+/// An organization listing whose first page is answered by `first` (any query), with more
+/// canned pages before it.
+async fn org_listing_error(pages: Vec<(&str, serde_json::Value)>) -> (String, usize) {
+    let sb = sandbox(
+        json!({"projects": [{"id": "p1", "organization": "org1"}]}),
+        Faults::default(),
+    )
+    .await;
+    for (path, body) in pages {
+        sb.world()
+            .hostile
+            .canned
+            .push(canned("GET", path, 200, CannedBody::Json(body)));
+    }
+    let client = quick_client(&sb);
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.organization_projects(&bbsync::model::ids::OrganizationId::new("org1")),
+    )
+    .await
+    .expect("the listing ends at once")
+    .unwrap_err()
+    .to_string();
+    let requests = sb
+        .world()
+        .requests
+        .iter()
+        .filter(|r| r.contains("/organizations/org1/projects"))
+        .count();
+    (error, requests)
+}
+
+const ORG: &str = "https://eu-3.platform.sh/api/organizations/org1/projects";
+
+fn page(items: &[&str], next: Option<&str>) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = items.iter().map(|id| json!({"id": id})).collect();
+    match next {
+        Some(next) => json!({"items": items, "_links": {"next": {"href": next}}}),
+        None => json!({"items": items, "_links": {}}),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_page_whose_next_is_itself_ends_the_listing_with_an_error() {
+    let itself = format!("{ORG}?page%5Bsize%5D=100");
+    let (error, requests) = org_listing_error(vec![(
+        "/organizations/org1/projects",
+        page(&["p1"], Some(&itself)),
+    )])
+    .await;
+    assert!(error.contains("the listing loops"), "{error}");
+    assert_eq!(requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_listing_that_comes_back_to_a_page_already_read_ends_with_an_error() {
+    let a = format!("{ORG}?page%5Bafter%5D=a");
+    let b = format!("{ORG}?page%5Bafter%5D=b");
+    let (error, requests) = org_listing_error(vec![
+        (
+            "/organizations/org1/projects?page%5Bafter%5D=a",
+            page(&["p2"], Some(&b)),
+        ),
+        (
+            "/organizations/org1/projects?page%5Bafter%5D=b",
+            page(&["p3"], Some(&a)),
+        ),
+        ("/organizations/org1/projects", page(&["p1"], Some(&a))),
+    ])
+    .await;
+    assert!(error.contains("the listing loops"), "{error}");
+    assert_eq!(requests, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_next_link_ends_the_org_listing_with_an_error() {
+    let (error, requests) = org_listing_error(vec![(
+        "/organizations/org1/projects",
+        page(&["p1"], Some("")),
+    )])
+    .await;
+    assert!(error.contains("`next` link has no address"), "{error}");
+    assert_eq!(requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_org_page_with_a_next_link_ends_the_listing_with_an_error() {
+    let (error, requests) = org_listing_error(vec![(
+        "/organizations/org1/projects",
+        page(&[], Some(&format!("{ORG}?page%5Bafter%5D=z"))),
+    )])
+    .await;
+    assert!(
+        error.contains("an empty page of the listing has a `next` link"),
+        "{error}"
+    );
+    assert_eq!(requests, 1);
+}
