@@ -323,7 +323,7 @@ async fn finish(
             .entity
             .as_ref()
             .and_then(|e| e.links.href("#hook"))
-            .map(str::to_owned)
+            .map(crate::live::clean_text)
     } else {
         None
     };
@@ -337,11 +337,13 @@ async fn finish(
 
 fn activity_report(activity: &Activity) -> ActivityReport {
     let failed = activity.result.as_deref() == Some("failure");
+    // The API's text, made safe to print (no terminal control sequences).
+    let clean = crate::live::clean_text;
     ActivityReport {
-        kind: activity.kind.clone(),
-        state: activity.state.clone(),
-        result: activity.result.clone(),
-        log: failed.then(|| excerpt(activity.log.as_deref().unwrap_or(""))),
+        kind: clean(&activity.kind),
+        state: clean(&activity.state),
+        result: activity.result.as_deref().map(clean),
+        log: failed.then(|| clean(&excerpt(activity.log.as_deref().unwrap_or("")))),
     }
 }
 
@@ -422,10 +424,30 @@ async fn create(
     })?;
     let (fields, secret) = resolve(after, env)?;
     let request = body::create(after.kind, &fields, (after.secret.field, &secret));
+    // An API may echo the body it was sent: the secret never reaches a message.
     let written = client
         .create_integration(&action.project, &request, &is_ours(after.kind, &fields))
-        .await?;
-    finish(client, &action.project, written, options).await
+        .await
+        .map_err(|e| e.redacted(secret.expose()))?;
+    let done = finish(client, &action.project, written, options).await;
+    redact_done(done, secret.expose())
+}
+
+/// A finished write's result with `secret` redacted from the API's text in it (its error, its
+/// activity logs): the write sent it, and an API may echo it.
+fn redact_done(done: Result<Done, ApplyError>, secret: &str) -> Result<Done, ApplyError> {
+    match done {
+        Ok(mut done) => {
+            for activity in &mut done.activities {
+                if let Some(log) = &mut activity.log {
+                    *log = crate::live::redact(log, secret);
+                }
+            }
+            Ok(done)
+        }
+        Err(ApplyError::Follow(error)) => Err(ApplyError::Follow(error.redacted(secret))),
+        Err(other) => Err(other),
+    }
 }
 
 async fn update(
@@ -451,6 +473,7 @@ async fn update(
     let credentials = secret.as_ref().map(|s| (after.secret.field, s));
     let request = body::patch(&action.changes(), &fields, credentials)
         .map_err(|e| ApplyError::Body(e.to_string()))?;
+    let sent = secret.as_ref().map_or("", |s| s.expose());
     let written = client
         .update_integration(
             &action.project,
@@ -458,8 +481,10 @@ async fn update(
             before.links.edit.as_deref(),
             &request,
         )
-        .await?;
-    finish(client, &action.project, written, options).await
+        .await
+        .map_err(|e| e.redacted(sent))?;
+    let done = finish(client, &action.project, written, options).await;
+    redact_done(done, sent)
 }
 
 async fn delete(

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use super::error::{ApiError, Call, describe};
+use super::error::{ApiError, Call, clean_text, describe, shown};
 use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::secret::Secret;
@@ -146,6 +146,8 @@ struct Inner {
     api: Url,
     token_url: Url,
     access: Mutex<Option<(Secret, Instant)>>,
+    /// The last access tokens issued, redacted from the API's text in errors.
+    issued: std::sync::Mutex<std::collections::VecDeque<Secret>>,
     permits: Semaphore,
     pacer: Option<Mutex<Instant>>,
     stats: Arc<Stats>,
@@ -193,6 +195,7 @@ impl Client {
                 api,
                 token_url,
                 access: Mutex::new(None),
+                issued: std::sync::Mutex::new(std::collections::VecDeque::new()),
                 stats: Arc::new(Stats::default()),
             }),
         })
@@ -324,9 +327,16 @@ impl Client {
         }
         let token: TokenResponse = serde_json::from_value(body).map_err(|e| ApiError::Shape {
             call,
-            reason: format!("no access token in the answer ({e})"),
+            reason: clean_text(&format!("no access token in the answer ({e})")),
         })?;
         let secret = Secret::new(token.access_token);
+        {
+            let mut issued = self.inner.issued.lock().expect("issued tokens lock");
+            if issued.len() >= 4 {
+                issued.pop_front();
+            }
+            issued.push_back(secret.clone());
+        }
         *cached = Some((
             secret.clone(),
             token_deadline(Instant::now(), token.expires_in),
@@ -360,8 +370,42 @@ impl Client {
         tokio::time::sleep_until(slot.into()).await;
     }
 
-    /// Sends one API request; JSON in, JSON out.
+    /// `error` without the client's own secrets (the API token, the access tokens issued)
+    /// wherever the API's text in it repeats them: an API may echo what it was sent.
+    fn scrub(&self, mut error: ApiError) -> ApiError {
+        error.redact(self.inner.config.token.expose());
+        for token in self.inner.issued.lock().expect("issued tokens lock").iter() {
+            error.redact(token.expose());
+        }
+        error
+    }
+
+    /// An answer that could not be understood, for `method url` ([`Client::scrub`]bed: the
+    /// reason may quote the API).
+    fn shape(&self, url: &Url, method: &str, reason: &str) -> ApiError {
+        self.scrub(ApiError::Shape {
+            call: Call {
+                method: method.to_owned(),
+                path: url.path().to_owned(),
+            },
+            reason: clean_text(reason),
+        })
+    }
+
+    /// Sends one API request; JSON in, JSON out. Errors are [`Client::scrub`]bed.
     async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> Result<Value, ApiError> {
+        self.send_unscrubbed(method, url, body, retry)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    async fn send_unscrubbed(
         &self,
         method: Method,
         url: Url,
@@ -446,7 +490,9 @@ impl Client {
                     } else {
                         serde_json::from_slice(&bytes).map_err(|e| ApiError::Shape {
                             call: call.clone(),
-                            reason: format!("HTTP {status} with a body that is not JSON ({e})"),
+                            reason: clean_text(&format!(
+                                "HTTP {status} with a body that is not JSON ({e})"
+                            )),
                         })
                     };
                 }
@@ -521,13 +567,15 @@ impl Client {
                             .remove("_links")
                             .map(serde_json::from_value::<Links>)
                             .transpose()
-                            .map_err(|e| shape(&url, "GET", &format!("unreadable `_links` ({e})")))?
+                            .map_err(|e| {
+                                self.shape(&url, "GET", &format!("unreadable `_links` ({e})"))
+                            })?
                             .unwrap_or_default();
                         (page, links)
                     }
-                    _ => return Err(shape(&url, "GET", "expected a list of integrations")),
+                    _ => return Err(self.shape(&url, "GET", "expected a list of integrations")),
                 },
-                _ => return Err(shape(&url, "GET", "expected a list of integrations")),
+                _ => return Err(self.shape(&url, "GET", "expected a list of integrations")),
             };
             let count = page.len();
             items.extend(page);
@@ -546,7 +594,7 @@ impl Client {
                 Err(error) => {
                     let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
                     if IntegrationType::is_bitbucket_family(kind) || kind.is_empty() {
-                        return Err(shape(
+                        return Err(self.shape(
                             &url,
                             "GET",
                             &format!("an integration could not be read ({error})"),
@@ -651,9 +699,9 @@ impl Client {
                 message,
                 ..
             }) => Ok(Validation::Invalid(if details.is_empty() {
-                vec![message]
+                vec![shown(&message)]
             } else {
-                details
+                details.iter().map(|d| shown(d)).collect()
             })),
             Err(error) => Err(error),
         }
@@ -682,7 +730,7 @@ impl Client {
                     .send(Method::GET, url.clone(), None, Retry::Idempotent)
                     .await?;
                 *activity = serde_json::from_value(body)
-                    .map_err(|e| shape(&url, "GET", &format!("not an activity ({e})")))?;
+                    .map_err(|e| self.shape(&url, "GET", &format!("not an activity ({e})")))?;
             }
         }
     }
@@ -702,7 +750,7 @@ impl Client {
                 .send(Method::GET, url.clone(), None, Retry::Idempotent)
                 .await?;
             let page: ProjectPage = serde_json::from_value(body)
-                .map_err(|e| shape(&url, "GET", &format!("not a page of projects ({e})")))?;
+                .map_err(|e| self.shape(&url, "GET", &format!("not a page of projects ({e})")))?;
             let count = page.items.len();
             projects.extend(page.items);
             match pager.next(self, &url, &page.links, count)? {
@@ -768,7 +816,7 @@ impl Pager {
         links: &Links,
         items: usize,
     ) -> Result<Option<Url>, ApiError> {
-        let refuse = |why: String| Err(shape(current, "GET", &why));
+        let refuse = |why: String| Err(client.shape(current, "GET", &why));
         let href = match links.get("next") {
             None | Some(Value::Null) => return Ok(None),
             Some(link) => match link.get("href").and_then(Value::as_str) {
@@ -783,7 +831,7 @@ impl Pager {
         if client.api_path(&next) != self.path {
             return refuse(format!(
                 "the listing's `next` link leaves the listing (`{}`)",
-                super::error::clean_text(next.path())
+                shown(&clean_text(next.path()))
             ));
         }
         if !self.seen.insert(self.key(client, &next)) {
@@ -849,16 +897,6 @@ fn written(answer: Value) -> Written {
 
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
-}
-
-fn shape(url: &Url, method: &str, reason: &str) -> ApiError {
-    ApiError::Shape {
-        call: Call {
-            method: method.to_owned(),
-            path: url.path().to_owned(),
-        },
-        reason: reason.to_owned(),
-    }
 }
 
 fn retryable_status(status: u16) -> bool {

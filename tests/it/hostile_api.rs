@@ -261,3 +261,85 @@ async fn an_empty_org_page_with_a_next_link_ends_the_listing_with_an_error() {
     );
     assert_eq!(requests, 1);
 }
+
+/// Terminal control sequences a hostile API puts in its error text: a title change, a screen
+/// clear, a right-to-left override.
+const ESCAPES: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auth_server_that_echoes_the_api_token_does_not_leak_it() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    sb.world().hostile.canned.push(canned(
+        "POST",
+        "/oauth2/token",
+        400,
+        CannedBody::Echo {
+            prefix: format!("bad grant{ESCAPES}: "),
+        },
+    ));
+    let error = quick_client(&sb)
+        .list_integrations(&pid("p1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("api_token=[redacted]"), "{error}");
+    assert!(!error.contains(sb.token()), "{error}");
+    assert!(
+        !error.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_echoes_the_access_token_and_rambles_is_redacted_cleaned_and_cut() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    sb.world().hostile.canned.push(canned(
+        "GET",
+        "/projects/p1/integrations",
+        400,
+        CannedBody::Echo {
+            prefix: format!("{ESCAPES}{}", "blah ".repeat(400)),
+        },
+    ));
+    // The echo comes at the end of 2,000 characters: shown cut, so check it unshown as well.
+    let client = quick_client(&sb);
+    let error = client.list_integrations(&pid("p1")).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{text:?}"
+    );
+    assert!(text.ends_with('…'), "{text}");
+    assert!(text.chars().count() < 600, "{}", text.chars().count());
+    let full = format!("{error:?}");
+    assert!(full.contains("Bearer [redacted]"), "{full}");
+    assert!(!full.contains("sandbox-access-"), "{full}");
+}
+
+#[test]
+fn an_api_that_echoes_the_create_body_never_shows_the_secret_it_was_sent() {
+    let api = Api::start(json!({"projects": [{"id": "p1"}]}), Faults::default());
+    api.sandbox.world().hostile.canned.push(canned(
+        "POST",
+        "/projects/p1/integrations",
+        400,
+        CannedBody::Echo {
+            prefix: format!("cannot use{ESCAPES} "),
+        },
+    ));
+    let dir = dir_with(
+        "version: 1\nprojects:\n  p1:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n",
+    );
+    // `Api::run` fails the test if the secret or an access token reaches the output.
+    for format in ["text", "json"] {
+        let out = api
+            .run(dir.path(), &["apply", "--auto-approve", "--format", format])
+            .run();
+        assert_eq!(out.code, 1, "{out:#?}");
+        assert!(out.stdout.contains("[redacted]"), "{out:#?}");
+        assert!(
+            !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{202e}'),
+            "{out:#?}"
+        );
+    }
+}
