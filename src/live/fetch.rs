@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::StreamExt as _;
 
 use super::client::Client;
+use super::error::clean_text;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::live::{
     LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
@@ -39,16 +40,29 @@ pub fn live_integration(api: &ApiIntegration) -> Option<LiveIntegration> {
     })
 }
 
-/// The state of a project from its listed integrations.
+/// The state of a project from its listed integrations. A type that looks like Bitbucket but
+/// is not one bbsync knows (`Bitbucket`, a future `bitbucket_datacenter`: any type starting
+/// with `bitbucket` in any case) makes the state unknown, naming it: such a project may well
+/// have a Bitbucket integration, so it is never taken for one without.
 pub fn project_live(list: &[ApiIntegration]) -> ProjectLive {
     let mut managed = Vec::new();
     let mut others = Vec::new();
     for api in list {
         match live_integration(api) {
             Some(live) => managed.push(live),
+            None if IntegrationType::is_bitbucket_family(&api.kind) => {
+                return ProjectLive::Unknown {
+                    error: format!(
+                        "integration `{}` has the type `{}`, which looks like Bitbucket but is not one bbsync knows (`bitbucket`, `bitbucket_server`): whether the project has a Bitbucket integration cannot be told",
+                        clean_text(&api.id),
+                        clean_text(&api.kind)
+                    ),
+                };
+            }
+            // Only listed (in `export` comments): the API's text, made safe to print.
             None => others.push(OtherIntegration {
-                id: api.id.clone(),
-                kind: api.kind.clone(),
+                id: clean_text(&api.id),
+                kind: clean_text(&api.kind),
             }),
         }
     }
@@ -104,5 +118,42 @@ pub async fn fetch(
     LiveState {
         projects: states,
         organization,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn api(value: serde_json::Value) -> ApiIntegration {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_bitbucket_like_type_bbsync_does_not_know_makes_the_state_unknown() {
+        let github = api(json!({"id": "g1", "type": "github"}));
+        for kind in [
+            "Bitbucket",
+            "bitbucket_datacenter",
+            "BITBUCKET_SERVER",
+            "bitbucketcloud",
+        ] {
+            let odd = api(json!({"id": "b1", "type": kind, "repository": "a/b"}));
+            match project_live(&[github.clone(), odd]) {
+                ProjectLive::Unknown { error } => {
+                    assert!(
+                        error.contains(&format!("`b1` has the type `{kind}`")),
+                        "{error}"
+                    );
+                }
+                known => panic!("{kind}: {known:?}"),
+            }
+        }
+        assert!(matches!(
+            project_live(&[github, api(json!({"id": "w1", "type": "bit"}))]),
+            ProjectLive::Known { managed, others } if managed.is_empty() && others.len() == 2
+        ));
     }
 }

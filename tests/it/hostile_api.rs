@@ -343,3 +343,38 @@ fn an_api_that_echoes_the_create_body_never_shows_the_secret_it_was_sent() {
         );
     }
 }
+
+#[test]
+fn a_bitbucket_like_type_bbsync_does_not_know_is_an_error_not_a_create() {
+    let api = Api::start(
+        json!({"projects": [
+            {"id": "p1", "integrations": [{"type": "Bitbucket", "repository": "acme/web"}]},
+            {"id": "p2", "integrations": [{"type": "bitbucket_datacenter", "repository": "acme/dc"}]},
+        ]}),
+        Faults::default(),
+    );
+    let creds =
+        "      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n";
+    let dir = dir_with(&format!(
+        "version: 1\nprojects:\n  p1:\n    bitbucket:\n      repository: acme/web\n{creds}  p2:\n    bitbucket:\n      repository: acme/dc\n{creds}"
+    ));
+    let out = api.run(dir.path(), &["plan", "--format", "json"]).run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], 0, "{plan:#}");
+    assert_eq!(plan["summary"]["errors"], 2, "{plan:#}");
+    for (project, kind) in [("p1", "Bitbucket"), ("p2", "bitbucket_datacenter")] {
+        let action = plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["project"] == project)
+            .unwrap();
+        assert_eq!(action["action"], "error");
+        let reason = action["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("type `{kind}`")), "{reason}");
+    }
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(apply.code, 1, "{apply:#?}");
+    assert_eq!(api.writes(), 0, "nothing created");
+}
