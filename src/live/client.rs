@@ -249,6 +249,56 @@ impl Client {
         path
     }
 
+    /// Where a write to integration `id` of `project` goes: its link `href` (rebased), or the
+    /// spec path `/projects/{project}/integrations/{id}` without one. Refused unless the ID is
+    /// an integration ID ([`IntegrationId::is_valid`]) and the link stays on that integration's
+    /// path: exactly it, or with `sub_paths` below it (`#edit` and `#validate` links, as
+    /// platformsh-api.md §1.4 lists them, name the integration or a path under it), with no
+    /// query. Inferred: the API's links always do; one that does not would send the write to
+    /// another integration (`../`), another project or another kind of integration.
+    pub(crate) fn write_target(
+        &self,
+        method: &str,
+        project: &ProjectId,
+        id: &IntegrationId,
+        href: Option<&str>,
+        sub_paths: bool,
+    ) -> Result<Url, ApiError> {
+        let refuse = |reason: String| ApiError::Refused {
+            method: method.to_owned(),
+            reason: shown(&clean_text(&reason)),
+        };
+        if !id.is_valid() || !crate::model::ids::is_project_id(project.as_str()) {
+            return Err(refuse(format!(
+                "`{id}` of project `{project}` is not an integration ID (lowercase letters and digits)"
+            )));
+        }
+        let expected = format!("/projects/{project}/integrations/{id}");
+        let Some(href) = href else {
+            return Ok(self.url(&expected));
+        };
+        let url = self.rebase(href);
+        let path = self.api_path(&url);
+        let below = path
+            .strip_prefix(expected.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| {
+                sub_paths
+                    && rest.split('/').all(|segment| {
+                        !segment.is_empty()
+                            && segment
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            });
+        if (path != expected && !below) || url.query().is_some() {
+            return Err(refuse(format!(
+                "its link `{href}` is not integration `{id}` of project `{project}` (`{expected}`)"
+            )));
+        }
+        Ok(url)
+    }
+
     async fn access_token(&self, force: bool) -> Result<Secret, ApiError> {
         let mut cached = self.inner.access.lock().await;
         if !force
@@ -649,10 +699,7 @@ impl Client {
         edit_href: Option<&str>,
         body: &Value,
     ) -> Result<Written, ApiError> {
-        let url = match edit_href {
-            Some(href) => self.rebase(href),
-            None => self.url(&format!("/projects/{project}/integrations/{id}")),
-        };
+        let url = self.write_target("PATCH", project, id, edit_href, true)?;
         let answer = self
             .send(Method::PATCH, url, Some(body), Retry::Idempotent)
             .await?;
@@ -666,10 +713,7 @@ impl Client {
         id: &IntegrationId,
         self_href: Option<&str>,
     ) -> Result<Written, ApiError> {
-        let url = match self_href {
-            Some(href) => self.rebase(href),
-            None => self.url(&format!("/projects/{project}/integrations/{id}")),
-        };
+        let url = self.write_target("DELETE", project, id, self_href, false)?;
         match self
             .send(Method::DELETE, url, None, Retry::Idempotent)
             .await
@@ -943,6 +987,63 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::{MAX_TOKEN_LIFETIME, parse_retry_after, token_deadline};
+
+    #[test]
+    fn writes_go_only_to_the_integration_they_are_meant_for() {
+        use crate::model::ids::{IntegrationId, ProjectId};
+        use crate::model::secret::Secret;
+        for api in ["http://127.0.0.1:8787", "http://127.0.0.1:8787/api"] {
+            let client = super::Client::new(super::ClientConfig::new(
+                api,
+                "http://127.0.0.1:8787",
+                Secret::new("t"),
+            ))
+            .unwrap();
+            let (p1, i1) = (ProjectId::new("p1"), IntegrationId::new("i1"));
+            let target = |href: Option<&str>, sub_paths: bool| {
+                client
+                    .write_target("DELETE", &p1, &i1, href, sub_paths)
+                    .map(|url| client.api_path(&url).to_owned())
+            };
+            let own = "https://eu-3.platform.sh/api/projects/p1/integrations/i1";
+            assert_eq!(
+                target(Some(own), false).unwrap(),
+                "/projects/p1/integrations/i1"
+            );
+            assert_eq!(target(None, false).unwrap(), "/projects/p1/integrations/i1");
+            assert_eq!(
+                target(Some("/projects/p1/integrations/i1"), false).unwrap(),
+                "/projects/p1/integrations/i1"
+            );
+            assert!(target(Some(&format!("{own}/validate")), true).is_ok());
+            assert!(target(Some(&format!("{own}/validate")), false).is_err());
+            for hostile in [
+                "https://eu-3.platform.sh/api/projects/p2/integrations/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/../gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/%2e%2e/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/x%2F..%2Fgh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1?id=gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i10",
+                "https://eu-3.platform.sh/api/projects/p1",
+                "",
+            ] {
+                let refused = target(Some(hostile), true).unwrap_err().to_string();
+                assert!(
+                    refused.starts_with("DELETE refused, nothing was sent:"),
+                    "{hostile}: {refused}"
+                );
+            }
+            for id in ["../../p2/integrations/gh1", "a/b", "I1"] {
+                let refused = client
+                    .write_target("PATCH", &p1, &IntegrationId::new(id), None, true)
+                    .unwrap_err()
+                    .to_string();
+                assert!(refused.contains("is not an integration ID"), "{refused}");
+            }
+        }
+    }
 
     #[test]
     fn token_lifetimes_are_capped_and_never_overflow() {

@@ -59,6 +59,15 @@ pub enum ApiError {
         /// What was wrong with it (may quote the API: [`clean_text`]).
         reason: String,
     },
+    /// A write bbsync would not send: its target is not the integration it is meant for (a link
+    /// or an ID from the API, or a plan file, pointing elsewhere).
+    #[error("{method} refused, nothing was sent: {reason}")]
+    Refused {
+        /// The HTTP method it would have used.
+        method: String,
+        /// Why ([`clean_text`]: it may quote a link).
+        reason: String,
+    },
     /// A URL is not acceptable (for example `http://` to a non-loopback host).
     #[error("{0}")]
     Config(String),
@@ -108,7 +117,9 @@ impl ApiError {
                 scrub(message);
                 details.iter_mut().for_each(scrub);
             }
-            ApiError::Shape { reason, .. } | ApiError::Transport { reason, .. } => scrub(reason),
+            ApiError::Shape { reason, .. }
+            | ApiError::Transport { reason, .. }
+            | ApiError::Refused { reason, .. } => scrub(reason),
             ApiError::Config(text) => scrub(text),
             ApiError::TooLarge { .. } => {}
         }
@@ -194,9 +205,9 @@ fn is_bidi_control(c: char) -> bool {
 /// A size for people: `16 MiB`, `1 KiB`, or bytes.
 fn size(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= 1024 && bytes % 1024 == 0 {
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} bytes")

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::StreamExt as _;
 
 use super::client::Client;
-use super::error::clean_text;
+use super::error::{clean_text, shown};
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::live::{
     LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
@@ -49,6 +49,17 @@ pub fn project_live(list: &[ApiIntegration]) -> ProjectLive {
     let mut others = Vec::new();
     for api in list {
         match live_integration(api) {
+            // Its ID goes into the path of every write to it: anything but an integration ID
+            // (`../`, `/`) could send a write elsewhere.
+            Some(live) if !live.id.is_valid() => {
+                return ProjectLive::Unknown {
+                    error: format!(
+                        "its `{}` integration has the ID `{}`, which is not an integration ID (lowercase letters and digits): bbsync does not write to it",
+                        live.kind,
+                        shown(&clean_text(&api.id))
+                    ),
+                };
+            }
             Some(live) => managed.push(live),
             None if IntegrationType::is_bitbucket_family(&api.kind) => {
                 return ProjectLive::Unknown {
@@ -67,6 +78,39 @@ pub fn project_live(list: &[ApiIntegration]) -> ProjectLive {
         }
     }
     ProjectLive::Known { managed, others }
+}
+
+/// The state of `project` from its listed integrations ([`project_live`]), with every link of
+/// its Bitbucket integrations checked: one that leaves the integration's own path (to another
+/// integration, another project) makes the state unknown, naming it, so no write is ever
+/// planned to it ([`Client::write_target`]).
+pub(crate) fn project_state(
+    client: &Client,
+    project: &ProjectId,
+    list: &[ApiIntegration],
+) -> ProjectLive {
+    let state = project_live(list);
+    if let ProjectLive::Known { managed, .. } = &state {
+        for live in managed {
+            let links = [
+                ("DELETE", live.links.self_href.as_deref(), false),
+                ("PATCH", live.links.edit.as_deref(), true),
+                ("POST", live.links.validate.as_deref(), true),
+            ];
+            for (method, href, sub_paths) in links {
+                if href.is_none() {
+                    continue;
+                }
+                if let Err(error) = client.write_target(method, project, &live.id, href, sub_paths)
+                {
+                    return ProjectLive::Unknown {
+                        error: format!("its `{}` integration `{}`: {error}", live.kind, live.id),
+                    };
+                }
+            }
+        }
+    }
+    state
 }
 
 /// Reads the live state of `projects`, and with `organization` (for pruning) the list of its
@@ -102,7 +146,7 @@ pub async fn fetch(
     let mut states = BTreeMap::new();
     let mut reads = futures_util::stream::iter(wanted.into_iter().map(|id| async move {
         let state = match client.list_integrations(&id).await {
-            Ok(list) => project_live(&list),
+            Ok(list) => project_state(client, &id, &list),
             Err(error) => ProjectLive::Unknown {
                 error: super::chain(&error),
             },
@@ -152,8 +196,24 @@ mod tests {
             }
         }
         assert!(matches!(
-            project_live(&[github, api(json!({"id": "w1", "type": "bit"}))]),
+            project_live(&[github.clone(), api(json!({"id": "w1", "type": "bit"}))]),
             ProjectLive::Known { managed, others } if managed.is_empty() && others.len() == 2
         ));
+    }
+
+    #[test]
+    fn an_integration_id_that_is_not_one_makes_the_state_unknown() {
+        for id in ["../../../p2/integrations/gh1", "a/b", "A1", "x-y", ""] {
+            let odd = api(json!({"id": id, "type": "bitbucket", "repository": "a/b"}));
+            match project_live(&[odd]) {
+                ProjectLive::Unknown { error } => {
+                    assert!(error.contains("is not an integration ID"), "{error}");
+                }
+                known => panic!("{id}: {known:?}"),
+            }
+        }
+        // Other types are never written to: their IDs are only listed.
+        let other = api(json!({"id": "Web-Hook_1", "type": "webhook"}));
+        assert!(matches!(project_live(&[other]), ProjectLive::Known { .. }));
     }
 }

@@ -378,3 +378,123 @@ fn a_bitbucket_like_type_bbsync_does_not_know_is_an_error_not_a_create() {
     assert_eq!(apply.code, 1, "{apply:#?}");
     assert_eq!(api.writes(), 0, "nothing created");
 }
+
+/// p1 has a Bitbucket integration to delete (`absent: true`); p2 a GitHub integration `gh1`
+/// that bbsync must never touch.
+fn two_projects() -> serde_json::Value {
+    json!({"projects": [
+        {"id": "p1", "integrations": [{"id": "bb1", "type": "bitbucket", "repository": "acme/web"}]},
+        {"id": "p2", "integrations": [{"id": "gh1", "type": "github", "repository": "acme/gh"}]},
+    ]})
+}
+
+const DELETE_P1: &str = "version: 1\nprojects:\n  p1:\n    absent: true\n";
+
+fn github_survives(api: &Api) {
+    let world = api.sandbox.world();
+    let kinds: Vec<&str> = world.projects["p2"]
+        .integrations
+        .iter()
+        .map(|i| i.kind())
+        .collect();
+    assert_eq!(kinds, ["github"], "p2's GitHub integration was touched");
+    assert!(
+        world.writes.iter().all(|w| !w.path.contains("/p2/")),
+        "{:?}",
+        world.writes
+    );
+}
+
+#[test]
+fn a_plan_file_edited_to_aim_a_delete_elsewhere_deletes_only_what_was_planned() {
+    // The attack: only `before.links.self_href` is edited (the fingerprint is left as it was);
+    // or only `before.id`, with the links removed so that the spec path is built from it.
+    let edits: [fn(&mut serde_json::Value); 2] = [
+        |before| {
+            before["links"]["self_href"] =
+                json!("https://eu-3.platform.sh/api/projects/p2/integrations/gh1");
+        },
+        |before| {
+            before["id"] = json!("../../p2/integrations/gh1");
+            before["links"] = json!({});
+        },
+    ];
+    for edit in edits {
+        let api = Api::start(two_projects(), Faults::default());
+        let dir = dir_with(DELETE_P1);
+        let out = api.run(dir.path(), &["plan", "--out", "plan.json"]).run();
+        assert_eq!(out.code, 0, "{out:#?}");
+        let path = dir.path().join("plan.json");
+        let mut plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut plan["actions"][0]["before"]);
+        std::fs::write(&path, plan.to_string()).unwrap();
+        let out = api.run(dir.path(), &["apply", "plan.json"]).run();
+        assert_eq!(out.code, 0, "{out:#?}");
+        assert!(
+            out.stdout.contains("deleted   p1 (integration bb1)"),
+            "{out:#?}"
+        );
+        assert!(api.managed("p1").is_empty(), "the planned delete was made");
+        github_survives(&api);
+        let writes: Vec<String> = api
+            .sandbox
+            .world()
+            .writes
+            .iter()
+            .map(|w| format!("{} {}", w.method, w.path))
+            .collect();
+        assert_eq!(writes, ["DELETE /projects/p1/integrations/bb1"]);
+    }
+}
+
+#[test]
+fn an_api_link_that_points_at_another_project_is_an_error_and_never_followed() {
+    let api = Api::start(two_projects(), Faults::default());
+    // The API lists p1's Bitbucket integration with links to p2's GitHub integration.
+    let mut hostile = bitbucket("bb1", "p1", "acme/web");
+    let elsewhere = "https://eu-3.platform.sh/api/projects/p2/integrations/gh1";
+    hostile["_links"] = json!({"self": {"href": elsewhere}, "#edit": {"href": elsewhere}});
+    api.sandbox.world().hostile.canned.push(canned(
+        "GET",
+        "/projects/p1/integrations",
+        200,
+        CannedBody::Json(json!([hostile])),
+    ));
+    let dir = dir_with(DELETE_P1);
+    let plan = api.run(dir.path(), &["plan", "--format", "json"]).run();
+    assert_eq!(plan.code, 1, "{plan:#?}");
+    let parsed: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(parsed["actions"][0]["action"], "error", "{parsed:#}");
+    let reason = parsed["actions"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("is not integration `bb1` of project `p1`"),
+        "{reason}"
+    );
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(apply.code, 1, "{apply:#?}");
+    assert_eq!(api.writes(), 0, "nothing written");
+    github_survives(&api);
+}
+
+#[test]
+fn an_api_integration_id_with_dot_dot_is_an_error_and_never_written_to() {
+    // A Bitbucket integration whose ID climbs out of its path: its links (built from the ID)
+    // and the spec path both lead to p2's GitHub integration.
+    let api = Api::start(
+        json!({"projects": [
+            {"id": "p1", "integrations": [{"id": "x/../../../p2/integrations/gh1", "type": "bitbucket", "repository": "acme/web"}]},
+            {"id": "p2", "integrations": [{"id": "gh1", "type": "github", "repository": "acme/gh"}]},
+        ]}),
+        Faults::default(),
+    );
+    let dir = dir_with(DELETE_P1);
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(apply.code, 1, "{apply:#?}");
+    assert!(
+        apply.stdout.contains("is not an integration ID"),
+        "{apply:#?}"
+    );
+    assert_eq!(api.writes(), 0, "nothing written");
+    github_survives(&api);
+}
