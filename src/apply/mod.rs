@@ -72,6 +72,9 @@ pub struct ApplyOptions {
 pub enum Outcome {
     /// It failed.
     Failed,
+    /// A create whose outcome is unknown: it may have been made (it failed; the next plan will
+    /// tell). Never sent twice in one run.
+    Unknown,
     /// A guard refused it (protect).
     Blocked,
     /// Not attempted (unknown live state, interrupted).
@@ -93,6 +96,7 @@ impl Outcome {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
             Outcome::Blocked => "blocked",
             Outcome::Skipped => "skipped",
             Outcome::Deleted => "deleted",
@@ -160,6 +164,7 @@ impl Report {
     /// Whether anything failed (an action, or a plan-level error).
     pub(crate) fn failed(&self) -> bool {
         self.count(Outcome::Failed) > 0
+            || self.count(Outcome::Unknown) > 0
             || !self.errors.is_empty()
             || self.interrupted
             || self.count(Outcome::Skipped) > 0
@@ -289,7 +294,24 @@ async fn run(client: &Client, action: &Action, env: &Env, options: &ApplyOptions
             }
             r
         }
-        Err(error) => report(action, Outcome::Failed, Some(crate::live::chain(&error))),
+        Err(error) => {
+            let outcome = if error.is_create_unknown() {
+                Outcome::Unknown
+            } else {
+                Outcome::Failed
+            };
+            report(action, outcome, Some(crate::live::chain(&error)))
+        }
+    }
+}
+
+impl ApplyError {
+    /// A create whose outcome is unknown (it may have been made).
+    fn is_create_unknown(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Api(crate::live::ApiError::CreateUnknown { .. })
+        )
     }
 }
 

@@ -1,9 +1,11 @@
 //! The Platform.sh API client: token exchange, retries, concurrency limits, link rebasing.
 //!
-//! What is retried: every request on 429 (the API did not process it; `Retry-After` is
-//! honoured) and on a refused connection (nothing was sent); GET, PATCH and DELETE also on 502,
-//! 503, 504, timeouts and resets. A POST whose outcome is unclear is never retried blindly: the
-//! caller re-lists and looks for what it tried to create ([`Client::create_integration`]).
+//! What is retried: every request on 429 and 503 (the server did not handle it: RFC 9110
+//! §15.5.30, §15.6.4; `Retry-After` is honoured) and on a refused connection (nothing was sent);
+//! GET, PATCH and DELETE also on 502, 504, timeouts and resets. A POST whose outcome is unclear
+//! (a 500, 502 or 504, a timeout, a reset, an answer cut short) is never sent again in the same
+//! run: the client looks for what it tried to create, and otherwise reports the outcome unknown
+//! ([`Client::create_integration`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +56,9 @@ pub struct ClientConfig {
     pub activity_timeout: Duration,
     /// The largest answer body read, in bytes ([`MAX_BODY`] unless changed).
     pub max_body: usize,
+    /// How long after a create whose outcome is unclear the project is listed a second time,
+    /// if the first look found nothing (2 s).
+    pub create_recheck: Duration,
 }
 
 /// The largest answer body bbsync reads: 16 MiB. A longer one is an error, and it is never
@@ -80,6 +85,7 @@ impl ClientConfig {
             activity_poll: Duration::from_secs(1),
             activity_timeout: Duration::from_secs(600),
             max_body: MAX_BODY,
+            create_recheck: Duration::from_secs(2),
         }
     }
 }
@@ -156,7 +162,7 @@ struct Inner {
 enum Retry {
     /// GET, PATCH, DELETE: retried on transient failures.
     Idempotent,
-    /// POST: retried only where the API surely did nothing (429, connection refused).
+    /// POST: retried only where the API surely did nothing (429, 503, connection refused).
     Unsafe,
 }
 
@@ -530,8 +536,11 @@ impl Client {
                         ),
                     });
                 }
-                (Some(429), _) if can_retry => self.retry_wait(attempt, wait).await,
-                (Some(502..=504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
+                // 429 and 503 say the request was not handled (RFC 9110 §15.5.30 via RFC
+                // 6585 §4, §15.6.4): safe to send again, a POST too. The sandbox's are never
+                // handled; the API documents neither (platformsh-api.md §3.3): inferred.
+                (Some(429 | 503), _) if can_retry => self.retry_wait(attempt, wait).await,
+                (Some(502 | 504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
                     self.retry_wait(attempt, wait).await;
                 }
                 (Some(status @ 200..=299), Ok(bytes)) => {
@@ -656,9 +665,12 @@ impl Client {
         Ok(integrations)
     }
 
-    /// Creates an integration. When the answer is lost, re-lists the project and takes an
-    /// integration for which `is_ours` holds as created; only when there is none is the POST
-    /// sent again (at most three times in all).
+    /// Creates an integration, sending the POST once. When its outcome is unclear (the answer
+    /// was lost, or was a 500, 502 or 504), it is never sent again: the project is listed at
+    /// once and, if that finds nothing, once more after [`ClientConfig::create_recheck`]; an
+    /// integration for which `is_ours` holds is taken as created. Otherwise the outcome is
+    /// [`ApiError::CreateUnknown`]: the create may still commit (inferred: a slow commit, or a
+    /// 5xx after the work was done), and the next plan will tell.
     pub async fn create_integration(
         &self,
         project: &ProjectId,
@@ -666,29 +678,40 @@ impl Client {
         is_ours: &(dyn Fn(&ApiIntegration) -> bool + Sync),
     ) -> Result<Written, ApiError> {
         let url = self.url(&format!("/projects/{project}/integrations"));
-        let mut last = None;
-        for _ in 0..3 {
-            match self
-                .send(Method::POST, url.clone(), Some(body), Retry::Unsafe)
-                .await
-            {
-                Ok(answer) => return Ok(written(answer)),
-                Err(error) if error.is_unclear() => {
-                    tracing::info!(%project, %error, "the create's outcome is unclear; re-listing");
-                    let existing = self.list_integrations(project).await?;
-                    if let Some(found) = existing.into_iter().find(|i| is_ours(i)) {
+        let error = match self
+            .send(Method::POST, url.clone(), Some(body), Retry::Unsafe)
+            .await
+        {
+            Ok(answer) => return Ok(written(answer)),
+            Err(error) if error.is_unclear() => error,
+            Err(error) => return Err(error),
+        };
+        tracing::info!(%project, %error, "the create's outcome is unclear; looking for it");
+        let mut looked = None;
+        for wait in [Duration::ZERO, self.inner.config.create_recheck] {
+            tokio::time::sleep(wait).await;
+            match self.list_integrations(project).await {
+                Ok(list) => {
+                    if let Some(found) = list.into_iter().find(|i| is_ours(i)) {
                         return Ok(Written {
                             entity: Some(found),
                             activities: Vec::new(),
                             recovered: true,
                         });
                     }
-                    last = Some(error);
+                    looked = None;
                 }
-                Err(error) => return Err(error),
+                Err(failed) => looked = Some(failed),
             }
         }
-        Err(last.expect("the loop ran"))
+        Err(ApiError::CreateUnknown {
+            call: Call {
+                method: "POST".to_owned(),
+                path: url.path().to_owned(),
+            },
+            looked: looked.is_none(),
+            cause: Box::new(error),
+        })
     }
 
     /// Updates an integration with a partial body (PATCH to its `#edit` link when known).

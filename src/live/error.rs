@@ -59,6 +59,21 @@ pub enum ApiError {
         /// What was wrong with it (may quote the API: [`clean_text`]).
         reason: String,
     },
+    /// A create whose outcome is unknown: its answer was lost (or was a 5xx that may follow the
+    /// work), and looking for the integration did not find it. It is not sent again.
+    #[error(
+        "{call}: the outcome is unknown: the integration may have been created, but {}; it is not sent again in this run, and the next plan will tell",
+        if *looked { "looking for it twice did not find it" } else { "the project could not be listed to look for it" }
+    )]
+    CreateUnknown {
+        /// `POST path`.
+        call: Call,
+        /// The project was listed (and the integration not found); else listing failed.
+        looked: bool,
+        /// What made the outcome unclear.
+        #[source]
+        cause: Box<ApiError>,
+    },
     /// A write bbsync would not send: its target is not the integration it is meant for (a link
     /// or an ID from the API, or a plan file, pointing elsewhere).
     #[error("{method} refused, nothing was sent: {reason}")]
@@ -100,7 +115,10 @@ impl ApiError {
     pub(crate) fn is_unclear(&self) -> bool {
         match self {
             ApiError::Transport { unclear, .. } | ApiError::TooLarge { unclear, .. } => *unclear,
-            ApiError::Status { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            // A 503 says the request was not handled (RFC 9110 §15.6.4); the others may follow
+            // work done.
+            ApiError::Status { status, .. } => matches!(status, 500 | 502 | 504),
+            ApiError::CreateUnknown { .. } => true,
             _ => false,
         }
     }
@@ -121,6 +139,7 @@ impl ApiError {
             | ApiError::Transport { reason, .. }
             | ApiError::Refused { reason, .. } => scrub(reason),
             ApiError::Config(text) => scrub(text),
+            ApiError::CreateUnknown { cause, .. } => cause.redact(secret),
             ApiError::TooLarge { .. } => {}
         }
     }

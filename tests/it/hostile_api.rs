@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bbsync::live::Client;
 use bbsync::model::ids::ProjectId;
-use bbsync::sandbox::{Canned, CannedBody, Faults, Sandbox};
+use bbsync::sandbox::{Canned, CannedBody, Faults, LateCommit, Sandbox};
 use serde_json::json;
 
 use crate::live::{client_for, sandbox};
@@ -497,4 +497,109 @@ fn an_api_integration_id_with_dot_dot_is_an_error_and_never_written_to() {
     );
     assert_eq!(api.writes(), 0, "nothing written");
     github_survives(&api);
+}
+
+fn posts(sb: &Sandbox) -> usize {
+    sb.world()
+        .writes
+        .iter()
+        .filter(|w| w.method == "POST")
+        .count()
+}
+
+fn cloud_create() -> serde_json::Value {
+    json!({"type": "bitbucket", "repository": "acme/web",
+           "app_credentials": {"key": "consumer-key", "secret": "s3cr3t"}})
+}
+
+fn is_ours(i: &bbsync::wire::ApiIntegration) -> bool {
+    i.kind == "bitbucket" && i.fields.get("repository") == Some(&json!("acme/web"))
+}
+
+fn client_rechecking_after(sb: &Sandbox, recheck: Duration) -> Client {
+    let mut config = bbsync::live::ClientConfig::new(
+        sb.url(),
+        sb.url(),
+        bbsync::model::secret::Secret::new(sb.token()),
+    );
+    config.backoff = Duration::from_millis(5);
+    config.timeout = Duration::from_secs(5);
+    config.create_recheck = recheck;
+    Client::new(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_that_commits_after_the_first_look_is_found_by_the_second() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    sb.world().hostile.late_commit = Some(LateCommit {
+        after: Duration::from_millis(300),
+        status: None,
+    });
+    let client = client_rechecking_after(&sb, Duration::from_secs(1));
+    let written = client
+        .create_integration(&pid("p1"), &cloud_create(), &is_ours)
+        .await
+        .unwrap();
+    assert!(written.recovered, "found by looking again");
+    assert_eq!(posts(&sb), 1, "posted once");
+    assert_eq!(sb.world().managed("p1").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_whose_create_commits_late_is_unknown_and_never_sent_again() {
+    let sb = sandbox(json!({"projects": [{"id": "p1"}]}), Faults::default()).await;
+    sb.world().hostile.late_commit = Some(LateCommit {
+        after: Duration::from_millis(800),
+        status: Some(500),
+    });
+    let client = client_rechecking_after(&sb, Duration::from_millis(100));
+    let error = client
+        .create_integration(&pid("p1"), &cloud_create(), &is_ours)
+        .await
+        .unwrap_err();
+    let text = bbsync::live::chain(&error);
+    assert!(
+        text.starts_with("POST /projects/p1/integrations: the outcome is unknown: the integration may have been created"),
+        "{text}"
+    );
+    assert!(text.contains("the next plan will tell"), "{text}");
+    assert!(text.contains("HTTP 500"), "the cause is kept: {text}");
+    assert_eq!(posts(&sb), 1, "never sent again");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(sb.world().managed("p1").len(), 1, "it did commit, once");
+    assert_eq!(posts(&sb), 1);
+}
+
+#[test]
+fn apply_reports_a_late_create_unknown_and_the_next_plan_finds_it() {
+    let api = Api::start(json!({"projects": [{"id": "p1"}]}), Faults::default());
+    // Commits after both looks (at once, and 2 s later).
+    api.sandbox.world().hostile.late_commit = Some(LateCommit {
+        after: Duration::from_secs(3),
+        status: None,
+    });
+    let dir = dir_with(
+        "version: 1\nprojects:\n  p1:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n",
+    );
+    let started = std::time::Instant::now();
+    let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.contains("unknown   p1"), "{out:#?}");
+    assert!(
+        out.stdout.contains("may have been created") && out.stdout.contains("next plan will tell"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        posts(&api.sandbox),
+        1,
+        "one POST, however the answer was lost"
+    );
+    api.sandbox.world().hostile.late_commit = None;
+    std::thread::sleep(
+        Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(300),
+    );
+    let plan = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(plan.code, 0, "{plan:#?}");
+    assert_eq!(api.managed("p1").len(), 1);
+    assert_eq!(posts(&api.sandbox), 1, "no duplicate create");
 }
