@@ -72,6 +72,9 @@ pub struct ApplyOptions {
 pub enum Outcome {
     /// It failed.
     Failed,
+    /// A create whose outcome is unknown: it may have been made (it failed; the next plan will
+    /// tell). Never sent twice in one run.
+    Unknown,
     /// A guard refused it (protect).
     Blocked,
     /// Not attempted (unknown live state, interrupted).
@@ -93,6 +96,7 @@ impl Outcome {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
             Outcome::Blocked => "blocked",
             Outcome::Skipped => "skipped",
             Outcome::Deleted => "deleted",
@@ -160,6 +164,7 @@ impl Report {
     /// Whether anything failed (an action, or a plan-level error).
     pub(crate) fn failed(&self) -> bool {
         self.count(Outcome::Failed) > 0
+            || self.count(Outcome::Unknown) > 0
             || !self.errors.is_empty()
             || self.interrupted
             || self.count(Outcome::Skipped) > 0
@@ -289,7 +294,24 @@ async fn run(client: &Client, action: &Action, env: &Env, options: &ApplyOptions
             }
             r
         }
-        Err(error) => report(action, Outcome::Failed, Some(crate::live::chain(&error))),
+        Err(error) => {
+            let outcome = if error.is_create_unknown() {
+                Outcome::Unknown
+            } else {
+                Outcome::Failed
+            };
+            report(action, outcome, Some(crate::live::chain(&error)))
+        }
+    }
+}
+
+impl ApplyError {
+    /// A create whose outcome is unknown (it may have been made).
+    fn is_create_unknown(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Api(crate::live::ApiError::CreateUnknown { .. })
+        )
     }
 }
 
@@ -323,7 +345,7 @@ async fn finish(
             .entity
             .as_ref()
             .and_then(|e| e.links.href("#hook"))
-            .map(str::to_owned)
+            .map(crate::live::clean_text)
     } else {
         None
     };
@@ -337,11 +359,13 @@ async fn finish(
 
 fn activity_report(activity: &Activity) -> ActivityReport {
     let failed = activity.result.as_deref() == Some("failure");
+    // The API's text, made safe to print (no terminal control sequences).
+    let clean = crate::live::clean_text;
     ActivityReport {
-        kind: activity.kind.clone(),
-        state: activity.state.clone(),
-        result: activity.result.clone(),
-        log: failed.then(|| excerpt(activity.log.as_deref().unwrap_or(""))),
+        kind: clean(&activity.kind),
+        state: clean(&activity.state),
+        result: activity.result.as_deref().map(clean),
+        log: failed.then(|| clean(&excerpt(activity.log.as_deref().unwrap_or("")))),
     }
 }
 
@@ -422,10 +446,30 @@ async fn create(
     })?;
     let (fields, secret) = resolve(after, env)?;
     let request = body::create(after.kind, &fields, (after.secret.field, &secret));
+    // An API may echo the body it was sent: the secret never reaches a message.
     let written = client
         .create_integration(&action.project, &request, &is_ours(after.kind, &fields))
-        .await?;
-    finish(client, &action.project, written, options).await
+        .await
+        .map_err(|e| e.redacted(secret.expose()))?;
+    let done = finish(client, &action.project, written, options).await;
+    redact_done(done, secret.expose())
+}
+
+/// A finished write's result with `secret` redacted from the API's text in it (its error, its
+/// activity logs): the write sent it, and an API may echo it.
+fn redact_done(done: Result<Done, ApplyError>, secret: &str) -> Result<Done, ApplyError> {
+    match done {
+        Ok(mut done) => {
+            for activity in &mut done.activities {
+                if let Some(log) = &mut activity.log {
+                    *log = crate::live::redact(log, secret);
+                }
+            }
+            Ok(done)
+        }
+        Err(ApplyError::Follow(error)) => Err(ApplyError::Follow(error.redacted(secret))),
+        Err(other) => Err(other),
+    }
 }
 
 async fn update(
@@ -451,6 +495,7 @@ async fn update(
     let credentials = secret.as_ref().map(|s| (after.secret.field, s));
     let request = body::patch(&action.changes(), &fields, credentials)
         .map_err(|e| ApplyError::Body(e.to_string()))?;
+    let sent = secret.as_ref().map_or("", |s| s.expose());
     let written = client
         .update_integration(
             &action.project,
@@ -458,8 +503,10 @@ async fn update(
             before.links.edit.as_deref(),
             &request,
         )
-        .await?;
-    finish(client, &action.project, written, options).await
+        .await
+        .map_err(|e| e.redacted(sent))?;
+    let done = finish(client, &action.project, written, options).await;
+    redact_done(done, sent)
 }
 
 async fn delete(

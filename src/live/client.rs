@@ -1,9 +1,11 @@
 //! The Platform.sh API client: token exchange, retries, concurrency limits, link rebasing.
 //!
-//! What is retried: every request on 429 (the API did not process it; `Retry-After` is
-//! honoured) and on a refused connection (nothing was sent); GET, PATCH and DELETE also on 502,
-//! 503, 504, timeouts and resets. A POST whose outcome is unclear is never retried blindly: the
-//! caller re-lists and looks for what it tried to create ([`Client::create_integration`]).
+//! What is retried: every request on 429 and 503 (the server did not handle it: RFC 9110
+//! §15.5.30, §15.6.4; `Retry-After` is honoured) and on a refused connection (nothing was sent);
+//! GET, PATCH and DELETE also on 502, 504, timeouts and resets. A POST whose outcome is unclear
+//! (a 500, 502 or 504, a timeout, a reset, an answer cut short) is never sent again in the same
+//! run: the client looks for what it tried to create, and otherwise reports the outcome unknown
+//! ([`Client::create_integration`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,12 +17,12 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use super::error::{ApiError, Call, describe};
+use super::error::{ApiError, Call, clean_text, describe, shown};
 use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::secret::Secret;
 use crate::wire::{
-    Accepted, Activity, ApiIntegration, OrganizationProject, ProjectPage, TokenResponse,
+    Accepted, Activity, ApiIntegration, Links, OrganizationProject, ProjectPage, TokenResponse,
 };
 
 /// How to reach and talk to the API.
@@ -52,7 +54,18 @@ pub struct ClientConfig {
     pub activity_poll: Duration,
     /// Time to wait for activities before giving up on them.
     pub activity_timeout: Duration,
+    /// The largest answer body read, in bytes ([`MAX_BODY`] unless changed).
+    pub max_body: usize,
+    /// How long after a create whose outcome is unclear the project is listed a second time,
+    /// if the first look found nothing (2 s).
+    pub create_recheck: Duration,
 }
+
+/// The largest answer body bbsync reads: 16 MiB. A longer one is an error, and it is never
+/// buffered whole (read chunk by chunk, and refused at once when `Content-Length` says so).
+/// Inferred: the API's largest answers (an integrations list, a page of 100 projects) are some
+/// hundred KiB; nothing the API documents comes near.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl ClientConfig {
     /// Defaults for `api_url`, `auth_url` and `token`.
@@ -71,6 +84,8 @@ impl ClientConfig {
             max_backoff: Duration::from_secs(30),
             activity_poll: Duration::from_secs(1),
             activity_timeout: Duration::from_secs(600),
+            max_body: MAX_BODY,
+            create_recheck: Duration::from_secs(2),
         }
     }
 }
@@ -137,6 +152,8 @@ struct Inner {
     api: Url,
     token_url: Url,
     access: Mutex<Option<(Secret, Instant)>>,
+    /// The last access tokens issued, redacted from the API's text in errors.
+    issued: std::sync::Mutex<std::collections::VecDeque<Secret>>,
     permits: Semaphore,
     pacer: Option<Mutex<Instant>>,
     stats: Arc<Stats>,
@@ -145,7 +162,7 @@ struct Inner {
 enum Retry {
     /// GET, PATCH, DELETE: retried on transient failures.
     Idempotent,
-    /// POST: retried only where the API surely did nothing (429, connection refused).
+    /// POST: retried only where the API surely did nothing (429, 503, connection refused).
     Unsafe,
 }
 
@@ -184,6 +201,7 @@ impl Client {
                 api,
                 token_url,
                 access: Mutex::new(None),
+                issued: std::sync::Mutex::new(std::collections::VecDeque::new()),
                 stats: Arc::new(Stats::default()),
             }),
         })
@@ -218,6 +236,73 @@ impl Client {
             }
             Err(_) => self.url(href),
         }
+    }
+
+    /// The path of `url` as the API sees it: without the configured API URL's own path (a base
+    /// such as `https://host/api`), or else without a leading `/api`, which the gateway also
+    /// serves and links often carry (platformsh-api.md §1.1).
+    pub(crate) fn api_path<'u>(&self, url: &'u Url) -> &'u str {
+        let path = url.path();
+        let base = self.inner.api.path().trim_end_matches('/');
+        for prefix in [base, "/api"] {
+            if let Some(rest) = path.strip_prefix(prefix)
+                && !prefix.is_empty()
+                && rest.starts_with('/')
+            {
+                return rest;
+            }
+        }
+        path
+    }
+
+    /// Where a write to integration `id` of `project` goes: its link `href` (rebased), or the
+    /// spec path `/projects/{project}/integrations/{id}` without one. Refused unless the ID is
+    /// an integration ID ([`IntegrationId::is_valid`]) and the link stays on that integration's
+    /// path: exactly it, or with `sub_paths` below it (`#edit` and `#validate` links, as
+    /// platformsh-api.md §1.4 lists them, name the integration or a path under it), with no
+    /// query. Inferred: the API's links always do; one that does not would send the write to
+    /// another integration (`../`), another project or another kind of integration.
+    pub(crate) fn write_target(
+        &self,
+        method: &str,
+        project: &ProjectId,
+        id: &IntegrationId,
+        href: Option<&str>,
+        sub_paths: bool,
+    ) -> Result<Url, ApiError> {
+        let refuse = |reason: String| ApiError::Refused {
+            method: method.to_owned(),
+            reason: shown(&clean_text(&reason)),
+        };
+        if !id.is_valid() || !crate::model::ids::is_project_id(project.as_str()) {
+            return Err(refuse(format!(
+                "`{id}` of project `{project}` is not an integration ID (lowercase letters and digits)"
+            )));
+        }
+        let expected = format!("/projects/{project}/integrations/{id}");
+        let Some(href) = href else {
+            return Ok(self.url(&expected));
+        };
+        let url = self.rebase(href);
+        let path = self.api_path(&url);
+        let below = path
+            .strip_prefix(expected.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| {
+                sub_paths
+                    && rest.split('/').all(|segment| {
+                        !segment.is_empty()
+                            && segment
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            });
+        if (path != expected && !below) || url.query().is_some() {
+            return Err(refuse(format!(
+                "its link `{href}` is not integration `{id}` of project `{project}` (`{expected}`)"
+            )));
+        }
+        Ok(url)
     }
 
     async fn access_token(&self, force: bool) -> Result<Secret, ApiError> {
@@ -276,7 +361,20 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let mut response = response;
+        let body = match read_body(&mut response, self.inner.config.max_body).await {
+            Ok(bytes) => parse(&bytes),
+            Err(BodyError::TooLarge) => {
+                return Err(ApiError::TooLarge {
+                    call,
+                    status,
+                    limit: self.inner.config.max_body,
+                    unclear: false,
+                });
+            }
+            // A token answer cut short reads as no answer (and fails below when it was a 2xx).
+            Err(BodyError::Read(_)) => Value::Null,
+        };
         if !(200..300).contains(&status) {
             let (message, _) = describe(&body);
             return Err(ApiError::TokenRejected {
@@ -285,13 +383,20 @@ impl Client {
         }
         let token: TokenResponse = serde_json::from_value(body).map_err(|e| ApiError::Shape {
             call,
-            reason: format!("no access token in the answer ({e})"),
+            reason: clean_text(&format!("no access token in the answer ({e})")),
         })?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(900));
-        // Renew a little early, so a token never expires between check and use.
-        let margin = (lifetime / 10).min(Duration::from_secs(60));
         let secret = Secret::new(token.access_token);
-        *cached = Some((secret.clone(), Instant::now() + lifetime - margin));
+        {
+            let mut issued = self.inner.issued.lock().expect("issued tokens lock");
+            if issued.len() >= 4 {
+                issued.pop_front();
+            }
+            issued.push_back(secret.clone());
+        }
+        *cached = Some((
+            secret.clone(),
+            token_deadline(Instant::now(), token.expires_in),
+        ));
         Ok(secret)
     }
 
@@ -321,8 +426,42 @@ impl Client {
         tokio::time::sleep_until(slot.into()).await;
     }
 
-    /// Sends one API request; JSON in, JSON out.
+    /// `error` without the client's own secrets (the API token, the access tokens issued)
+    /// wherever the API's text in it repeats them: an API may echo what it was sent.
+    fn scrub(&self, mut error: ApiError) -> ApiError {
+        error.redact(self.inner.config.token.expose());
+        for token in self.inner.issued.lock().expect("issued tokens lock").iter() {
+            error.redact(token.expose());
+        }
+        error
+    }
+
+    /// An answer that could not be understood, for `method url` ([`Client::scrub`]bed: the
+    /// reason may quote the API).
+    fn shape(&self, url: &Url, method: &str, reason: &str) -> ApiError {
+        self.scrub(ApiError::Shape {
+            call: Call {
+                method: method.to_owned(),
+                path: url.path().to_owned(),
+            },
+            reason: clean_text(reason),
+        })
+    }
+
+    /// Sends one API request; JSON in, JSON out. Errors are [`Client::scrub`]bed.
     async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> Result<Value, ApiError> {
+        self.send_unscrubbed(method, url, body, retry)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    async fn send_unscrubbed(
         &self,
         method: Method,
         url: Url,
@@ -357,27 +496,16 @@ impl Client {
             }
             let span =
                 tracing::debug_span!("api", method = %call.method, path = %call.path, attempt);
+            let limit = self.inner.config.max_body;
             let exchange = async {
                 match request.send().await {
-                    Ok(response) => {
+                    Ok(mut response) => {
                         let status = response.status().as_u16();
                         let wait = retry_after(&response);
-                        let text = response.bytes().await;
-                        (
-                            Some(status),
-                            wait,
-                            text.map_err(|e| (transport_reason(&e), true, Arc::new(e))),
-                        )
+                        let text = read_body(&mut response, limit).await;
+                        (Some(status), wait, text)
                     }
-                    Err(error) => (
-                        None,
-                        None,
-                        Err((
-                            transport_reason(&error),
-                            !error.is_connect(),
-                            Arc::new(error),
-                        )),
-                    ),
+                    Err(error) => (None, None, Err(BodyError::Read(error))),
                 }
             };
             let result = tracing::Instrument::instrument(exchange, span).await;
@@ -408,8 +536,11 @@ impl Client {
                         ),
                     });
                 }
-                (Some(429), _) if can_retry => self.retry_wait(attempt, wait).await,
-                (Some(502..=504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
+                // 429 and 503 say the request was not handled (RFC 9110 §15.5.30 via RFC
+                // 6585 §4, §15.6.4): safe to send again, a POST too. The sandbox's are never
+                // handled; the API documents neither (platformsh-api.md §3.3): inferred.
+                (Some(429 | 503), _) if can_retry => self.retry_wait(attempt, wait).await,
+                (Some(502 | 504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
                     self.retry_wait(attempt, wait).await;
                 }
                 (Some(status @ 200..=299), Ok(bytes)) => {
@@ -418,7 +549,9 @@ impl Client {
                     } else {
                         serde_json::from_slice(&bytes).map_err(|e| ApiError::Shape {
                             call: call.clone(),
-                            reason: format!("HTTP {status} with a body that is not JSON ({e})"),
+                            reason: clean_text(&format!(
+                                "HTTP {status} with a body that is not JSON ({e})"
+                            )),
                         })
                     };
                 }
@@ -431,7 +564,22 @@ impl Client {
                         details,
                     });
                 }
-                (_, Err((reason, unclear, source))) => {
+                (_, Err(BodyError::TooLarge)) => {
+                    // Not retried: the same request gets the same answer.
+                    let status = status.unwrap_or(0);
+                    return Err(ApiError::TooLarge {
+                        call,
+                        status,
+                        limit: self.inner.config.max_body,
+                        unclear: !(400..500).contains(&status),
+                    });
+                }
+                (_, Err(BodyError::Read(error))) => {
+                    // No answer at all, or one that broke off: a refused connection sent
+                    // nothing; anything else may have reached the API.
+                    let unclear = status.is_some() || !error.is_connect();
+                    let reason = transport_reason(&error);
+                    let source = Arc::new(error);
                     let safe = !unclear || matches!(retry, Retry::Idempotent);
                     if can_retry && safe {
                         self.retry_wait(attempt, None).await;
@@ -439,7 +587,7 @@ impl Client {
                         return Err(ApiError::Transport {
                             call,
                             reason,
-                            unclear: unclear || status.is_some(),
+                            unclear,
                             source: Some(source),
                         });
                     }
@@ -459,19 +607,43 @@ impl Client {
         &self,
         project: &ProjectId,
     ) -> Result<Vec<ApiIntegration>, ApiError> {
-        let url = self.url(&format!("/projects/{project}/integrations"));
-        let body = self
-            .send(Method::GET, url.clone(), None, Retry::Idempotent)
-            .await?;
-        let items = match body {
-            Value::Array(items) => items,
-            // Tolerate a HAL-wrapped collection, should the API ever send one.
-            Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(items)) => items,
-                _ => return Err(shape(&url, "GET", "expected a list of integrations")),
-            },
-            _ => return Err(shape(&url, "GET", "expected a list of integrations")),
-        };
+        let first = self.url(&format!("/projects/{project}/integrations"));
+        let mut url = first.clone();
+        let mut pager = Pager::new(self, &first);
+        let mut items = Vec::new();
+        loop {
+            let body = self
+                .send(Method::GET, url.clone(), None, Retry::Idempotent)
+                .await?;
+            // The list is a bare array, never paged (platformsh-api.md §1.7). Should the API
+            // ever send a HAL collection, `{items, _links}` as client-php's `Collection` reads
+            // (§1.7), its pages are followed to the end: part of a list is never the list.
+            let (page, links) = match body {
+                Value::Array(page) => (page, Links::default()),
+                Value::Object(mut map) => match map.remove("items") {
+                    Some(Value::Array(page)) => {
+                        let links = map
+                            .remove("_links")
+                            .map(serde_json::from_value::<Links>)
+                            .transpose()
+                            .map_err(|e| {
+                                self.shape(&url, "GET", &format!("unreadable `_links` ({e})"))
+                            })?
+                            .unwrap_or_default();
+                        (page, links)
+                    }
+                    _ => return Err(self.shape(&url, "GET", "expected a list of integrations")),
+                },
+                _ => return Err(self.shape(&url, "GET", "expected a list of integrations")),
+            };
+            let count = page.len();
+            items.extend(page);
+            match pager.next(self, &url, &links, count)? {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        let url = first;
         // An entry that cannot be read is skipped only if it is not Bitbucket-family; a
         // Bitbucket integration bbsync cannot read would make the project's state unknown.
         let mut integrations = Vec::with_capacity(items.len());
@@ -481,7 +653,7 @@ impl Client {
                 Err(error) => {
                     let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
                     if IntegrationType::is_bitbucket_family(kind) || kind.is_empty() {
-                        return Err(shape(
+                        return Err(self.shape(
                             &url,
                             "GET",
                             &format!("an integration could not be read ({error})"),
@@ -493,9 +665,12 @@ impl Client {
         Ok(integrations)
     }
 
-    /// Creates an integration. When the answer is lost, re-lists the project and takes an
-    /// integration for which `is_ours` holds as created; only when there is none is the POST
-    /// sent again (at most three times in all).
+    /// Creates an integration, sending the POST once. When its outcome is unclear (the answer
+    /// was lost, or was a 500, 502 or 504), it is never sent again: the project is listed at
+    /// once and, if that finds nothing, once more after [`ClientConfig::create_recheck`]; an
+    /// integration for which `is_ours` holds is taken as created. Otherwise the outcome is
+    /// [`ApiError::CreateUnknown`]: the create may still commit (inferred: a slow commit, or a
+    /// 5xx after the work was done), and the next plan will tell.
     pub async fn create_integration(
         &self,
         project: &ProjectId,
@@ -503,29 +678,40 @@ impl Client {
         is_ours: &(dyn Fn(&ApiIntegration) -> bool + Sync),
     ) -> Result<Written, ApiError> {
         let url = self.url(&format!("/projects/{project}/integrations"));
-        let mut last = None;
-        for _ in 0..3 {
-            match self
-                .send(Method::POST, url.clone(), Some(body), Retry::Unsafe)
-                .await
-            {
-                Ok(answer) => return Ok(written(answer)),
-                Err(error) if error.is_unclear() => {
-                    tracing::info!(%project, %error, "the create's outcome is unclear; re-listing");
-                    let existing = self.list_integrations(project).await?;
-                    if let Some(found) = existing.into_iter().find(|i| is_ours(i)) {
+        let error = match self
+            .send(Method::POST, url.clone(), Some(body), Retry::Unsafe)
+            .await
+        {
+            Ok(answer) => return Ok(written(answer)),
+            Err(error) if error.is_unclear() => error,
+            Err(error) => return Err(error),
+        };
+        tracing::info!(%project, %error, "the create's outcome is unclear; looking for it");
+        let mut looked = None;
+        for wait in [Duration::ZERO, self.inner.config.create_recheck] {
+            tokio::time::sleep(wait).await;
+            match self.list_integrations(project).await {
+                Ok(list) => {
+                    if let Some(found) = list.into_iter().find(|i| is_ours(i)) {
                         return Ok(Written {
                             entity: Some(found),
                             activities: Vec::new(),
                             recovered: true,
                         });
                     }
-                    last = Some(error);
+                    looked = None;
                 }
-                Err(error) => return Err(error),
+                Err(failed) => looked = Some(failed),
             }
         }
-        Err(last.expect("the loop ran"))
+        Err(ApiError::CreateUnknown {
+            call: Call {
+                method: "POST".to_owned(),
+                path: url.path().to_owned(),
+            },
+            looked: looked.is_none(),
+            cause: Box::new(error),
+        })
     }
 
     /// Updates an integration with a partial body (PATCH to its `#edit` link when known).
@@ -536,10 +722,7 @@ impl Client {
         edit_href: Option<&str>,
         body: &Value,
     ) -> Result<Written, ApiError> {
-        let url = match edit_href {
-            Some(href) => self.rebase(href),
-            None => self.url(&format!("/projects/{project}/integrations/{id}")),
-        };
+        let url = self.write_target("PATCH", project, id, edit_href, true)?;
         let answer = self
             .send(Method::PATCH, url, Some(body), Retry::Idempotent)
             .await?;
@@ -553,10 +736,7 @@ impl Client {
         id: &IntegrationId,
         self_href: Option<&str>,
     ) -> Result<Written, ApiError> {
-        let url = match self_href {
-            Some(href) => self.rebase(href),
-            None => self.url(&format!("/projects/{project}/integrations/{id}")),
-        };
+        let url = self.write_target("DELETE", project, id, self_href, false)?;
         match self
             .send(Method::DELETE, url, None, Retry::Idempotent)
             .await
@@ -586,9 +766,9 @@ impl Client {
                 message,
                 ..
             }) => Ok(Validation::Invalid(if details.is_empty() {
-                vec![message]
+                vec![shown(&message)]
             } else {
-                details
+                details.iter().map(|d| shown(d)).collect()
             })),
             Err(error) => Err(error),
         }
@@ -617,7 +797,7 @@ impl Client {
                     .send(Method::GET, url.clone(), None, Retry::Idempotent)
                     .await?;
                 *activity = serde_json::from_value(body)
-                    .map_err(|e| shape(&url, "GET", &format!("not an activity ({e})")))?;
+                    .map_err(|e| self.shape(&url, "GET", &format!("not an activity ({e})")))?;
             }
         }
     }
@@ -630,20 +810,21 @@ impl Client {
     ) -> Result<Vec<OrganizationProject>, ApiError> {
         let mut url = self.url(&format!("/organizations/{organization}/projects"));
         url.query_pairs_mut().append_pair("page[size]", "100");
+        let mut pager = Pager::new(self, &url);
         let mut projects = Vec::new();
-        for _ in 0..100_000 {
+        loop {
             let body = self
                 .send(Method::GET, url.clone(), None, Retry::Idempotent)
                 .await?;
             let page: ProjectPage = serde_json::from_value(body)
-                .map_err(|e| shape(&url, "GET", &format!("not a page of projects ({e})")))?;
+                .map_err(|e| self.shape(&url, "GET", &format!("not a page of projects ({e})")))?;
+            let count = page.items.len();
             projects.extend(page.items);
-            match page.links.href("next") {
-                Some(next) => url = self.rebase(next),
+            match pager.next(self, &url, &page.links, count)? {
+                Some(next) => url = next,
                 None => return Ok(projects),
             }
         }
-        Err(shape(&url, "GET", "the project listing does not end"))
     }
 
     /// A project's details (`GET /projects/{id}`).
@@ -664,6 +845,114 @@ impl Client {
     }
 }
 
+/// Pages of one listing read at most (100 projects a page: ten million projects).
+const MAX_PAGES: usize = 100_000;
+
+/// Follows `_links.next` through a paged listing (cursor pagination: the client follows `next`
+/// until it is absent and never builds a cursor itself, platformsh-api.md §8). It ends the
+/// listing with an error at once, rather than loop or take part of a list for the whole, when
+/// `next` is not a link with a non-empty `href`, names a page already read (the current one
+/// included), leaves the listing's path, or follows a page with no items (inferred: what a
+/// broken or hostile server could send).
+struct Pager {
+    /// The listing's path, as the API sees it ([`Client::api_path`]).
+    path: String,
+    /// Pages read: path and query.
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pager {
+    fn new(client: &Client, first: &Url) -> Self {
+        let mut pager = Self {
+            path: client.api_path(first).to_owned(),
+            seen: std::collections::HashSet::new(),
+        };
+        pager.seen.insert(pager.key(client, first));
+        pager
+    }
+
+    fn key(&self, client: &Client, url: &Url) -> String {
+        format!("{}?{}", client.api_path(url), url.query().unwrap_or(""))
+    }
+
+    /// The page after `current` (which had `items` items and these links), or `None` at the end.
+    fn next(
+        &mut self,
+        client: &Client,
+        current: &Url,
+        links: &Links,
+        items: usize,
+    ) -> Result<Option<Url>, ApiError> {
+        let refuse = |why: String| Err(client.shape(current, "GET", &why));
+        let href = match links.get("next") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(link) => match link.get("href").and_then(Value::as_str) {
+                Some(href) if !href.trim().is_empty() => href,
+                _ => return refuse("the listing's `next` link has no address".to_owned()),
+            },
+        };
+        if items == 0 {
+            return refuse("an empty page of the listing has a `next` link".to_owned());
+        }
+        let next = client.rebase(href);
+        if client.api_path(&next) != self.path {
+            return refuse(format!(
+                "the listing's `next` link leaves the listing (`{}`)",
+                shown(&clean_text(next.path()))
+            ));
+        }
+        if !self.seen.insert(self.key(client, &next)) {
+            return refuse(
+                "the listing loops: its `next` link names a page already read".to_owned(),
+            );
+        }
+        if self.seen.len() > MAX_PAGES {
+            return refuse(format!("the listing does not end after {MAX_PAGES} pages"));
+        }
+        Ok(Some(next))
+    }
+}
+
+/// The longest an access token is used before exchanging again: 1 hour, whatever the auth
+/// server claims. Its tokens live 15 minutes (`expires_in: 900`, platformsh-api.md §3.1); a
+/// longer claim is capped, and a huge one (`u64::MAX`) can never overflow the clock.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// When an access token issued at `now` for `expires_in` seconds (900 when not said,
+/// platformsh-api.md §3.1) is renewed: a little early, so that it never expires between check
+/// and use.
+fn token_deadline(now: Instant, expires_in: Option<u64>) -> Instant {
+    let lifetime = Duration::from_secs(expires_in.unwrap_or(900)).min(MAX_TOKEN_LIFETIME);
+    let margin = (lifetime / 10).min(Duration::from_secs(60));
+    now.checked_add(lifetime.saturating_sub(margin))
+        .unwrap_or(now)
+}
+
+/// Why an answer's body was not read.
+enum BodyError {
+    /// It is longer than the limit.
+    TooLarge,
+    /// The connection failed (or there was no answer at all).
+    Read(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes, chunk by chunk: a longer one is refused as soon as
+/// its `Content-Length` or the bytes read so far exceed the limit, never buffered whole.
+async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if response.content_length().is_some_and(|n| n > limit_u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn written(answer: Value) -> Written {
     let accepted: Accepted = serde_json::from_value(answer).unwrap_or_default();
     Written {
@@ -675,16 +964,6 @@ fn written(answer: Value) -> Written {
 
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
-}
-
-fn shape(url: &Url, method: &str, reason: &str) -> ApiError {
-    ApiError::Shape {
-        call: Call {
-            method: method.to_owned(),
-            path: url.path().to_owned(),
-        },
-        reason: reason.to_owned(),
-    }
 }
 
 fn retryable_status(status: u16) -> bool {
@@ -730,7 +1009,81 @@ fn transport_reason(error: &reqwest::Error) -> String {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::parse_retry_after;
+    use super::{MAX_TOKEN_LIFETIME, parse_retry_after, token_deadline};
+
+    #[test]
+    fn writes_go_only_to_the_integration_they_are_meant_for() {
+        use crate::model::ids::{IntegrationId, ProjectId};
+        use crate::model::secret::Secret;
+        for api in ["http://127.0.0.1:8787", "http://127.0.0.1:8787/api"] {
+            let client = super::Client::new(super::ClientConfig::new(
+                api,
+                "http://127.0.0.1:8787",
+                Secret::new("t"),
+            ))
+            .unwrap();
+            let (p1, i1) = (ProjectId::new("p1"), IntegrationId::new("i1"));
+            let target = |href: Option<&str>, sub_paths: bool| {
+                client
+                    .write_target("DELETE", &p1, &i1, href, sub_paths)
+                    .map(|url| client.api_path(&url).to_owned())
+            };
+            let own = "https://eu-3.platform.sh/api/projects/p1/integrations/i1";
+            assert_eq!(
+                target(Some(own), false).unwrap(),
+                "/projects/p1/integrations/i1"
+            );
+            assert_eq!(target(None, false).unwrap(), "/projects/p1/integrations/i1");
+            assert_eq!(
+                target(Some("/projects/p1/integrations/i1"), false).unwrap(),
+                "/projects/p1/integrations/i1"
+            );
+            assert!(target(Some(&format!("{own}/validate")), true).is_ok());
+            assert!(target(Some(&format!("{own}/validate")), false).is_err());
+            for hostile in [
+                "https://eu-3.platform.sh/api/projects/p2/integrations/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/../gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/%2e%2e/gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1/x%2F..%2Fgh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i1?id=gh1",
+                "https://eu-3.platform.sh/api/projects/p1/integrations",
+                "https://eu-3.platform.sh/api/projects/p1/integrations/i10",
+                "https://eu-3.platform.sh/api/projects/p1",
+                "",
+            ] {
+                let refused = target(Some(hostile), true).unwrap_err().to_string();
+                assert!(
+                    refused.starts_with("DELETE refused, nothing was sent:"),
+                    "{hostile}: {refused}"
+                );
+            }
+            for id in ["../../p2/integrations/gh1", "a/b", "I1"] {
+                let refused = client
+                    .write_target("PATCH", &p1, &IntegrationId::new(id), None, true)
+                    .unwrap_err()
+                    .to_string();
+                assert!(refused.contains("is not an integration ID"), "{refused}");
+            }
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_are_capped_and_never_overflow() {
+        let now = std::time::Instant::now();
+        // `expires_in: 18446744073709551615` from the auth server used to panic here.
+        assert_eq!(
+            token_deadline(now, Some(u64::MAX)),
+            now + MAX_TOKEN_LIFETIME - Duration::from_secs(60)
+        );
+        assert_eq!(
+            token_deadline(now, Some(900)),
+            now + Duration::from_secs(840)
+        );
+        assert_eq!(token_deadline(now, None), now + Duration::from_secs(840));
+        assert_eq!(token_deadline(now, Some(0)), now);
+        assert_eq!(token_deadline(now, Some(10)), now + Duration::from_secs(9));
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::StreamExt as _;
 
 use super::client::Client;
+use super::error::{clean_text, shown};
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::live::{
     LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
@@ -39,20 +40,77 @@ pub fn live_integration(api: &ApiIntegration) -> Option<LiveIntegration> {
     })
 }
 
-/// The state of a project from its listed integrations.
+/// The state of a project from its listed integrations. A type that looks like Bitbucket but
+/// is not one bbsync knows (`Bitbucket`, a future `bitbucket_datacenter`: any type starting
+/// with `bitbucket` in any case) makes the state unknown, naming it: such a project may well
+/// have a Bitbucket integration, so it is never taken for one without.
 pub fn project_live(list: &[ApiIntegration]) -> ProjectLive {
     let mut managed = Vec::new();
     let mut others = Vec::new();
     for api in list {
         match live_integration(api) {
+            // Its ID goes into the path of every write to it: anything but an integration ID
+            // (`../`, `/`) could send a write elsewhere.
+            Some(live) if !live.id.is_valid() => {
+                return ProjectLive::Unknown {
+                    error: format!(
+                        "its `{}` integration has the ID `{}`, which is not an integration ID (lowercase letters and digits): bbsync does not write to it",
+                        live.kind,
+                        shown(&clean_text(&api.id))
+                    ),
+                };
+            }
             Some(live) => managed.push(live),
+            None if IntegrationType::is_bitbucket_family(&api.kind) => {
+                return ProjectLive::Unknown {
+                    error: format!(
+                        "integration `{}` has the type `{}`, which looks like Bitbucket but is not one bbsync knows (`bitbucket`, `bitbucket_server`): whether the project has a Bitbucket integration cannot be told",
+                        clean_text(&api.id),
+                        clean_text(&api.kind)
+                    ),
+                };
+            }
+            // Only listed (in `export` comments): the API's text, made safe to print.
             None => others.push(OtherIntegration {
-                id: api.id.clone(),
-                kind: api.kind.clone(),
+                id: clean_text(&api.id),
+                kind: clean_text(&api.kind),
             }),
         }
     }
     ProjectLive::Known { managed, others }
+}
+
+/// The state of `project` from its listed integrations ([`project_live`]), with every link of
+/// its Bitbucket integrations checked: one that leaves the integration's own path (to another
+/// integration, another project) makes the state unknown, naming it, so no write is ever
+/// planned to it ([`Client::write_target`]).
+pub(crate) fn project_state(
+    client: &Client,
+    project: &ProjectId,
+    list: &[ApiIntegration],
+) -> ProjectLive {
+    let state = project_live(list);
+    if let ProjectLive::Known { managed, .. } = &state {
+        for live in managed {
+            let links = [
+                ("DELETE", live.links.self_href.as_deref(), false),
+                ("PATCH", live.links.edit.as_deref(), true),
+                ("POST", live.links.validate.as_deref(), true),
+            ];
+            for (method, href, sub_paths) in links {
+                if href.is_none() {
+                    continue;
+                }
+                if let Err(error) = client.write_target(method, project, &live.id, href, sub_paths)
+                {
+                    return ProjectLive::Unknown {
+                        error: format!("its `{}` integration `{}`: {error}", live.kind, live.id),
+                    };
+                }
+            }
+        }
+    }
+    state
 }
 
 /// Reads the live state of `projects`, and with `organization` (for pruning) the list of its
@@ -88,7 +146,7 @@ pub async fn fetch(
     let mut states = BTreeMap::new();
     let mut reads = futures_util::stream::iter(wanted.into_iter().map(|id| async move {
         let state = match client.list_integrations(&id).await {
-            Ok(list) => project_live(&list),
+            Ok(list) => project_state(client, &id, &list),
             Err(error) => ProjectLive::Unknown {
                 error: super::chain(&error),
             },
@@ -104,5 +162,58 @@ pub async fn fetch(
     LiveState {
         projects: states,
         organization,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn api(value: serde_json::Value) -> ApiIntegration {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_bitbucket_like_type_bbsync_does_not_know_makes_the_state_unknown() {
+        let github = api(json!({"id": "g1", "type": "github"}));
+        for kind in [
+            "Bitbucket",
+            "bitbucket_datacenter",
+            "BITBUCKET_SERVER",
+            "bitbucketcloud",
+        ] {
+            let odd = api(json!({"id": "b1", "type": kind, "repository": "a/b"}));
+            match project_live(&[github.clone(), odd]) {
+                ProjectLive::Unknown { error } => {
+                    assert!(
+                        error.contains(&format!("`b1` has the type `{kind}`")),
+                        "{error}"
+                    );
+                }
+                known => panic!("{kind}: {known:?}"),
+            }
+        }
+        assert!(matches!(
+            project_live(&[github.clone(), api(json!({"id": "w1", "type": "bit"}))]),
+            ProjectLive::Known { managed, others } if managed.is_empty() && others.len() == 2
+        ));
+    }
+
+    #[test]
+    fn an_integration_id_that_is_not_one_makes_the_state_unknown() {
+        for id in ["../../../p2/integrations/gh1", "a/b", "A1", "x-y", ""] {
+            let odd = api(json!({"id": id, "type": "bitbucket", "repository": "a/b"}));
+            match project_live(&[odd]) {
+                ProjectLive::Unknown { error } => {
+                    assert!(error.contains("is not an integration ID"), "{error}");
+                }
+                known => panic!("{id}: {known:?}"),
+            }
+        }
+        // Other types are never written to: their IDs are only listed.
+        let other = api(json!({"id": "Web-Hook_1", "type": "webhook"}));
+        assert!(matches!(project_live(&[other]), ProjectLive::Known { .. }));
     }
 }

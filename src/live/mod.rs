@@ -4,6 +4,8 @@ mod client;
 mod error;
 mod fetch;
 
-pub use client::{Client, ClientConfig, Stats, Validation, Written, check_url};
+pub use client::{Client, ClientConfig, MAX_BODY, Stats, Validation, Written, check_url};
 pub use error::{ApiError, Call, chain};
+pub(crate) use error::{clean_text, redact};
+pub(crate) use fetch::project_state;
 pub use fetch::{fetch, live_integration, project_live};

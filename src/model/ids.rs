@@ -14,8 +14,15 @@ pub(crate) fn is_project_id(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// Whether `text` is a well-formed organization or integration ID: letters, digits, `-` and
-/// `_`, at most 64 (inferred: the spec types them as strings; ULIDs and API IDs fit).
+/// Whether `text` is a Platform.sh integration ID: lowercase letters and digits, at most 64
+/// (the API's IDs are 13 of them, platformsh-api.md §2.1). An ID goes into the path of every
+/// write, so nothing else is accepted: `../` or `/` would send a write elsewhere.
+pub(crate) fn is_integration_id(text: &str) -> bool {
+    is_project_id(text)
+}
+
+/// Whether `text` is a well-formed organization ID: letters, digits, `-` and `_`, at most 64
+/// (inferred: the spec types them as strings; ULIDs and API IDs fit).
 fn is_identifier(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
@@ -77,9 +84,16 @@ identifier!(
 identifier!(
     /// A server-assigned integration ID.
     IntegrationId,
-    is_identifier,
-    "a valid ID (letters, digits, `-` and `_`, at most 64)"
+    is_integration_id,
+    "an integration ID (lowercase letters and digits, at most 64)"
 );
+
+impl IntegrationId {
+    /// Whether it is well formed ([`is_integration_id`]): [`IntegrationId::new`] does not check.
+    pub(crate) fn is_valid(&self) -> bool {
+        is_integration_id(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -92,5 +106,10 @@ mod tests {
         assert!("ABC".parse::<ProjectId>().is_err());
         assert!("a-b".parse::<ProjectId>().is_err());
         assert!("01HDEMO-ORG_1".parse::<OrganizationId>().is_ok());
+        assert!("5aut2djgt6kdd".parse::<IntegrationId>().is_ok());
+        for hostile in ["../gh1", "a/b", "x%2F", "A1", "a-b", "", "a.b"] {
+            assert!(hostile.parse::<IntegrationId>().is_err(), "{hostile}");
+            assert!(!IntegrationId::new(hostile).is_valid(), "{hostile}");
+        }
     }
 }

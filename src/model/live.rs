@@ -37,8 +37,9 @@ pub struct LiveLinks {
 }
 
 impl LiveIntegration {
-    /// A digest of the normalised object (ID, type, fields): it changes whenever anything bbsync
-    /// could compare changes, and a saved plan is stale when it does.
+    /// A digest of the normalised object (ID, type, fields, links): it changes whenever anything
+    /// bbsync could compare, or anything that decides where a write goes, changes, and a saved
+    /// plan is stale when it does.
     pub(crate) fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.id.as_str());
@@ -58,6 +59,20 @@ impl LiveIntegration {
                     hasher.update([3]);
                     hasher.update(t.as_bytes());
                 }
+            }
+        }
+        // Each link present: a 0xFF byte (never in UTF-8 text, so never confused with a field),
+        // the link's tag, its length and its bytes. An object without links digests as it did
+        // before links were covered.
+        for (tag, link) in [
+            (1u8, &self.links.self_href),
+            (2, &self.links.edit),
+            (3, &self.links.validate),
+        ] {
+            if let Some(href) = link {
+                hasher.update([0xff, tag]);
+                hasher.update((href.len() as u64).to_be_bytes());
+                hasher.update(href.as_bytes());
             }
         }
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -115,4 +130,47 @@ pub struct LiveState {
     pub projects: BTreeMap<ProjectId, ProjectLive>,
     /// The organization's projects, when pruning.
     pub organization: Option<OrganizationLive>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integration() -> LiveIntegration {
+        LiveIntegration {
+            id: IntegrationId::new("i1"),
+            kind: IntegrationType::Bitbucket,
+            fields: [(Field::Repository, FieldValue::Text("acme/web".into()))]
+                .into_iter()
+                .collect(),
+            links: LiveLinks::default(),
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_covers_where_writes_go() {
+        let plain = integration();
+        let mut linked = plain.clone();
+        linked.links.self_href =
+            Some("https://eu-3.platform.sh/api/projects/p1/integrations/i1".into());
+        linked.links.edit = linked.links.self_href.clone();
+        assert_ne!(plain.fingerprint(), linked.fingerprint());
+        let mut elsewhere = linked.clone();
+        elsewhere.links.self_href =
+            Some("https://eu-3.platform.sh/api/projects/p2/integrations/gh1".into());
+        assert_ne!(linked.fingerprint(), elsewhere.fingerprint());
+        // The same href as another link is another object.
+        let mut swapped = linked.clone();
+        swapped.links.edit = None;
+        swapped.links.validate = linked.links.edit.clone();
+        assert_ne!(linked.fingerprint(), swapped.fingerprint());
+        let mut other_id = plain.clone();
+        other_id.id = IntegrationId::new("i2");
+        assert_ne!(plain.fingerprint(), other_id.fingerprint());
+        // Without links, the digest is the one plans made before links were covered.
+        assert_eq!(
+            plain.fingerprint(),
+            "sha256:22c2b690a57823ba5b546e2be33dcb0f2629f3abe5cbc786f773c06a489b6ab9"
+        );
+    }
 }

@@ -569,5 +569,30 @@ pub(crate) fn stale_projects(plan: &Plan, live: &LiveState) -> Vec<(ProjectId, S
     stale
 }
 
+/// Takes the target of every write from `live`, the state just read by the stale check
+/// ([`stale_projects`] found nothing): each delete, update and replace gets the live
+/// integration read now as its `before`, whatever the plan says. A saved plan is a file that
+/// anyone may have edited; an edit to `before` (an ID, a link) must never move a write to
+/// another integration while the report names the planned one. After a clean stale check the
+/// two describe the same object (the fingerprint covers the ID, the fields and the links); a
+/// project without exactly one Bitbucket integration now is left without `before`, and its
+/// action fails rather than write anywhere.
+pub(crate) fn bind_to_live(plan: &mut Plan, live: &LiveState) {
+    for action in plan.actions.iter_mut().filter(|a| {
+        matches!(
+            a.action,
+            ActionKind::Delete | ActionKind::Update | ActionKind::Replace
+        )
+    }) {
+        action.before = match live.projects.get(&action.project) {
+            Some(ProjectLive::Known { managed, .. }) => match managed.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -703,3 +703,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn writes_take_their_target_from_the_live_state_read_now() {
+    let wanted = cloud(&[]);
+    let d = desired(vec![
+        ("p1", Target::Absent, false),
+        ("p2", Target::Present(wanted.clone()), false),
+        ("p3", Target::Present(wanted.clone()), false),
+    ]);
+    let mut drifted = live_from("i2", &wanted);
+    drifted
+        .fields
+        .insert(Field::BuildPullRequests, FieldValue::Bool(false));
+    let l = live(vec![
+        ("p1", known(vec![live_from("i1", &wanted)])),
+        ("p2", known(vec![drifted])),
+        ("p3", known(vec![])),
+    ]);
+    let mut p = plan(&d, &l, &PlanOptions::default());
+    // A plan file edited to aim its writes elsewhere.
+    for action in &mut p.actions {
+        if let Some(before) = &mut action.before {
+            before.id = IntegrationId::new("gh1");
+            before.links.self_href = Some("/projects/p9/integrations/gh1".into());
+        }
+    }
+    assert!(
+        stale_projects(&p, &l).is_empty(),
+        "the fingerprints still hold"
+    );
+    bind_to_live(&mut p, &l);
+    let before = |p: &Plan, project: &str| {
+        p.actions
+            .iter()
+            .find(|a| a.project == pid(project))
+            .and_then(|a| a.before.clone())
+    };
+    assert_eq!(before(&p, "p1").unwrap().id, IntegrationId::new("i1"));
+    assert_eq!(before(&p, "p1").unwrap().links, LiveLinks::default());
+    assert_eq!(before(&p, "p2").unwrap().id, IntegrationId::new("i2"));
+    assert_eq!(before(&p, "p3"), None, "a create has no target");
+    // Gone meanwhile (a stale plan is never bound, but never aimed by the file either).
+    let gone = live(vec![("p1", known(vec![]))]);
+    bind_to_live(&mut p, &gone);
+    assert_eq!(before(&p, "p1"), None);
+}

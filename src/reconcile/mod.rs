@@ -167,8 +167,10 @@ impl Reconciler {
     }
 
     /// Reads again the live state of every project `plan` writes to, and names those where it
-    /// is no longer what the plan was made against (empty when the plan still holds).
-    pub(crate) async fn stale(&self, plan: &Plan) -> Vec<(ProjectId, String)> {
+    /// is no longer what the plan was made against (empty when the plan still holds). When it
+    /// holds, every write's target is taken from this read, never from the plan
+    /// ([`plan::bind_to_live`]).
+    pub(crate) async fn stale(&self, plan: &mut Plan) -> Vec<(ProjectId, String)> {
         let projects: BTreeSet<ProjectId> = plan
             .actions
             .iter()
@@ -179,7 +181,11 @@ impl Reconciler {
             return Vec::new();
         }
         let live = live::fetch(&self.client, &projects, None, None, &|_, _| {}).await;
-        plan::stale_projects(plan, &live)
+        let stale = plan::stale_projects(plan, &live);
+        if stale.is_empty() {
+            plan::bind_to_live(plan, &live);
+        }
+        stale
     }
 
     /// Fetch -> plan -> guards -> approval -> apply. `cancel` stops actions from starting.
@@ -205,11 +211,12 @@ impl Reconciler {
                 );
                 (plan, live)
             }
-            Source::Saved(plan) => {
-                let stale = self.stale(plan).await;
+            Source::Saved(saved) => {
+                let mut plan = saved.clone();
+                let stale = self.stale(&mut plan).await;
                 if !stale.is_empty() {
                     return Pass {
-                        plan: plan.clone(),
+                        plan: saved.clone(),
                         live: LiveState::default(),
                         stop: Some(Stop::Stale {
                             at_prompt: false,
@@ -218,7 +225,7 @@ impl Reconciler {
                         report: None,
                     };
                 }
-                (plan.clone(), LiveState::default())
+                (plan, LiveState::default())
             }
         };
         hooks.planned(&plan);
@@ -248,7 +255,7 @@ impl Reconciler {
                     return pass;
                 }
                 Approval::YesIfUnchanged => {
-                    let stale = self.stale(&pass.plan).await;
+                    let stale = self.stale(&mut pass.plan).await;
                     if !stale.is_empty() {
                         pass.stop = Some(Stop::Stale {
                             at_prompt: true,

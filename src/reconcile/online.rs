@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::live::{ApiError, Client, Validation};
 use crate::model::ids::ProjectId;
-use crate::model::live::LiveIntegration;
+use crate::model::live::{LiveIntegration, ProjectLive};
 use crate::model::{DesiredState, IntegrationType, Target};
 
 /// The verdict on one project.
@@ -122,10 +122,11 @@ async fn verdict(
         });
     }
     let list = client.list_integrations(project).await?;
-    let current: Vec<LiveIntegration> = list
-        .iter()
-        .filter_map(crate::live::live_integration)
-        .collect();
+    // Read as a plan reads it: an odd ID, type or link is a verdict, never followed.
+    let current: Vec<LiveIntegration> = match crate::live::project_state(client, project, &list) {
+        ProjectLive::Known { managed, .. } => managed,
+        ProjectLive::Unknown { error } => return Ok(Verdict::Unchecked { error }),
+    };
     match current.as_slice() {
         [] => Ok(Verdict::Valid {
             note: format!(

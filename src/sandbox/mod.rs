@@ -3,7 +3,8 @@
 //! It implements what bbsync uses (token exchange, projects, integrations of every type,
 //! activities, `#validate`, organization listings with cursors) with the real API's rules
 //! ([`world`]), and injects faults on demand: latency, 503s, 429s with `Retry-After`, creates
-//! whose answer is lost, slow answers, broken projects. Tests, benchmarks, `bbsync demo` and
+//! whose answer is lost, slow answers, broken projects; and a hostile API on request
+//! ([`Hostile`]: canned answers, endless bodies, echoed secrets, creates that commit late). Tests, benchmarks, `bbsync demo` and
 //! `bbsync sandbox` all use it. Paths work with and without the `/api` prefix, as the
 //! gateway's do (platformsh-api.md §1.1).
 
@@ -26,8 +27,12 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use world::{Faults, Seed, SeedOrganization, SeedProject, World, Write};
+pub use world::{
+    Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject, World,
+    Write,
+};
 
+use futures_util::StreamExt as _;
 use world::Rejection;
 
 use crate::wire::{ErrorBody, TokenResponse};
@@ -158,6 +163,7 @@ fn router(world: Shared) -> Router {
         .nest("/api", api)
         .route("/oauth2/token", post(token))
         .route("/__sandbox/state", get(dump))
+        .layer(middleware::from_fn_with_state(Arc::clone(&world), canned))
         .with_state(world)
 }
 
@@ -277,6 +283,70 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
     }
 }
 
+/// Canned answers ([`Hostile::canned`]), checked before anything else: the sandbox's own rules,
+/// faults and token checks do not apply to them. A hostile API's behaviour, not the real
+/// API's (inferred: what a broken or malicious server could send).
+async fn canned(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    let full = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let path = full
+        .strip_prefix("/api")
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(&full)
+        .to_owned();
+    let found = {
+        let mut w = lock(&world);
+        let found = w.canned(request.method().as_str(), &path);
+        if found.is_some() {
+            w.record_request(format!("{} {path}", request.method()));
+        }
+        found
+    };
+    let Some(canned) = found else {
+        return next.run(request).await;
+    };
+    let status = StatusCode::from_u16(canned.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match canned.body {
+        CannedBody::Json(value) => json_answer(status, "application/json", &value),
+        CannedBody::Endless => {
+            // 64 KiB at a time, for ever.
+            let chunk = Bytes::from(b"{},".repeat(21_845));
+            let open = futures_util::stream::once(async {
+                Ok::<Bytes, std::io::Error>(Bytes::from_static(b"["))
+            });
+            let forever = futures_util::stream::repeat_with(move || Ok(chunk.clone()));
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(open.chain(forever)))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        CannedBody::Echo { prefix } => {
+            let authorization = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let sent = axum::body::to_bytes(request.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let body = ErrorBody {
+                message: Some(format!(
+                    "{prefix}{} (authorization: {authorization})",
+                    String::from_utf8_lossy(&sent)
+                )),
+                code: Some(canned.status),
+                ..ErrorBody::default()
+            };
+            json_answer(status, "application/json", &body)
+        }
+    }
+}
+
 async fn token(
     State(world): State<Shared>,
     headers: HeaderMap,
@@ -362,16 +432,7 @@ async fn deliver(
         (drop_it, slow.then_some(faults.slow_by))
     };
     if drop_it {
-        let failing = futures_util::stream::once(async {
-            Err::<Vec<u8>, std::io::Error>(std::io::Error::other(
-                "the sandbox dropped the connection",
-            ))
-        });
-        return Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "application/hal+json")
-            .body(Body::from_stream(failing))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        return dropped(status);
     }
     if let Some(delay) = slow_by {
         tokio::time::sleep(delay).await;
@@ -379,7 +440,41 @@ async fn deliver(
     answer(result, status)
 }
 
+/// An answer whose connection drops after the status line: the client cannot tell whether
+/// the request was carried out.
+fn dropped(status: StatusCode) -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Vec<u8>, std::io::Error>(std::io::Error::other("the sandbox dropped the connection"))
+    });
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/hal+json")
+        .body(Body::from_stream(failing))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 async fn create(State(world): State<Shared>, Path(project): Path<String>, body: Bytes) -> Response {
+    let late = lock(&world).hostile.late_commit;
+    if let Some(late) = late {
+        // A create that commits after its answer is lost ([`Hostile::late_commit`]).
+        let Ok(value) = json_body(&body) else {
+            return answer(json_body(&body), StatusCode::CREATED);
+        };
+        lock(&world).record_create(&project, &value);
+        let later = Arc::clone(&world);
+        tokio::spawn(async move {
+            tokio::time::sleep(late.after).await;
+            let _ = lock(&later).commit_create(&project, &value);
+        });
+        return match late.status {
+            None => dropped(StatusCode::CREATED),
+            Some(status) => reject(Rejection {
+                status,
+                message: "Internal Server Error".to_owned(),
+                detail: None,
+            }),
+        };
+    }
     let result = json_body(&body).and_then(|body| lock(&world).create(&project, &body));
     deliver(&world, result, StatusCode::CREATED, true).await
 }

@@ -106,6 +106,60 @@ impl Default for Faults {
     }
 }
 
+/// A hostile or broken API, beyond the random [`Faults`]: answers the real API does not give,
+/// for tests of what bbsync does when the API misbehaves. Off by default. Set it on a running
+/// sandbox (`sandbox.world().hostile`); it is not part of [`Faults`], which the `bbsync sandbox`
+/// command builds field by field.
+#[derive(Debug, Clone, Default)]
+pub struct Hostile {
+    /// Canned answers, checked in order before anything else (the token exchange included).
+    pub canned: Vec<Canned>,
+    /// Every create is answered at once with its answer lost, and carried out only this much
+    /// later: a create that commits after the client has looked for it.
+    pub late_commit: Option<LateCommit>,
+}
+
+/// A canned answer: requests with this method and path get it instead of the sandbox's own.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path without `/api`; with a query (`?...`) only that query matches, without one any
+    /// query does.
+    pub path: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: CannedBody,
+    /// How many matching requests get it, then it stops matching (`None`: all of them).
+    pub times: Option<usize>,
+}
+
+/// The body of a [`Canned`] answer.
+#[derive(Debug, Clone)]
+pub enum CannedBody {
+    /// This JSON.
+    Json(Value),
+    /// JSON that never ends: `[` and then `{},` forever (an unbounded response).
+    Endless,
+    /// A spec `Error` body whose `message` is `prefix` followed by what the request sent, its
+    /// body and its `Authorization` header (an API that echoes its input into errors).
+    Echo {
+        /// Text before the echo (control characters welcome).
+        prefix: String,
+    },
+}
+
+/// A create that commits late ([`Hostile::late_commit`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LateCommit {
+    /// How long after the request the integration is made.
+    pub after: Duration,
+    /// The answer the client gets at once: `None` for a dropped connection, else this status
+    /// with an error body (a 500 that later turns out to have succeeded).
+    pub status: Option<u16>,
+}
+
 /// A write the sandbox received, with its body as sent (tests assert exact shapes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
@@ -212,6 +266,8 @@ pub struct World {
     pub requests: Vec<String>,
     /// Faults to inject.
     pub faults: Faults,
+    /// A hostile API (off by default).
+    pub hostile: Hostile,
     /// Time activities take to complete.
     pub activity_delay: Duration,
     /// Base of HAL links (a regional host, as the real API uses).
@@ -256,6 +312,7 @@ impl World {
             requests: Vec::new(),
             rng: fastrand::Rng::with_seed(faults.seed),
             faults,
+            hostile: Hostile::default(),
             activity_delay: Duration::ZERO,
             // Links name a regional host (platformsh-api.md §1.1).
             link_base: "https://eu-3.platform.sh/api".to_owned(),
@@ -318,6 +375,21 @@ impl World {
             .collect()
     }
 
+    /// The canned answer for `method` and `path_and_query` (without `/api`), if one matches;
+    /// a match counts against its [`Canned::times`].
+    pub(crate) fn canned(&mut self, method: &str, path_and_query: &str) -> Option<Canned> {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        let found = self.hostile.canned.iter_mut().find(|c| {
+            c.method.eq_ignore_ascii_case(method)
+                && c.times != Some(0)
+                && (c.path == path_and_query || (!c.path.contains('?') && c.path == path))
+        })?;
+        if let Some(times) = found.times.as_mut() {
+            *times -= 1;
+        }
+        Some(found.clone())
+    }
+
     /// Exchanges the API token for an access token.
     pub(crate) fn exchange(&mut self, api_token: &str) -> Result<(String, u64), Rejection> {
         if api_token != self.api_token {
@@ -328,6 +400,15 @@ impl World {
         self.access
             .insert(access.clone(), Instant::now() + self.token_lifetime);
         Ok((access, self.token_lifetime.as_secs().max(1)))
+    }
+
+    /// An access token valid for [`World::token_lifetime`], as an exchange issues it: for a
+    /// canned token answer that must still give a working token.
+    pub fn issue_access_token(&mut self) -> String {
+        let token = self.api_token.clone();
+        self.exchange(&token)
+            .map(|(access, _)| access)
+            .unwrap_or_default()
     }
 
     /// Whether a bearer token is valid now.
@@ -455,11 +536,26 @@ impl World {
     /// Creates an integration (POST), checking the body as the real API does.
     pub(crate) fn create(&mut self, project: &str, body: &Value) -> Result<Value, Rejection> {
         self.project(project)?;
+        self.record_create(project, body);
+        self.commit_create(project, body)
+    }
+
+    /// Records a create received (in [`World::writes`]).
+    pub(crate) fn record_create(&mut self, project: &str, body: &Value) {
         self.writes.push(Write {
             method: "POST".to_owned(),
             path: format!("/projects/{project}/integrations"),
             body: body.clone(),
         });
+    }
+
+    /// Carries out a create already recorded.
+    pub(crate) fn commit_create(
+        &mut self,
+        project: &str,
+        body: &Value,
+    ) -> Result<Value, Rejection> {
+        self.project(project)?;
         let id = self.insert(project, body, None, true)?;
         let stored = self.find(project, &id)?.clone();
         // A source integration's create registers hooks and fetches (platformsh-api.md §1.3,

@@ -61,6 +61,11 @@ impl Links {
         self.0.get(rel)?.get("href")?.as_str()
     }
 
+    /// Link `rel` as given (`{"href": ...}` when well formed), whatever its shape.
+    pub(crate) fn get(&self, rel: &str) -> Option<&Value> {
+        self.0.get(rel)
+    }
+
     /// Whether there are no links.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()

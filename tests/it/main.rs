@@ -4,6 +4,7 @@ mod adopt;
 mod architecture;
 mod common;
 mod errors;
+mod hostile_api;
 mod hostile_daemon;
 mod hostile_render;
 mod live;
