@@ -274,7 +274,12 @@ impl Client {
             method: method.to_owned(),
             reason: shown(&clean_text(&reason)),
         };
-        if !id.is_valid() || !crate::model::ids::is_project_id(project.as_str()) {
+        if !crate::model::ids::is_project_id(project.as_str()) {
+            return Err(refuse(format!(
+                "`{project}` is not a project ID (lowercase letters and digits)"
+            )));
+        }
+        if !id.is_valid() {
             return Err(refuse(format!(
                 "`{id}` of project `{project}` is not an integration ID (lowercase letters and digits)"
             )));
