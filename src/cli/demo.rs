@@ -1,5 +1,6 @@
 //! `bbsync demo`: bbsync's main job against an in-process sandbox, explained as it goes.
 
+use super::output;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     let started = Instant::now();
     let painter = Painter::new(stdout_color());
     let bold = anstyle::Style::new().bold();
-    let mut out = anstream::stdout();
+    let mut out = output::stdout();
     let sandbox = Sandbox::start(SandboxConfig {
         seed: seed(),
         activity_delay: Duration::from_millis(300),

@@ -1,6 +1,8 @@
 //! `bbsync export` and `bbsync validate --online`: the commands that read the API to help adopt
 //! bbsync.
 
+use super::output;
+use super::output::eprintln_redacted;
 use std::collections::BTreeSet;
 use std::io::Write as _;
 
@@ -71,30 +73,32 @@ pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, 
         .collect();
     let exported = export::export(&projects, args.organization.as_ref(), args.full);
     match &args.out {
-        Some(path) => std::fs::write(path, &exported.text).map_err(|source| Error::Write {
+        Some(path) => output::write_file(path, &exported.text).map_err(|source| Error::Write {
             path: path.clone(),
             source,
         })?,
-        None => anstream::stdout().write_all(exported.text.as_bytes())?,
+        None => output::stdout().write_all(exported.text.as_bytes())?,
     }
     let managed = projects
         .iter()
         .filter(|p| matches!(&p.live, ProjectLive::Known { managed, .. } if managed.len() == 1))
         .count();
     if !settings.quiet {
-        eprintln!(
+        eprintln_redacted!(
             "Exported {managed} Bitbucket integration(s) from {} project(s).",
             projects.len()
         );
         if !exported.variables.is_empty() {
-            eprintln!("Set these variables before `bbsync apply` (the API never returns secrets):");
+            eprintln_redacted!(
+                "Set these variables before `bbsync apply` (the API never returns secrets):"
+            );
             for (name, what) in &exported.variables {
-                eprintln!("  {name}: {what}");
+                eprintln_redacted!("  {name}: {what}");
             }
         }
     }
     for problem in &exported.problems {
-        eprintln!("warning: not exported: {problem}");
+        eprintln_redacted!("warning: not exported: {problem}");
     }
     Ok(if exported.problems.is_empty() {
         Exit::Ok
@@ -111,7 +115,7 @@ pub(crate) async fn validate_online(
     let (desired, _) = load(&manifest.files, &settings.env)?;
     let client = settings.client()?;
     let checks = online::check(&client, &desired, settings.api.concurrency).await;
-    let mut out = anstream::stdout();
+    let mut out = output::stdout();
     let (mut invalid, mut unchecked) = (0, 0);
     for check in &checks {
         match &check.verdict {

@@ -6,6 +6,7 @@ mod demo;
 mod error;
 mod exit;
 mod export;
+pub(crate) mod output;
 mod sandbox;
 mod settings;
 mod sync;
@@ -40,6 +41,7 @@ pub fn main() -> ExitCode {
         }
     };
     let settings = Settings::from_process(&cli.global, matches!(cli.command, Command::Watch(_)));
+    output::install(&settings.env);
     init_logging(&settings);
     match run(cli, &settings) {
         Ok(exit) => exit.into(),
@@ -69,7 +71,7 @@ fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         Command::Schema => {
-            anstream::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
+            output::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
             Ok(Exit::Ok)
         }
         Command::Plan(args) => runtime()?.block_on(sync::plan_command(settings, &args)),
@@ -89,7 +91,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// Prints an error: `error:`, `Caused by:` and `hint:` lines.
 pub(crate) fn print_error(error: &Error) {
-    let _ = anstream::stderr().write_all(error::render(error).as_bytes());
+    let _ = output::stderr().write_all(error::render(error).as_bytes());
 }
 
 fn init_logging(settings: &Settings) {
@@ -97,7 +99,7 @@ fn init_logging(settings: &Settings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("bbsync=warn,warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(output::log)
         .with_target(false);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -118,7 +120,7 @@ pub(crate) fn stdout_color() -> bool {
 /// Prints diagnostics to stderr.
 pub(crate) fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) {
     let color = stderr_color();
-    let mut err = anstream::stderr();
+    let mut err = output::stderr();
     for diagnostic in diagnostics {
         let _ = err.write_all(diagnostic.render(color).as_bytes());
     }
@@ -158,7 +160,7 @@ fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
         )
     };
     writeln!(
-        anstream::stdout(),
+        output::stdout(),
         "{total} project{}, {} bitbucket, {} bitbucket_server, {} absent: valid{warned}",
         if total == 1 { "" } else { "s" },
         counts[0],

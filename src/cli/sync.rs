@@ -1,5 +1,7 @@
 //! `bbsync plan` and `bbsync apply`: the reconcile pass, with a terminal around it.
 
+use super::output;
+use super::output::eprintln_redacted;
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
@@ -74,7 +76,7 @@ impl Hooks for Terminal {
         }
         if self.show_plan {
             let text = render::plan_text(plan, Painter::new(stderr_color()), false);
-            if let Err(error) = anstream::stderr().write_all(text.as_bytes()) {
+            if let Err(error) = output::stderr().write_all(text.as_bytes()) {
                 self.failed = Some(error);
             }
         }
@@ -85,8 +87,9 @@ impl Hooks for Terminal {
             self.no_terminal = true;
             Approval::No
         } else if self.ask {
-            eprint!("\nApply these changes? Only 'yes' will be accepted: ");
-            let _ = std::io::stderr().flush();
+            let mut err = output::stderr();
+            let _ = write!(err, "\nApply these changes? Only 'yes' will be accepted: ");
+            let _ = err.flush();
             let mut answer = String::new();
             match std::io::stdin().lock().read_line(&mut answer) {
                 // Time passed while the plan was read: a change made meanwhile (in the
@@ -156,7 +159,7 @@ fn manifest_pass(
 }
 
 fn write_plan_file(path: &Path, plan: &Plan) -> Result<(), Error> {
-    std::fs::write(path, render::plan_json(plan)).map_err(|source| Error::Write {
+    output::write_file(path, &render::plan_json(plan)).map_err(|source| Error::Write {
         path: path.to_owned(),
         source,
     })
@@ -191,11 +194,11 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
             render::plan_markdown_within(&plan, limit)
         }
     };
-    anstream::stdout().write_all(text.as_bytes())?;
+    output::stdout().write_all(text.as_bytes())?;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
         if !settings.quiet {
-            eprintln!(
+            eprintln_redacted!(
                 "Saved the plan to `{}`; apply exactly it with `bbsync apply {}`.",
                 path.display(),
                 path.display()
@@ -267,7 +270,7 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
             path: args.plan_file.clone(),
         }),
         Some(Stop::Declined) => {
-            eprintln!("Apply cancelled; nothing was written.");
+            eprintln_redacted!("Apply cancelled; nothing was written.");
             Ok(Exit::Ok)
         }
         Some(Stop::Planned) | None => {
@@ -281,11 +284,11 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
 async fn watch_interrupts(cancel: CancellationToken) {
     if tokio::signal::ctrl_c().await.is_ok() {
         cancel.cancel();
-        eprintln!(
+        eprintln_redacted!(
             "\nInterrupted: starting nothing new, letting the actions in flight finish (Ctrl-C again to abort)."
         );
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Aborted.");
+            eprintln_redacted!("Aborted.");
             std::process::exit(Exit::Failed as i32);
         }
     }
@@ -327,7 +330,7 @@ fn finish(settings: &Settings, args: &ApplyArgs, report: &Report) -> Result<Exit
             render::report_text(report, Painter::new(stdout_color()), settings.verbose > 0)
         }
     };
-    anstream::stdout().write_all(text.as_bytes())?;
+    output::stdout().write_all(text.as_bytes())?;
     Ok(if report.failed() {
         Exit::Failed
     } else if report.count(Outcome::Blocked) > 0 {

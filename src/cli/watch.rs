@@ -1,5 +1,6 @@
 //! `bbsync watch`: starts the daemon with its endpoints, and stops it on SIGTERM/SIGINT.
 
+use super::output::eprintln_redacted;
 use tokio_util::sync::CancellationToken;
 
 use super::args::WatchArgs;
@@ -28,7 +29,7 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
             .await
             .map_err(|e| Error::setup(format!("cannot listen on {listen}"), e))?;
         tracing::info!(%address, "serving /healthz /readyz /metrics /status");
-        eprintln!("bbsync watch: listening on http://{address}");
+        eprintln_redacted!("bbsync watch: listening on http://{address}");
     }
     let signals = {
         let stop = stop.clone();

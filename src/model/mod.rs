@@ -162,9 +162,16 @@ pub fn build(files: &[ManifestFile], env: &Env) -> Built {
         env,
         diagnostics: Vec::new(),
         missing: BTreeMap::new(),
+        secret_variables: BTreeMap::new(),
+        public_uses: Vec::new(),
     };
     let state = builder.state(files);
     builder.report_missing();
+    builder.report_secrets_in_public();
+    // Even from an invalid manifest: redacting more is never a leak.
+    for name in builder.secret_variables.keys() {
+        env.mark_secret(name);
+    }
     let failed = builder.diagnostics.iter().any(Diagnostic::is_error);
     Built {
         state: if failed { None } else { Some(state) },
@@ -177,6 +184,10 @@ struct Builder<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Unset variables: name -> (uses, first location, first field, secret).
     missing: BTreeMap<String, (usize, Location, String, bool)>,
+    /// The variables used by secret fields: name -> (first use, its field).
+    secret_variables: BTreeMap<String, (Location, &'static str)>,
+    /// Every variable used by a public field: (name, where, the field).
+    public_uses: Vec<(String, Location, String)>,
 }
 
 /// Where a merged top-level value came from.
@@ -592,6 +603,9 @@ impl<'f> Builder<'_> {
                 return false;
             }
         };
+        if !self.note_public_uses(&template, &location, field.name()) {
+            return false;
+        }
         match template.resolve(self.env) {
             Ok(value) if value.trim().is_empty() => {
                 self.error(location, format!("`{}` is empty", field.name()))
@@ -633,6 +647,9 @@ impl<'f> Builder<'_> {
                 return None;
             }
         };
+        if !self.note_public_uses(&template, &location, name) {
+            return None;
+        }
         match template.resolve(self.env) {
             Ok(value) => Some(value),
             Err(missing) => {
@@ -666,7 +683,14 @@ impl<'f> Builder<'_> {
             .as_ref()
             .and_then(Template::sole_variable)
         {
+            Some(variable) if is_credential(variable) => {
+                self.credential_error(location, variable, field.name());
+                None
+            }
             Some(variable) => {
+                self.secret_variables
+                    .entry(variable.to_owned())
+                    .or_insert_with(|| (location.clone(), field.name()));
                 if self.env.get(variable).is_none() {
                     self.note_missing(variable.to_owned(), &location, field.name(), true);
                 }
@@ -696,6 +720,55 @@ impl<'f> Builder<'_> {
                 ));
                 None
             }
+        }
+    }
+
+    /// Notes the variables `template` uses in the public field `field`; false (with an error)
+    /// when one is bbsync's own credential.
+    fn note_public_uses(&mut self, template: &Template, location: &Location, field: &str) -> bool {
+        let mut ok = true;
+        for name in template.variables() {
+            if is_credential(name) {
+                self.credential_error(location.clone(), name, field);
+                ok = false;
+            } else {
+                self.public_uses
+                    .push((name.to_owned(), location.clone(), field.to_owned()));
+            }
+        }
+        ok
+    }
+
+    /// A manifest referencing one of bbsync's own credentials.
+    fn credential_error(&mut self, location: Location, name: &str, field: &str) {
+        self.error(
+            location,
+            format!(
+                "`{field}` uses `${{{name}}}`, bbsync's own credential: a manifest can never reference it"
+            ),
+        )
+        .help = Some(format!(
+            "whoever can change the manifest could publish `{name}` through a plan; give the value its own variable if the field really needs it"
+        ));
+    }
+
+    /// Errors for every public field using a variable that a secret field uses too: its
+    /// value would be shown in plans, which may be public (a pull-request comment).
+    fn report_secrets_in_public(&mut self) {
+        for (name, location, field) in std::mem::take(&mut self.public_uses) {
+            let Some((secret_at, secret_field)) = self.secret_variables.get(&name).cloned() else {
+                continue;
+            };
+            self.error(
+                location,
+                format!(
+                    "`{field}` uses `${{{name}}}`, which holds a secret (`{secret_field}` uses it): a public field's value is shown in plans"
+                ),
+            )
+            .with_related_in_place(secret_at, "used as a secret here")
+            .help = Some(format!(
+                "a variable used in a secret field can never be used in a public one: give `{field}` a variable of its own"
+            ));
         }
     }
 
@@ -852,6 +925,11 @@ fn redact(location: &Location) -> Location {
         file: Arc::new(SourceFile::new(location.file.name(), redacted)),
         position: location.position,
     }
+}
+
+/// Whether `name` is one of bbsync's own credential variables.
+fn is_credential(name: &str) -> bool {
+    crate::model::env::CREDENTIAL_VARIABLES.contains(&name)
 }
 
 fn validate_project_id(id: &str) -> Result<ProjectId, String> {

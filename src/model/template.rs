@@ -72,6 +72,14 @@ impl Template {
         }
     }
 
+    /// The variables it references, in order (repeats included).
+    pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Variable(name) => Some(name.as_str()),
+            Part::Literal(_) => None,
+        })
+    }
+
     /// Substitutes every variable from `lookup`; the names of the missing ones otherwise.
     pub(crate) fn resolve(&self, env: &super::Env) -> Result<String, Vec<String>> {
         let mut out = String::new();
@@ -141,6 +149,8 @@ mod tests {
         );
         assert_eq!(Template::parse("x${SECRET}").unwrap().sole_variable(), None);
         assert_eq!(Template::parse("literal").unwrap().sole_variable(), None);
+        let t = Template::parse("https://${A}.x/${B}$${C}").unwrap();
+        assert_eq!(t.variables().collect::<Vec<_>>(), ["A", "B"]);
     }
 
     #[test]

@@ -350,3 +350,72 @@ fn repository_and_project_may_use_variables_that_must_be_set() {
         FieldValue::Text("Pbot".into())
     );
 }
+
+#[test]
+fn bbsyncs_own_credentials_are_never_referenced() {
+    for (field, text) in [
+        (
+            "app_credentials.key",
+            "      app_credentials: {key: '${PLATFORMSH_CLI_TOKEN}', secret: '${SECRET}'}\n",
+        ),
+        (
+            "app_credentials.secret",
+            "      app_credentials: {key: '${KEY}', secret: '${UPSUN_CLI_TOKEN}'}\n",
+        ),
+    ] {
+        let manifest = format!(
+            "version: 1\nprojects:\n  abc:\n    bitbucket:\n      repository: acme/web\n{text}"
+        );
+        let errors = errors(&manifest);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains(&format!("`{field}` uses `${{"))
+                && errors[0].contains("bbsync's own credential"),
+            "{errors:#?}"
+        );
+    }
+    let errors = errors(&cloud("").replace("acme/web", "acme/${BBSYNC_WEBHOOK_SECRET}"));
+    assert!(
+        errors[0].contains("`repository` uses `${BBSYNC_WEBHOOK_SECRET}`"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_secret_variable_is_never_used_in_a_public_field() {
+    let server = "version: 1\nprojects:\n  abc:\n    bitbucket_server:\n      url: https://${TOKEN}.example.com\n      username: bot\n      token: ${TOKEN}\n      project: P\n      repository: r\n".to_owned();
+    let repository = cloud("").replace("acme/web", "acme/${SECRET}");
+    let key = cloud("").replace("key: '${KEY}'", "key: 'k-${SECRET}'");
+    for (manifest, field, variable, secret) in [
+        (server, "url", "TOKEN", "token"),
+        (repository, "repository", "SECRET", "app_credentials.secret"),
+        (
+            key,
+            "app_credentials.key",
+            "SECRET",
+            "app_credentials.secret",
+        ),
+    ] {
+        let errors = errors(&manifest);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains(&format!(
+                "`{field}` uses `${{{variable}}}`, which holds a secret (`{secret}` uses it)"
+            )),
+            "{errors:#?}"
+        );
+        assert!(!errors[0].contains("s3cr3t-value"), "{errors:#?}");
+    }
+    // Another variable holding the same value is the user's own choice, and legal.
+    state(&cloud("").replace("key: '${KEY}'", "key: '${TOKEN}'"));
+}
+
+#[test]
+fn a_valid_manifest_marks_its_secret_variables_for_redaction() {
+    let env = env();
+    let file = manifest::parse("m.yaml", cloud("").as_bytes()).unwrap();
+    assert_eq!(env.redact("s3cr3t-value"), "s3cr3t-value");
+    assert!(build(&[file], &env).state.is_some());
+    assert_eq!(env.redact("x s3cr3t-value"), "x [redacted]");
+    assert_eq!(env.redact("consumer-key"), "consumer-key", "public");
+}

@@ -95,6 +95,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Pending triggers.
     pub triggers: Triggers,
+    /// The environment whose secret values every endpoint's answer is redacted of.
+    pub env: crate::model::Env,
 }
 
 /// A failing project's backoff.
@@ -127,6 +129,7 @@ impl Daemon {
             status: Mutex::new(Status::new(options.plan_only, options.history)),
             metrics: Metrics::default(),
             triggers: Triggers::default(),
+            env: reconciler.env().clone(),
         });
         Self {
             options,

@@ -30,7 +30,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
+            shared
+                .env
+                .redact(&format!("not ready: {reason}\n"))
+                .into_owned(),
         )
             .into_response(),
     }
@@ -43,7 +46,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(),
+        shared.env.redact(&shared.metrics.render()).into_owned(),
     )
         .into_response()
 }
@@ -53,6 +56,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         let status = shared.status.lock().expect("status lock");
         serde_json::to_string_pretty(&*status).unwrap_or_else(|_| "{}".to_owned())
     };
+    let body = shared.env.redact(&body).into_owned();
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

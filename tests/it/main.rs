@@ -7,6 +7,7 @@ mod errors;
 mod hostile_api;
 mod hostile_daemon;
 mod hostile_render;
+mod hostile_secrets;
 mod live;
 mod openapi;
 mod reliability;
