@@ -76,10 +76,10 @@ pub(crate) struct Global {
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Time allowed for one API request, answer included.
-    #[arg(long, global = true, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, global = true, value_parser = parse_timeout, default_value = "30s")]
     pub timeout: std::time::Duration,
-    /// At most this many API requests per second (default: no cap).
-    #[arg(long, global = true, value_name = "N")]
+    /// At most this many API requests per second, 0.01 to 10000 (default, or 0: no cap).
+    #[arg(long, global = true, value_name = "N", value_parser = parse_max_rps)]
     pub max_rps: Option<f64>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -251,7 +251,7 @@ pub(crate) struct WatchArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
     /// Time between full resyncs (jittered by 10%): `30s`, `5m`, `1h`.
-    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, value_parser = parse_interval, default_value = "5m")]
     pub interval: std::time::Duration,
     /// Serve /healthz, /readyz, /metrics and /status here (`--listen` alone: 127.0.0.1:9464;
     /// `:9464`: loopback on that port).
@@ -348,7 +348,40 @@ pub(crate) struct SandboxArgs {
     pub page_size: usize,
 }
 
-/// Parses `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).
+/// The longest duration any flag takes: a week. Longer is a typo, and would overflow the
+/// arithmetic of deadlines (`Instant + Duration`).
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `--timeout`: a duration from 1ms to a week (0 would fail every request).
+pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        std::time::Duration::ZERO => {
+            Err("must be more than 0 (a zero timeout fails every request)".to_owned())
+        }
+        timeout => Ok(timeout),
+    }
+}
+
+/// `--interval`: at least 1 second (a shorter one would re-read every project without pause).
+pub(crate) fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        interval if interval < std::time::Duration::from_secs(1) => {
+            Err("must be at least 1s".to_owned())
+        }
+        interval => Ok(interval),
+    }
+}
+
+/// `--max-rps`: 0 (no cap), or 0.01 to 10000 requests per second.
+pub(crate) fn parse_max_rps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rps) if rps == 0.0 || (0.01..=10_000.0).contains(&rps) => Ok(rps),
+        Ok(_) => Err("must be 0 (no cap) or from 0.01 to 10000 requests per second".to_owned()),
+        Err(_) => Err(format!("`{text}` is not a number of requests per second")),
+    }
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h` (a bare number is seconds), at most a week.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -369,8 +402,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
             ));
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a valid duration"));
+    if seconds.is_finite() && seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!("`{text}` is longer than the limit, a week (168h)"));
     }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{text}` is not a valid duration"))
 }

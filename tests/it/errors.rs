@@ -112,3 +112,43 @@ fn a_project_id_the_manifest_would_refuse_is_a_usage_error() {
         out.stderr
     );
 }
+
+/// Hostile numbers on the command line (the attacks as found panicked): each is a usage error
+/// (64) naming the flag and its range, never a panic.
+#[test]
+fn out_of_range_numbers_are_usage_errors_never_panics() {
+    let dir = dir_with(MANIFEST);
+    for (flags, says) in [
+        (&["--timeout", "99999999999999999999999"][..], "a week"),
+        (&["--timeout", "1e30"], "unknown unit"),
+        (&["--timeout", "0s"], "more than 0"),
+        (&["--max-rps", "1e-300"], "from 0.01 to 10000"),
+        (&["--max-rps", "inf"], "from 0.01 to 10000"),
+        (&["--max-rps", "NaN"], "from 0.01 to 10000"),
+        (&["--max-rps=-1"], "from 0.01 to 10000"),
+        (&["--concurrency", "99999999999"], "--concurrency"),
+    ] {
+        let mut args = flags.to_vec();
+        args.push("plan");
+        let out = Run::new(dir.path(), &args)
+            .env("PLATFORMSH_CLI_TOKEN", "t")
+            .run();
+        assert_eq!(out.code, 64, "{flags:?}: {out:#?}");
+        assert!(
+            out.stderr.contains(flags[0].split('=').next().unwrap()) && out.stderr.contains(says),
+            "{flags:?}: {}",
+            out.stderr
+        );
+    }
+    for flags in [
+        &["watch", "--interval", "0s"][..],
+        &["watch", "--settle", "999999h"],
+        &["watch", "--debounce", "18446744073709551616ms"],
+    ] {
+        let out = Run::new(dir.path(), flags)
+            .env("PLATFORMSH_CLI_TOKEN", "t")
+            .run();
+        assert_eq!(out.code, 64, "{flags:?}: {out:#?}");
+        assert!(out.stderr.contains(flags[1]), "{flags:?}: {}", out.stderr);
+    }
+}
