@@ -247,7 +247,8 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
     };
     let mut terminal = Terminal::new(settings.quiet, saved.is_none(), ask);
     let cancel = CancellationToken::new();
-    let interrupt = tokio::spawn(watch_interrupts(cancel.clone()));
+    // Registered before anything is written: a signal from then on is handled, not fatal.
+    let interrupt = tokio::spawn(watch_interrupts(Interrupts::new(), cancel.clone()));
     let pass = reconciler
         .pass(source, &options, &mut terminal, &cancel)
         .await;
@@ -280,16 +281,70 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
     }
 }
 
-/// First Ctrl-C: start nothing new, let actions in flight finish. Second: abort.
-async fn watch_interrupts(cancel: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        cancel.cancel();
-        eprintln_redacted!(
-            "\nInterrupted: starting nothing new, letting the actions in flight finish (Ctrl-C again to abort)."
-        );
-        if tokio::signal::ctrl_c().await.is_ok() {
+/// The first Ctrl-C or SIGTERM: start nothing new, let the actions in flight finish (a replace
+/// makes both its delete and its create). A second Ctrl-C aborts at once; a second SIGTERM
+/// does not (a supervisor's SIGKILL after its grace period is the hard stop).
+async fn watch_interrupts(mut signals: Interrupts, cancel: CancellationToken) {
+    let first = signals.next().await;
+    cancel.cancel();
+    eprintln_redacted!(
+        "\n{first}: starting nothing new, letting the actions in flight finish{}.",
+        if first == Interrupt::CtrlC {
+            " (Ctrl-C again to abort)"
+        } else {
+            ""
+        }
+    );
+    loop {
+        if signals.next().await == Interrupt::CtrlC {
             eprintln_redacted!("Aborted.");
             std::process::exit(Exit::Failed as i32);
+        }
+    }
+}
+
+/// A signal that stops an apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    CtrlC,
+    Terminate,
+}
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Interrupt::CtrlC => "Interrupted",
+            Interrupt::Terminate => "Terminated (SIGTERM)",
+        })
+    }
+}
+
+/// Ctrl-C and, on Unix, SIGTERM, as one stream.
+struct Interrupts {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) -> Interrupt {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Interrupt::CtrlC,
+                _ = term.recv() => Interrupt::Terminate,
+            };
+        }
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => Interrupt::CtrlC,
+            // No Ctrl-C handler: never interrupted that way.
+            Err(_) => std::future::pending().await,
         }
     }
 }

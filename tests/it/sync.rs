@@ -898,3 +898,61 @@ fn ctrl_c_during_apply_finishes_the_action_in_flight_and_reports() {
         "nothing new started after Ctrl-C ({sent} writes; a replace makes two)"
     );
 }
+
+/// The attack as found: SIGTERM (a CI job's timeout, `kubectl delete`) between a replace's
+/// delete and its create killed bbsync there, and the project was left with no integration.
+/// Now the replace in flight is finished, nothing new starts, and the report says so.
+#[test]
+fn sigterm_during_a_replace_finishes_both_halves() {
+    let mut config = SandboxConfig {
+        seed: serde_json::from_value(json!({"projects": [
+            {"id": "toreplace", "integrations": [cloud_live("acme/moved")]},
+        ]}))
+        .unwrap(),
+        ..SandboxConfig::default()
+    };
+    config.faults.latency = std::time::Duration::from_millis(1000);
+    let api = Api::start_with(config);
+    let manifest = MANIFEST.split("\n  ").next().unwrap().to_owned()
+        + &MANIFEST[MANIFEST.find("\n  toreplace:").unwrap()..];
+    let dir = dir_with(&manifest);
+    let child = std::process::Command::new(crate::common::binary())
+        .args(["apply", "--auto-approve"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(api.environment())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !api
+        .sandbox
+        .world()
+        .requests
+        .iter()
+        .any(|r| r.starts_with("DELETE"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no delete started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Terminated (SIGTERM): starting nothing new"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("replaced  toreplace"), "{stdout}\n{stderr}");
+    let managed = api.managed("toreplace");
+    assert_eq!(managed.len(), 1, "{managed:?}");
+    assert_eq!(managed[0].0, "bitbucket_server", "the create half was made");
+}
