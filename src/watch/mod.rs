@@ -97,6 +97,33 @@ pub struct Shared {
     pub triggers: Triggers,
     /// The environment whose secret values every endpoint's answer is redacted of.
     pub env: crate::model::Env,
+    /// When the daemon's loop last ticked ([`HEARTBEAT`]); `/healthz` fails when that is more
+    /// than [`STUCK_AFTER`] ago.
+    heartbeat: Mutex<tokio::time::Instant>,
+}
+
+/// How often the daemon's loop ticks, waiting or running.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long without a tick makes the daemon unhealthy: its loop is stuck (a blocking call, a
+/// busy loop), and only a restart will help.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
+impl Shared {
+    /// Notes that the loop is alive.
+    fn beat(&self) {
+        *self.heartbeat.lock().expect("heartbeat lock") = tokio::time::Instant::now();
+    }
+
+    /// Whether the loop ticked within [`STUCK_AFTER`]; else how long ago it last did.
+    pub fn health(&self) -> Result<(), Duration> {
+        let since = self.heartbeat.lock().expect("heartbeat lock").elapsed();
+        if since > STUCK_AFTER {
+            Err(since)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A failing project's backoff.
@@ -130,6 +157,7 @@ impl Daemon {
             metrics: Metrics::default(),
             triggers: Triggers::default(),
             env: reconciler.env().clone(),
+            heartbeat: Mutex::new(tokio::time::Instant::now()),
         });
         Self {
             options,
@@ -149,7 +177,8 @@ impl Daemon {
         Arc::clone(&self.shared)
     }
 
-    /// Serves the endpoints on `listen` until `stop`; returns the bound address.
+    /// Serves the endpoints on `listen` until `stop`; returns the bound address. See
+    /// [`server::serve`] for the limits the listener keeps.
     pub(crate) async fn serve(
         &self,
         listen: SocketAddr,
@@ -157,14 +186,13 @@ impl Daemon {
     ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
-        let app = server::router(self.shared());
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "the HTTP endpoints stopped");
-            }
-        });
+        let app = server::router(self.shared(), address);
+        tokio::spawn(server::serve(
+            listener,
+            app,
+            server::Limits::default(),
+            stop,
+        ));
         Ok(address)
     }
 
@@ -189,17 +217,33 @@ impl Daemon {
         let hangups = tokio::spawn(hangups(Arc::clone(&shared), stop.clone()));
         tracing::info!(files = ?self.options.files, interval_s = self.options.interval.as_secs_f64(), plan_only = self.options.plan_only, "watching");
         shared.triggers.fire(Trigger::Startup);
+        // The loop ticks while it waits and while it runs: a tick that does not come means the
+        // task is stuck, and `/healthz` says so.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let fired = tokio::select! {
-                fired = shared.triggers.next() => fired,
-                () = stop.cancelled() => break,
+            let fired = loop {
+                tokio::select! {
+                    fired = shared.triggers.next() => break Some(fired),
+                    () = stop.cancelled() => break None,
+                    _ = heartbeat.tick() => shared.beat(),
+                }
             };
+            let Some(fired) = fired else { break };
             let grace = self.options.grace;
             let run = self.run_once(&fired, &stop);
             tokio::pin!(run);
-            let finished = tokio::select! {
-                () = &mut run => true,
-                () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => false,
+            let expired = async {
+                stop.cancelled().await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::pin!(expired);
+            let finished = loop {
+                tokio::select! {
+                    () = &mut run => break true,
+                    () = &mut expired => break false,
+                    _ = heartbeat.tick() => shared.beat(),
+                }
             };
             if !finished {
                 tracing::warn!(
