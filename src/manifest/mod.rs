@@ -6,10 +6,11 @@
 
 pub(crate) mod check;
 pub(crate) mod diagnostic;
+pub(crate) mod files;
 pub(crate) mod node;
 mod types;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 pub use check::Locations;
@@ -109,18 +110,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
     let at_start =
         |source: &Arc<SourceFile>| Some(Location::new(source, Position { line: 1, column: 1 }));
     if bytes.len() > MAX_FILE_BYTES {
-        let source = Arc::new(SourceFile::new(name, ""));
-        return Err(vec![
-            Diagnostic::error(
-                at_start(&source),
-                format!(
-                    "the file is {:.1} MiB; a manifest file may be at most {} MiB",
-                    bytes.len() as f64 / 1_048_576.0,
-                    MAX_FILE_BYTES / 1_048_576
-                ),
-            )
-            .with_help("split the projects over several files in a directory and pass `-f DIR`"),
-        ]);
+        return Err(vec![files::too_large(name, Some(bytes.len() as u64))]);
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -265,86 +255,20 @@ fn first_line(message: &str) -> String {
     line.trim_end_matches('.').to_owned()
 }
 
-/// Expands `-f` arguments: files as given, directories to their `*.yaml` / `*.yml` files
-/// (recursively, sorted). Problems reading them come back as diagnostics.
-pub(crate) fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => match yaml_files_in(path) {
-                Ok(found) if found.is_empty() => problems.push(
-                    Diagnostic::error(None, format!("`{}` holds no `*.yaml` or `*.yml` file", path.display()))
-                        .with_help("point `-f` at a manifest file or a directory of them"),
-                ),
-                Ok(found) => files.extend(found),
-                Err(error) => problems.push(Diagnostic::error(
-                    None,
-                    format!("cannot read directory `{}`: {error}", path.display()),
-                )),
-            },
-            Ok(_) => files.push(path.clone()),
-            Err(error) => problems.push(
-                Diagnostic::error(None, format!("cannot read `{}`: {error}", path.display()))
-                    .with_help(if path == Path::new("integrations.yaml") {
-                        "create `integrations.yaml` (see integrations.yaml.example) or pass `-f PATH`"
-                    } else {
-                        "check the path given to `-f`"
-                    }),
-            ),
-        }
-    }
-    if problems.is_empty() {
-        Ok(files)
-    } else {
-        Err(problems)
-    }
-}
-
-fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// Reads and parses every file of `paths` (after [`discover`]); all problems of all files are
+/// Reads and parses every file of `paths` (after [`files::discover`]); all problems of all files are
 /// returned together.
 pub(crate) fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagnostic>> {
-    let files = discover(paths)?;
+    let files = files::discover(paths, files::Limits::DEFAULT)?;
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        match std::fs::read(&path) {
+        match files::read(&path) {
             Ok(bytes) => match parse(&name, &bytes) {
                 Ok(file) => parsed.push(file),
                 Err(mut found) => problems.append(&mut found),
             },
-            Err(error) => problems.push(Diagnostic::error(
-                None,
-                format!("cannot read `{name}`: {error}"),
-            )),
+            Err(problem) => problems.push(problem),
         }
     }
     if problems.is_empty() {

@@ -4,6 +4,7 @@ mod adopt;
 mod architecture;
 mod common;
 mod errors;
+mod hostile_manifest;
 mod live;
 mod openapi;
 mod reliability;
