@@ -117,13 +117,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
         Err(error) => {
             let valid = &bytes[..error.valid_up_to()];
             let valid = std::str::from_utf8(valid).unwrap_or_default();
-            let line = valid.matches('\n').count() + 1;
-            let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
             let source = Arc::new(SourceFile::new(name, valid.to_owned()));
-            let position = Position {
-                line: u32::try_from(line).unwrap_or(u32::MAX),
-                column: u32::try_from(column).unwrap_or(u32::MAX),
-            };
+            let position = source.end_position();
             return Err(vec![
                 Diagnostic::error(
                     Some(Location::new(&source, position)),
@@ -140,8 +135,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let source = Arc::new(SourceFile::new(name, text.to_owned()));
     if text
-        .trim()
-        .lines()
+        .split(['\n', '\r'])
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
         return Err(vec![
