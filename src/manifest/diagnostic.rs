@@ -98,12 +98,6 @@ impl SourceFile {
         &self.text
     }
 
-    /// Whether the byte at `offset` is masked.
-    #[cfg(test)]
-    pub(crate) fn is_masked(&self, offset: usize) -> bool {
-        self.masked.iter().any(|r| r.contains(&offset))
-    }
-
     /// How many lines the file has (a final line break does not start one more, unless the
     /// file is empty).
     fn lines(&self) -> usize {

@@ -7,6 +7,7 @@
 pub(crate) mod check;
 pub(crate) mod diagnostic;
 pub(crate) mod files;
+mod mask;
 pub(crate) mod node;
 mod types;
 
@@ -117,7 +118,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
         Err(error) => {
             let valid = &bytes[..error.valid_up_to()];
             let valid = std::str::from_utf8(valid).unwrap_or_default();
-            let source = Arc::new(SourceFile::new(name, valid.to_owned()));
+            let masked = mask::textual_secret_spans(valid);
+            let source = Arc::new(SourceFile::new(name, valid.to_owned()).with_masked(masked));
             let position = source.end_position();
             return Err(vec![
                 Diagnostic::error(
@@ -132,8 +134,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
             ]);
         }
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let source = Arc::new(SourceFile::new(name, text.to_owned()));
+    let text: Arc<str> = text.strip_prefix('\u{feff}').unwrap_or(text).into();
+    // Until the document is parsed, secrets are found by their keys on each line.
+    let masked = mask::textual_secret_spans(&text);
+    let source = Arc::new(SourceFile::new(name, Arc::clone(&text)).with_masked(masked));
     if text
         .split(['\n', '\r'])
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -144,6 +148,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
         ]);
     }
     let root = parse_tree(&source)?;
+    let masked = mask::secret_spans(&root);
+    let source = Arc::new(SourceFile::new(name, text).with_masked(masked));
     let (problems, locations) = check::check(&root, schema(), &source);
     if !problems.is_empty() {
         return Err(problems);

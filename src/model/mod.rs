@@ -17,7 +17,6 @@ pub(crate) mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -27,7 +26,7 @@ pub use field::{Field, FieldValue, IntegrationType, Omitted, SecretField};
 pub use template::Template;
 
 use crate::manifest::check::escape;
-use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
+use crate::manifest::diagnostic::{Diagnostic, Location};
 use crate::manifest::{self, ManifestFile, Options};
 use crate::model::ids::{OrganizationId, ProjectId};
 
@@ -677,15 +676,15 @@ impl<'f> Builder<'_> {
                 })
             }
             None => {
-                // The value is a secret written in clear: never show it, not even in the snippet.
-                let redacted = redact(&location);
+                // The value is a secret written in clear: the message does not name it, and
+                // the file masks it in every snippet (see `manifest::mask`).
                 let suggested = match field {
                     SecretField::Token => "BBS_TOKEN",
                     SecretField::AppSecret => "BITBUCKET_SECRET",
                     SecretField::AddonSharedSecret => "BITBUCKET_SHARED_SECRET",
                 };
                 self.error(
-                    redacted,
+                    location,
                     format!(
                         "`{}` must be a `${{NAME}}` reference, not a literal value",
                         field.name()
@@ -835,22 +834,6 @@ impl WithRelated for Diagnostic {
     fn with_related_in_place(&mut self, location: Location, label: &str) -> &mut Self {
         self.related = Some((location, label.to_owned()));
         self
-    }
-}
-
-/// The location with the rest of its line blanked out in the shown source, so that a secret
-/// written in clear is not echoed into logs.
-fn redact(location: &Location) -> Location {
-    let text = location.file.text();
-    let start = location.file.offset(location.position);
-    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let mut redacted = String::with_capacity(text.len());
-    redacted.push_str(&text[..start]);
-    redacted.push_str("********");
-    redacted.push_str(&text[end..]);
-    Location {
-        file: Arc::new(SourceFile::new(location.file.name(), redacted)),
-        position: location.position,
     }
 }
 

@@ -186,3 +186,106 @@ fn bare_cr_line_breaks_are_counted_as_lines() {
         assert!(!out.stderr.contains('\r'), "{:?}", out.stderr);
     }
 }
+
+/// Validates `text`, which holds the literal secret `secret` next to some other problem: the
+/// run fails (exit 4) and its output shows `********` where the secret stands, never the value.
+fn assert_masked(text: &str, secret: &str) -> Outcome {
+    let dir = manifest(text);
+    let out = Run::new(dir.path(), &["validate", "-f", "m.yaml"])
+        .env("KEY", "k")
+        .forbid(&[secret])
+        .deadline(HANG)
+        .run();
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(out.stderr.contains("********"), "{}", out.stderr);
+    out
+}
+
+const HEAD: &str = "version: 1\nprojects:\n  abcdefgh1234k:\n    bitbucket:\n";
+
+/// Issue 13: a literal secret is an error, but the snippets of other diagnostics showed it.
+#[test]
+fn a_literal_secret_on_a_line_next_to_another_error_is_masked() {
+    let text = format!(
+        "{HEAD}      repository: acme/web\n      app_credentials:\n        key: ${{KEY}}\n        secret: hunter2-adjacent\n      fetch_branch: true\n"
+    );
+    let out = assert_masked(&text, "hunter2-adjacent");
+    assert!(
+        out.stderr
+            .contains("m.yaml:9:7: unknown field `fetch_branch`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("secret: ********\n"), "{}", out.stderr);
+}
+
+/// Two errors, each with the other's line in its snippet: the literal secret's own, and a bad
+/// repository just above it.
+#[test]
+fn a_literal_secret_is_masked_in_another_errors_snippet() {
+    let text = format!(
+        "{HEAD}      repository: not a repository\n      app_credentials: {{key: '${{KEY}}', secret: hunter2-other}}\n"
+    );
+    let out = assert_masked(&text, "hunter2-other");
+    assert!(out.stderr.contains("m.yaml:5:19: "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`app_credentials.secret` must be a `${NAME}` reference"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("secret: ********}"), "{}", out.stderr);
+}
+
+/// `token` belongs to `bitbucket_server`; under `bitbucket` it is an unknown field, and its
+/// value still a secret.
+#[test]
+fn a_literal_secret_under_the_wrong_block_is_masked() {
+    let text = format!(
+        "{HEAD}      repository: acme/web\n      token: hunter2-wrong-block\n      app_credentials: {{key: '${{KEY}}', secret: '${{S}}'}}\n"
+    );
+    let out = assert_masked(&text, "hunter2-wrong-block");
+    assert!(
+        out.stderr.contains("m.yaml:6:7: unknown field `token`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("token: ********\n"), "{}", out.stderr);
+}
+
+/// A number is no reference either: the type error about it shows no digits.
+#[test]
+fn a_numeric_literal_secret_is_masked() {
+    let text = format!(
+        "{HEAD}      repository: acme/web\n      app_credentials:\n        key: ${{KEY}}\n        secret: 987654321\n"
+    );
+    let out = assert_masked(&text, "987654321");
+    assert!(out.stderr.contains("m.yaml:8:17: "), "{}", out.stderr);
+    assert!(out.stderr.contains("must be a string"), "{}", out.stderr);
+}
+
+/// A block scalar's value stands on the lines below its key.
+#[test]
+fn a_literal_secret_in_a_block_scalar_is_masked() {
+    let text = format!(
+        "{HEAD}      repository: acme/web\n      app_credentials:\n        key: ${{KEY}}\n        secret: |\n          hunter2-block\n          hunter3-block\n      fetch_branch: true\n"
+    );
+    let out = assert_masked(&text, "hunter2-block");
+    assert!(!out.all().contains("hunter3-block"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("m.yaml:11:7: unknown field `fetch_branch`"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Before the YAML is parsed (a syntax error), secrets are found by their keys.
+#[test]
+fn a_literal_secret_next_to_a_yaml_syntax_error_is_masked() {
+    let text = format!(
+        "{HEAD}      repository: acme/web\n      app_credentials:\n        key: ${{KEY}}\n        secret: hunter2-syntax\n        x: [\n"
+    );
+    let out = assert_masked(&text, "hunter2-syntax");
+    assert!(out.stderr.contains("invalid YAML"), "{}", out.stderr);
+}
