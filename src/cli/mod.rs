@@ -54,7 +54,14 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
     match cli.command {
-        Command::Validate { manifest, online } => {
+        Command::Validate {
+            manifest,
+            format: args::ReportFormat::Json,
+            ..
+        } => validate_json(&manifest, &settings.env),
+        Command::Validate {
+            manifest, online, ..
+        } => {
             let exit = validate(&manifest, &settings.env)?;
             if online && exit == Exit::Ok {
                 runtime()?.block_on(export::validate_online(settings, &manifest))
@@ -115,13 +122,53 @@ pub(crate) fn stdout_color() -> bool {
     anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
-/// Prints diagnostics to stderr.
-pub(crate) fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) {
+/// How many diagnostics text output shows; `validate --format json` lists them all.
+pub(crate) const SHOWN_DIAGNOSTICS: usize = 50;
+
+/// Prints diagnostics to stderr: the first [`SHOWN_DIAGNOSTICS`], then how many more there are.
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let color = stderr_color();
     let mut err = anstream::stderr();
-    for diagnostic in diagnostics {
+    for diagnostic in diagnostics.iter().take(SHOWN_DIAGNOSTICS) {
         let _ = err.write_all(diagnostic.render(color).as_bytes());
     }
+    if let Some(more) = more_diagnostics(diagnostics) {
+        let _ = writeln!(err, "{more}");
+    }
+}
+
+/// The line that stands for the diagnostics past the first [`SHOWN_DIAGNOSTICS`], if any.
+fn more_diagnostics(diagnostics: &[Diagnostic]) -> Option<String> {
+    let rest = diagnostics
+        .get(SHOWN_DIAGNOSTICS..)
+        .filter(|r| !r.is_empty())?;
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    let warnings = rest.len() - errors;
+    let plural = |n: usize, one: &str| {
+        let s = if n == 1 { "" } else { "s" };
+        format!("{} more {one}{s}", thousands(n))
+    };
+    let what = match (errors, warnings) {
+        (0, w) => plural(w, "warning"),
+        (e, 0) => plural(e, "error"),
+        (e, w) => format!("{} and {}", plural(e, "error"), plural(w, "warning")),
+    };
+    Some(format!(
+        "... and {what}; `bbsync validate --format json` lists them all"
+    ))
+}
+
+/// `19950` as `19,950`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads, parses and validates the manifest. An invalid one has its diagnostics printed here
@@ -133,6 +180,27 @@ pub(crate) fn load(files: &[PathBuf], env: &Env) -> Result<(DesiredState, Vec<Di
             errors: diagnostics.iter().filter(|d| d.is_error()).count(),
         }
     })
+}
+
+/// `bbsync validate --format json`: every diagnostic, errors and warnings, as one JSON document
+/// on stdout; exit 4 when the manifest is invalid.
+fn validate_json(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
+    let (valid, diagnostics, projects) = match crate::reconcile::load::load(&manifest.files, env) {
+        Ok((state, warnings)) => (true, warnings, Some(state.projects.len())),
+        Err(diagnostics) => (false, diagnostics, None),
+    };
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let document = serde_json::json!({
+        "valid": valid,
+        "projects": projects,
+        "errors": errors,
+        "warnings": diagnostics.len() - errors,
+        "diagnostics": diagnostics.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+    });
+    let mut out = anstream::stdout();
+    serde_json::to_writer_pretty(&mut out, &document).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(if valid { Exit::Ok } else { Exit::Invalid })
 }
 
 fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {

@@ -306,6 +306,41 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
+    /// The diagnostic as JSON, for `validate --format json`: severity, place, message, help and
+    /// the related place. No snippet: the source text is not repeated.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let place = |location: &Location| {
+            serde_json::json!({
+                "file": location.file.name(),
+                "line": location.position.line,
+                "column": location.position.column,
+            })
+        };
+        let mut json = serde_json::json!({
+            "severity": match self.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            "message": self.message,
+        });
+        if let Some(object) = json.as_object_mut() {
+            if let Some(location) = &self.location
+                && let serde_json::Value::Object(fields) = place(location)
+            {
+                object.extend(fields);
+            }
+            if let Some(help) = &self.help {
+                object.insert("help".to_owned(), help.as_str().into());
+            }
+            if let Some((location, label)) = &self.related {
+                let mut related = place(location);
+                related["label"] = label.as_str().into();
+                object.insert("related".to_owned(), related);
+            }
+        }
+        json
+    }
+
     /// Renders the diagnostic: a `file:line:column` header, the source line with a caret, and
     /// the help, as miette draws it. `color` picks ANSI styling.
     pub(crate) fn render(&self, color: bool) -> String {

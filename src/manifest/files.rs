@@ -267,28 +267,30 @@ pub(crate) fn too_large(name: &str, bytes: Option<u64>) -> Diagnostic {
 
 /// Reads the manifest file `path`: a regular file only (checked before it is opened, and again
 /// on the open file), and never more than [`MAX_FILE_BYTES`] + 1 bytes of it.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Box<Diagnostic>> {
     let name = path.display().to_string();
     let cannot = |error: std::io::Error| {
-        Diagnostic::error(None, format!("cannot read `{name}`: {error}"))
-            .with_help("check that the file exists and is readable")
+        Box::new(
+            Diagnostic::error(None, format!("cannot read `{name}`: {error}"))
+                .with_help("check that the file exists and is readable"),
+        )
     };
     let meta = std::fs::metadata(path).map_err(cannot)?;
     if !meta.is_file() {
-        return Err(not_regular(path, &meta));
+        return Err(Box::new(not_regular(path, &meta)));
     }
     if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(too_large(&name, Some(meta.len())));
+        return Err(Box::new(too_large(&name, Some(meta.len()))));
     }
     let file = open(path).map_err(cannot)?;
     // The path may have been swapped for something else since it was looked at.
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
-        return Err(not_regular(path, &meta));
+        return Err(Box::new(not_regular(path, &meta)));
     }
     let bytes = read_bounded(file, MAX_FILE_BYTES).map_err(cannot)?;
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(&name, None));
+        return Err(Box::new(too_large(&name, None)));
     }
     Ok(bytes)
 }

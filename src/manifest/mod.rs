@@ -268,7 +268,7 @@ pub(crate) fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagn
                 Ok(file) => parsed.push(file),
                 Err(mut found) => problems.append(&mut found),
             },
-            Err(problem) => problems.push(problem),
+            Err(problem) => problems.push(*problem),
         }
     }
     if problems.is_empty() {

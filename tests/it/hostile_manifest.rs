@@ -198,6 +198,17 @@ fn assert_masked(text: &str, secret: &str) -> Outcome {
         .run();
     assert_eq!(out.code, 4, "{out:#?}");
     assert!(out.stderr.contains("********"), "{}", out.stderr);
+    let json = Run::new(
+        dir.path(),
+        &["validate", "-f", "m.yaml", "--format", "json"],
+    )
+    .env("KEY", "k")
+    .forbid(&[secret])
+    .deadline(HANG)
+    .run();
+    assert_eq!(json.code, 4, "{json:#?}");
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(document["valid"], false, "{}", json.stdout);
     out
 }
 
@@ -288,4 +299,49 @@ fn a_literal_secret_next_to_a_yaml_syntax_error_is_masked() {
     );
     let out = assert_masked(&text, "hunter2-syntax");
     assert!(out.stderr.contains("invalid YAML"), "{}", out.stderr);
+}
+
+/// Issue 13: 20,000 errors took 35 s to print, each snippet rescanning the file. Drawing is
+/// linear now, and text output shows the first 50; `--format json` has them all.
+#[test]
+fn twenty_thousand_errors_print_fast_and_capped() {
+    let mut text = String::from("version: 1\nprojects:\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("  p{i:08}: {{absent: true, protekt: true}}\n"));
+    }
+    let dir = manifest(&text);
+    let guard = Duration::from_secs(20);
+    let out = Run::new(dir.path(), &["validate", "-f", "m.yaml"])
+        .deadline(guard)
+        .run();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("unknown field `protekt`").count(),
+        50,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.len() < 50_000, "{}", out.stderr.len());
+    assert!(
+        out.stderr.contains(
+            "\n... and 19,950 more errors; `bbsync validate --format json` lists them all\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("(20000 errors)"), "{}", out.stderr);
+
+    let out = Run::new(
+        dir.path(),
+        &["validate", "-f", "m.yaml", "--format", "json"],
+    )
+    .deadline(guard)
+    .run();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(document["errors"], 20_000);
+    let diagnostics = document["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 20_000);
+    assert_eq!(diagnostics[19_999]["line"], 20_002);
+    assert_eq!(diagnostics[19_999]["file"], "m.yaml");
 }
