@@ -534,11 +534,15 @@ impl<'f> Builder<'_> {
                 continue;
             };
             let trimmed = resolved.trim();
-            if trimmed.is_empty() || trimmed.contains('/') || trimmed.contains(char::is_whitespace)
+            if trimmed.is_empty()
+                || trimmed.contains('/')
+                || trimmed.contains(char::is_whitespace)
+                || trimmed == "."
+                || trimmed == ".."
             {
                 self.error(
                     file.location(&at, false),
-                    format!("`{name}` must be a single Bitbucket Server {} without `/` or spaces", if name == "project" { "project key" } else { "repository slug" }),
+                    format!("`{name}` must be a single Bitbucket Server {} without `/` or spaces, and not `.` or `..`", if name == "project" { "project key" } else { "repository slug" }),
                 )
                 .help = Some("write `project: WEB` and `repository: shop` for https://host/projects/WEB/repos/shop".to_owned());
                 ok = false;
@@ -869,6 +873,13 @@ pub(crate) fn normalize_repository(raw: &str) -> Result<String, String> {
     };
     let path = path.trim_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
+    // `.` and `..` pass the character check, but name a directory, not an owner or a repository:
+    // `acme/..` would be a path out of the owner's repositories.
+    if let Some(dots) = path.split('/').find(|s| *s == "." || *s == "..") {
+        return Err(format!(
+            "repository `{text}` has a `{dots}` part: an owner or repository name is never `.` or `..`"
+        ));
+    }
     let mut segments = path.split('/');
     let valid = |s: &str| {
         !s.is_empty()

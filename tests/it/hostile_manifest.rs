@@ -345,3 +345,35 @@ fn twenty_thousand_errors_print_fast_and_capped() {
     assert_eq!(diagnostics[19_999]["line"], 20_002);
     assert_eq!(diagnostics[19_999]["file"], "m.yaml");
 }
+
+/// `acme/..` passed as `owner/repo` (dots are allowed in names): a path out of the owner's
+/// repositories. Every dot segment is refused at its line and column, with what to write.
+#[test]
+fn dot_segments_in_a_repository_are_refused() {
+    for (repository, dots) in [
+        ("acme/..", ".."),
+        ("../web", ".."),
+        ("./x", "."),
+        ("acme/.", "."),
+    ] {
+        let text = format!(
+            "{HEAD}      repository: {repository}\n      app_credentials: {{key: '${{KEY}}', secret: '${{S}}'}}\n"
+        );
+        let dir = manifest(&text);
+        let out = Run::new(dir.path(), &["validate", "-f", "m.yaml"])
+            .env("KEY", "k")
+            .env("S", "s")
+            .deadline(HANG)
+            .run();
+        assert_eq!(out.code, 4, "{out:#?}");
+        let expected = format!(
+            "error: m.yaml:5:19: repository `{repository}` has a `{dots}` part: an owner or repository name is never `.` or `..`"
+        );
+        assert!(out.stderr.contains(&expected), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("help: write `owner/repo`"),
+            "{}",
+            out.stderr
+        );
+    }
+}
