@@ -377,3 +377,28 @@ fn dot_segments_in_a_repository_are_refused() {
         );
     }
 }
+
+/// A file within 8 MiB can hold millions of values; past the node budget the error says so in
+/// words (it once printed serde-saphyr's `Nodes { nodes: 250001 }`), and what to do.
+#[test]
+fn the_node_budget_is_a_located_error_in_words() {
+    let text = format!("version: 1\nprojects:\n  p: [{}0]\n", "0,".repeat(250_000));
+    let dir = manifest(&text);
+    let out = validate(dir.path(), &["-f", "m.yaml"]);
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("invalid YAML: more than 250,000 keys, values and list items in one file"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("error: m.yaml:3:"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("help: a project needs about 10; split the projects over several files"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Nodes"), "{}", out.stderr);
+    assert!(out.stderr.len() < 4_000, "{}", out.stderr);
+}
