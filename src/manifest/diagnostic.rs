@@ -72,10 +72,22 @@ impl SourceFile {
     }
 
     /// The same file with the byte ranges `masked` never shown in a snippet: each (trimmed of
-    /// surrounding whitespace, line by line) is drawn as `********`.
+    /// surrounding whitespace, line by line) is drawn as `********`. A range is clamped to the
+    /// text and widened to whole characters, never dropped.
     #[must_use]
     pub(crate) fn with_masked(mut self, mut masked: Vec<Range<usize>>) -> Self {
-        masked.retain(|r| r.start < r.end && r.end <= self.text.len());
+        let text = &self.text;
+        for range in &mut masked {
+            range.end = range.end.min(text.len());
+            range.start = range.start.min(range.end);
+            while !text.is_char_boundary(range.start) {
+                range.start -= 1;
+            }
+            while !text.is_char_boundary(range.end) {
+                range.end += 1;
+            }
+        }
+        masked.retain(|r| r.start < r.end);
         masked.sort_by_key(|r| (r.start, r.end));
         let mut merged: Vec<Range<usize>> = Vec::with_capacity(masked.len());
         for range in masked {
@@ -718,6 +730,53 @@ mod tests {
         let file = SourceFile::new("f.yaml", "fetch_branch: true # c\nkey: value # c\n");
         assert_eq!(file.token_length(Position { line: 1, column: 1 }), 12);
         assert_eq!(file.token_length(Position { line: 2, column: 6 }), 5);
+    }
+
+    fn at(file: &Arc<SourceFile>, line: u32, column: u32) -> Option<Location> {
+        Some(Location::new(file, Position { line, column }))
+    }
+
+    #[test]
+    fn masked_ranges_are_stars_in_every_snippet() {
+        let text = "a: 1\nsecret: hunter2 # c\nb: 2\nc: |\n  hunter3\n";
+        let start = text.find("hunter2").unwrap();
+        let block = text.find("hunter3").unwrap();
+        let masked = vec![start..start + 7, block - 3..text.len()];
+        let file = Arc::new(SourceFile::new("m.yaml", text).with_masked(masked));
+        for line in 1..=5 {
+            let drawn = Diagnostic::error(at(&file, line, 1), "x").render(false);
+            assert!(!drawn.contains("hunter"), "{drawn}");
+        }
+        let drawn = Diagnostic::error(at(&file, 3, 1), "x").render(false);
+        assert!(drawn.contains("secret: ******** # c\n"), "{drawn}");
+        let drawn = Diagnostic::error(at(&file, 5, 3), "x").render(false);
+        assert!(drawn.contains(" 5 │   ********\n"), "{drawn}");
+    }
+
+    #[test]
+    fn a_long_line_is_drawn_as_a_window_around_the_column() {
+        let text = format!("a: 1\nb: [{}x]\n", "0, ".repeat(50_000));
+        let file = Arc::new(SourceFile::new("m.yaml", text));
+        let column = 4 + 3 * 50_000;
+        let drawn = Diagnostic::warning(at(&file, 2, column), "far out").render(false);
+        assert!(
+            drawn.starts_with(&format!("warning: m.yaml:2:{column}: far out\n")),
+            "{drawn}"
+        );
+        assert!(drawn.contains(&format!("[m.yaml:2:{column}]")), "{drawn}");
+        assert!(drawn.contains(" 2 │ …"), "{drawn}");
+        assert!(drawn.contains("0, 0, x]\n"), "{drawn}");
+        assert!(drawn.len() < 1_000, "{drawn}");
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        let file = Arc::new(SourceFile::new("m.yaml", "a: 1\rb: 2\r\nc: 3\n"));
+        assert_eq!(file.offset(Position { line: 2, column: 1 }), 5);
+        assert_eq!(file.offset(Position { line: 3, column: 1 }), 11);
+        let drawn = Diagnostic::error(at(&file, 2, 1), "x").render(false);
+        assert!(drawn.contains(" 1 │ a: 1\n 2 │ b: 2\n"), "{drawn:?}");
+        assert!(drawn.contains(" 3 │ c: 3\n"), "{drawn:?}");
     }
 
     #[test]
