@@ -100,6 +100,14 @@ impl SourceFile {
         self
     }
 
+    /// Whether any byte of `range` is masked: a value a message must not quote either.
+    pub(crate) fn is_masked(&self, range: &Range<usize>) -> bool {
+        let first = self.masked.partition_point(|r| r.end <= range.start);
+        self.masked
+            .get(first)
+            .is_some_and(|r| r.start < range.end.max(range.start + 1))
+    }
+
     /// The file's name, as the user gave it.
     pub(crate) fn name(&self) -> &str {
         &self.name

@@ -262,6 +262,15 @@ fn a_literal_secret_under_the_wrong_block_is_masked() {
         out.stderr
     );
     assert!(out.stderr.contains("token: ********\n"), "{}", out.stderr);
+    // Where a block is expected, the type error describes the value without quoting it.
+    let text = "version: 1\nprojects:\n  token: hunter2-as-project\n";
+    let out = assert_masked(text, "hunter2-as-project");
+    assert!(
+        out.stderr
+            .contains("m.yaml:3:10: `projects.token` must be a mapping, found a string\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A number is no reference either: the type error about it shows no digits.
