@@ -235,3 +235,32 @@ fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
     )?;
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_diagnostics_past_the_first_50_are_counted() {
+        let error = Diagnostic::error(None, "e");
+        let warning = Diagnostic::warning(None, "w");
+        let mut all = vec![error.clone(); SHOWN_DIAGNOSTICS];
+        assert_eq!(more_diagnostics(&all), None);
+        all.push(warning.clone());
+        assert_eq!(
+            more_diagnostics(&all).as_deref(),
+            Some("... and 1 more warning; `bbsync validate --format json` lists them all")
+        );
+        all.extend(std::iter::repeat_n(error, 1_234));
+        assert_eq!(
+            more_diagnostics(&all).as_deref(),
+            Some(
+                "... and 1,234 more errors and 1 more warning; `bbsync validate --format json` lists them all"
+            )
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(19_950), "19,950");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
