@@ -492,6 +492,8 @@ struct Excerpt {
 }
 
 impl Excerpt {
+    /// The lines of `file` that `labels` point at, one line of context around them (and the
+    /// lines between), each prepared by [`ShownLine`].
     fn new(file: &SourceFile, labels: &[Label<'_>]) -> Self {
         // Each label's line, column and byte range in the file.
         let placed: Vec<(usize, usize, usize, usize)> = labels
@@ -641,6 +643,7 @@ impl ShownLine {
         shown
     }
 
+    /// Appends the file's bytes `from..to` as they are.
     fn copy(&mut self, text: &str, from: usize, to: usize) {
         if from < to {
             self.pieces.push((from, to, self.text.len(), false));
