@@ -147,6 +147,10 @@ pub(crate) enum Command {
         /// type, and existing integrations pass the API's validation.
         #[arg(long)]
         online: bool,
+        /// Output format: `json` prints every diagnostic (text shows the first
+        /// 50) as one JSON document on stdout.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text, conflicts_with = "online")]
+        format: ReportFormat,
     },
     /// Show what would change against the live API.
     Plan(PlanArgs),

@@ -56,7 +56,14 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
     match cli.command {
-        Command::Validate { manifest, online } => {
+        Command::Validate {
+            manifest,
+            format: args::ReportFormat::Json,
+            ..
+        } => validate_json(&manifest, &settings.env),
+        Command::Validate {
+            manifest, online, ..
+        } => {
             let exit = validate(&manifest, &settings.env)?;
             if online && exit == Exit::Ok {
                 runtime()?.block_on(export::validate_online(settings, &manifest))
@@ -117,13 +124,53 @@ pub(crate) fn stdout_color() -> bool {
     anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
-/// Prints diagnostics to stderr.
-pub(crate) fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) {
+/// How many diagnostics text output shows; `validate --format json` lists them all.
+pub(crate) const SHOWN_DIAGNOSTICS: usize = 50;
+
+/// Prints diagnostics to stderr: the first [`SHOWN_DIAGNOSTICS`], then how many more there are.
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let color = stderr_color();
     let mut err = output::stderr();
-    for diagnostic in diagnostics {
+    for diagnostic in diagnostics.iter().take(SHOWN_DIAGNOSTICS) {
         let _ = err.write_all(diagnostic.render(color).as_bytes());
     }
+    if let Some(more) = more_diagnostics(diagnostics) {
+        let _ = writeln!(err, "{more}");
+    }
+}
+
+/// The line that stands for the diagnostics past the first [`SHOWN_DIAGNOSTICS`], if any.
+fn more_diagnostics(diagnostics: &[Diagnostic]) -> Option<String> {
+    let rest = diagnostics
+        .get(SHOWN_DIAGNOSTICS..)
+        .filter(|r| !r.is_empty())?;
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    let warnings = rest.len() - errors;
+    let plural = |n: usize, one: &str| {
+        let s = if n == 1 { "" } else { "s" };
+        format!("{} more {one}{s}", thousands(n))
+    };
+    let what = match (errors, warnings) {
+        (0, w) => plural(w, "warning"),
+        (e, 0) => plural(e, "error"),
+        (e, w) => format!("{} and {}", plural(e, "error"), plural(w, "warning")),
+    };
+    Some(format!(
+        "... and {what}; `bbsync validate --format json` lists them all"
+    ))
+}
+
+/// `19950` as `19,950`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads, parses and validates the manifest. An invalid one has its diagnostics printed here
@@ -135,6 +182,27 @@ pub(crate) fn load(files: &[PathBuf], env: &Env) -> Result<(DesiredState, Vec<Di
             errors: diagnostics.iter().filter(|d| d.is_error()).count(),
         }
     })
+}
+
+/// `bbsync validate --format json`: every diagnostic, errors and warnings, as one JSON document
+/// on stdout; exit 4 when the manifest is invalid.
+fn validate_json(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
+    let (valid, diagnostics, projects) = match crate::reconcile::load::load(&manifest.files, env) {
+        Ok((state, warnings)) => (true, warnings, Some(state.projects.len())),
+        Err(diagnostics) => (false, diagnostics, None),
+    };
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let document = serde_json::json!({
+        "valid": valid,
+        "projects": projects,
+        "errors": errors,
+        "warnings": diagnostics.len() - errors,
+        "diagnostics": diagnostics.iter().map(Diagnostic::to_json).collect::<Vec<_>>(),
+    });
+    // One write, so that redaction sees every value whole.
+    let text = serde_json::to_string_pretty(&document).map_err(std::io::Error::from)?;
+    writeln!(output::stdout(), "{text}")?;
+    Ok(if valid { Exit::Ok } else { Exit::Invalid })
 }
 
 fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
@@ -168,4 +236,33 @@ fn validate(manifest: &ManifestArgs, env: &Env) -> Result<Exit, Error> {
         counts[2],
     )?;
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_diagnostics_past_the_first_50_are_counted() {
+        let error = Diagnostic::error(None, "e");
+        let warning = Diagnostic::warning(None, "w");
+        let mut all = vec![error.clone(); SHOWN_DIAGNOSTICS];
+        assert_eq!(more_diagnostics(&all), None);
+        all.push(warning.clone());
+        assert_eq!(
+            more_diagnostics(&all).as_deref(),
+            Some("... and 1 more warning; `bbsync validate --format json` lists them all")
+        );
+        all.extend(std::iter::repeat_n(error, 1_234));
+        assert_eq!(
+            more_diagnostics(&all).as_deref(),
+            Some(
+                "... and 1,234 more errors and 1 more warning; `bbsync validate --format json` lists them all"
+            )
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(19_950), "19,950");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

@@ -89,6 +89,15 @@ impl<'a> Checker<'a> {
         schema
     }
 
+    /// Whether `node` is (or reads, through an alias) a secret value that the file masks:
+    /// messages then describe it without quoting it.
+    fn is_secret(&self, node: &Node) -> bool {
+        [&node.span, &node.defined]
+            .into_iter()
+            .flatten()
+            .any(|range| self.file.is_masked(range))
+    }
+
     fn problem(&mut self, position: Position, message: String) -> &mut Diagnostic {
         self.problems.push(Diagnostic::error(
             Some(Location::new(self.file, position)),
@@ -210,7 +219,9 @@ impl<'a> Checker<'a> {
             })
             .collect::<Vec<_>>()
             .join(" or ");
+        let secret = self.is_secret(node);
         let found = match &node.value {
+            Value::String(_) if secret => "a string".to_owned(),
             Value::String(s) => format!("the string `{}`", shorten(s)),
             Value::Null => "nothing".to_owned(),
             other => other.kind().to_owned(),
@@ -221,6 +232,9 @@ impl<'a> Checker<'a> {
             node.position
         };
         let help = match (&node.value, names.first().copied()) {
+            (Value::String(_), Some("boolean")) if secret => {
+                Some("write `true` or `false` without quotes".to_owned())
+            }
             (Value::String(s), Some("boolean")) => Some(format!(
                 "write `true` or `false` without quotes (`{}` is read as text)",
                 shorten(s)
@@ -257,10 +271,15 @@ impl<'a> Checker<'a> {
             Json::String(s) => s.clone(),
             other => other.to_string(),
         };
+        let _ = spot;
+        if self.is_secret(node) {
+            self.problem(node.position, format!("`{field}` cannot be this value"))
+                .help = Some(format!("use one of {}", backticked(&names)));
+            return;
+        }
         let help = suggest(&shown, names.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("use one of {}", backticked(&names)));
-        let _ = spot;
         self.problem(
             node.position,
             format!("`{field}` cannot be `{}`", shorten(&shown)),

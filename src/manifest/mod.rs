@@ -6,10 +6,12 @@
 
 pub(crate) mod check;
 pub(crate) mod diagnostic;
+pub(crate) mod files;
+mod mask;
 pub(crate) mod node;
 mod types;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 pub use check::Locations;
@@ -109,31 +111,16 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
     let at_start =
         |source: &Arc<SourceFile>| Some(Location::new(source, Position { line: 1, column: 1 }));
     if bytes.len() > MAX_FILE_BYTES {
-        let source = Arc::new(SourceFile::new(name, ""));
-        return Err(vec![
-            Diagnostic::error(
-                at_start(&source),
-                format!(
-                    "the file is {:.1} MiB; a manifest file may be at most {} MiB",
-                    bytes.len() as f64 / 1_048_576.0,
-                    MAX_FILE_BYTES / 1_048_576
-                ),
-            )
-            .with_help("split the projects over several files in a directory and pass `-f DIR`"),
-        ]);
+        return Err(vec![files::too_large(name, Some(bytes.len() as u64))]);
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => {
             let valid = &bytes[..error.valid_up_to()];
             let valid = std::str::from_utf8(valid).unwrap_or_default();
-            let line = valid.matches('\n').count() + 1;
-            let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            let source = Arc::new(SourceFile::new(name, valid.to_owned()));
-            let position = Position {
-                line: u32::try_from(line).unwrap_or(u32::MAX),
-                column: u32::try_from(column).unwrap_or(u32::MAX),
-            };
+            let masked = mask::textual_secret_spans(valid);
+            let source = Arc::new(SourceFile::new(name, valid.to_owned()).with_masked(masked));
+            let position = source.end_position();
             return Err(vec![
                 Diagnostic::error(
                     Some(Location::new(&source, position)),
@@ -147,11 +134,12 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
             ]);
         }
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let source = Arc::new(SourceFile::new(name, text.to_owned()));
+    let text: Arc<str> = text.strip_prefix('\u{feff}').unwrap_or(text).into();
+    // Until the document is parsed, secrets are found by their keys on each line.
+    let masked = mask::textual_secret_spans(&text);
+    let source = Arc::new(SourceFile::new(name, Arc::clone(&text)).with_masked(masked));
     if text
-        .trim()
-        .lines()
+        .split(['\n', '\r'])
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
         return Err(vec![
@@ -160,6 +148,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
         ]);
     }
     let root = parse_tree(&source)?;
+    let masked = mask::secret_spans(&root);
+    let source = Arc::new(SourceFile::new(name, text).with_masked(masked));
     let (problems, locations) = check::check(&root, schema(), &source);
     if !problems.is_empty() {
         return Err(problems);
@@ -185,6 +175,12 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<ManifestFile, Vec<Diagnostic>> 
 /// of a test thread (a tokio worker's is the same size). 16 levels stay under 1 MiB.
 pub(crate) const MAX_DEPTH: usize = 16;
 
+/// How many nodes (mappings, lists and scalars: keys, values and list items) one file may hold:
+/// serde-saphyr's default, explicit here because the README promises it. A project takes about
+/// 10, so this is far more than any real manifest, and far less than a file of 8 MiB can
+/// hold (`[0,0,0,...]`: four million).
+pub(crate) const MAX_NODES: usize = 250_000;
+
 /// What a breached parser budget means to the author of the file, and what to do.
 fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> (String, &'static str) {
     use serde_saphyr::budget::BudgetBreach;
@@ -203,9 +199,15 @@ fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> (String, &'stat
             "invalid YAML: more than one document (`---`) in one file".to_owned(),
             "put each manifest in a file of its own and pass them with -f, or use a directory",
         ),
-        other => (
-            format!("invalid YAML: the document is too large to read ({other:?})"),
-            "split the manifest into several files in a directory and pass the directory with -f",
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => (
+            "invalid YAML: more than 250,000 keys, values and list items in one file".to_owned(),
+            "a project needs about 10; split the projects over several files in a directory and pass the directory with -f",
+        ),
+        // The other budgets (scalar bytes, anchors recorded, merge keys...) are breached only
+        // through anchors and aliases, or by a text far over the 8 MiB a file may have.
+        _ => (
+            "invalid YAML: the document expands to too much text to read".to_owned(),
+            "write values out instead of repeating them through anchors and aliases, or split the manifest into several files in a directory and pass the directory with -f",
         ),
     }
 }
@@ -219,6 +221,7 @@ fn parse_tree(source: &Arc<SourceFile>) -> Result<Node, Vec<Diagnostic>> {
             max_aliases: 1_000,
             max_depth: MAX_DEPTH,
             max_documents: 1,
+            max_nodes: MAX_NODES,
         },
     };
     serde_saphyr::from_str_with_options::<Node>(source.text(), options).map_err(|error| {
@@ -265,86 +268,20 @@ fn first_line(message: &str) -> String {
     line.trim_end_matches('.').to_owned()
 }
 
-/// Expands `-f` arguments: files as given, directories to their `*.yaml` / `*.yml` files
-/// (recursively, sorted). Problems reading them come back as diagnostics.
-pub(crate) fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => match yaml_files_in(path) {
-                Ok(found) if found.is_empty() => problems.push(
-                    Diagnostic::error(None, format!("`{}` holds no `*.yaml` or `*.yml` file", path.display()))
-                        .with_help("point `-f` at a manifest file or a directory of them"),
-                ),
-                Ok(found) => files.extend(found),
-                Err(error) => problems.push(Diagnostic::error(
-                    None,
-                    format!("cannot read directory `{}`: {error}", path.display()),
-                )),
-            },
-            Ok(_) => files.push(path.clone()),
-            Err(error) => problems.push(
-                Diagnostic::error(None, format!("cannot read `{}`: {error}", path.display()))
-                    .with_help(if path == Path::new("integrations.yaml") {
-                        "create `integrations.yaml` (see integrations.yaml.example) or pass `-f PATH`"
-                    } else {
-                        "check the path given to `-f`"
-                    }),
-            ),
-        }
-    }
-    if problems.is_empty() {
-        Ok(files)
-    } else {
-        Err(problems)
-    }
-}
-
-fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// Reads and parses every file of `paths` (after [`discover`]); all problems of all files are
+/// Reads and parses every file of `paths` (after [`files::discover`]); all problems of all files are
 /// returned together.
 pub(crate) fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagnostic>> {
-    let files = discover(paths)?;
+    let files = files::discover(paths, files::Limits::DEFAULT)?;
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        match std::fs::read(&path) {
+        match files::read(&path) {
             Ok(bytes) => match parse(&name, &bytes) {
                 Ok(file) => parsed.push(file),
                 Err(mut found) => problems.append(&mut found),
             },
-            Err(error) => problems.push(Diagnostic::error(
-                None,
-                format!("cannot read `{name}`: {error}"),
-            )),
+            Err(problem) => problems.push(*problem),
         }
     }
     if problems.is_empty() {

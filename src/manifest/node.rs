@@ -4,6 +4,7 @@
 //! budgets and duplicate-key detection stay in the YAML crate; bbsync only walks the result.
 
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -32,11 +33,25 @@ impl fmt::Display for Position {
     }
 }
 
+/// The byte range a location's span covers in the text, when the parser knows it.
+fn byte_range(location: serde_saphyr::Location) -> Option<Range<usize>> {
+    let span = location.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let length = usize::try_from(span.byte_len()?).ok()?;
+    Some(start..start.saturating_add(length))
+}
+
 /// One YAML node and where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
     /// Where the node starts.
     pub position: Position,
+    /// The bytes the node's text takes where it is used (an alias: the `*name`); for a scalar
+    /// its whole text, quotes and continuation lines included.
+    pub span: Option<Range<usize>>,
+    /// The bytes of the text the value was read from: the anchored original for an alias, the
+    /// same as [`Node::span`] otherwise.
+    pub defined: Option<Range<usize>>,
     /// What the node holds.
     pub value: Value,
 }
@@ -46,6 +61,8 @@ pub(crate) struct Node {
 pub(crate) struct Key {
     /// Where the key starts.
     pub position: Position,
+    /// The bytes the key's text takes, when the parser knows them.
+    pub span: Option<Range<usize>>,
     /// The key as text (numbers and booleans are turned into their text).
     pub text: String,
 }
@@ -112,6 +129,8 @@ impl<'de> Deserialize<'de> for Node {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
         Ok(Node {
             position: Position::from_location(spanned.referenced),
+            span: byte_range(spanned.referenced),
+            defined: byte_range(spanned.defined),
             value: spanned.value,
         })
     }
@@ -132,6 +151,7 @@ impl<'de> Deserialize<'de> for Key {
         };
         Ok(Key {
             position: Position::from_location(spanned.referenced),
+            span: byte_range(spanned.defined),
             text,
         })
     }

@@ -17,7 +17,6 @@ pub(crate) mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -27,7 +26,7 @@ pub use field::{Field, FieldValue, IntegrationType, Omitted, SecretField};
 pub use template::Template;
 
 use crate::manifest::check::escape;
-use crate::manifest::diagnostic::{Diagnostic, Location, SourceFile};
+use crate::manifest::diagnostic::{Diagnostic, Location};
 use crate::manifest::{self, ManifestFile, Options};
 use crate::model::ids::{OrganizationId, ProjectId};
 
@@ -546,11 +545,15 @@ impl<'f> Builder<'_> {
                 continue;
             };
             let trimmed = resolved.trim();
-            if trimmed.is_empty() || trimmed.contains('/') || trimmed.contains(char::is_whitespace)
+            if trimmed.is_empty()
+                || trimmed.contains('/')
+                || trimmed.contains(char::is_whitespace)
+                || trimmed == "."
+                || trimmed == ".."
             {
                 self.error(
                     file.location(&at, false),
-                    format!("`{name}` must be a single Bitbucket Server {} without `/` or spaces", if name == "project" { "project key" } else { "repository slug" }),
+                    format!("`{name}` must be a single Bitbucket Server {} without `/` or spaces, and not `.` or `..`", if name == "project" { "project key" } else { "repository slug" }),
                 )
                 .help = Some("write `project: WEB` and `repository: shop` for https://host/projects/WEB/repos/shop".to_owned());
                 ok = false;
@@ -701,15 +704,15 @@ impl<'f> Builder<'_> {
                 })
             }
             None => {
-                // The value is a secret written in clear: never show it, not even in the snippet.
-                let redacted = redact(&location);
+                // The value is a secret written in clear: the message does not name it, and
+                // the file masks it in every snippet (see `manifest::mask`).
                 let suggested = match field {
                     SecretField::Token => "BBS_TOKEN",
                     SecretField::AppSecret => "BITBUCKET_SECRET",
                     SecretField::AddonSharedSecret => "BITBUCKET_SHARED_SECRET",
                 };
                 self.error(
-                    redacted,
+                    location,
                     format!(
                         "`{}` must be a `${{NAME}}` reference, not a literal value",
                         field.name()
@@ -911,22 +914,6 @@ impl WithRelated for Diagnostic {
     }
 }
 
-/// The location with the rest of its line blanked out in the shown source, so that a secret
-/// written in clear is not echoed into logs.
-fn redact(location: &Location) -> Location {
-    let text = location.file.text();
-    let start = location.file.offset(location.position);
-    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let mut redacted = String::with_capacity(text.len());
-    redacted.push_str(&text[..start]);
-    redacted.push_str("********");
-    redacted.push_str(&text[end..]);
-    Location {
-        file: Arc::new(SourceFile::new(location.file.name(), redacted)),
-        position: location.position,
-    }
-}
-
 /// Whether `name` is one of bbsync's own credential variables.
 fn is_credential(name: &str) -> bool {
     crate::model::env::CREDENTIAL_VARIABLES.contains(&name)
@@ -964,6 +951,13 @@ pub(crate) fn normalize_repository(raw: &str) -> Result<String, String> {
     };
     let path = path.trim_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
+    // `.` and `..` pass the character check, but name a directory, not an owner or a repository:
+    // `acme/..` would be a path out of the owner's repositories.
+    if let Some(dots) = path.split('/').find(|s| *s == "." || *s == "..") {
+        return Err(format!(
+            "repository `{text}` has a `{dots}` part: an owner or repository name is never `.` or `..`"
+        ));
+    }
     let mut segments = path.split('/');
     let valid = |s: &str| {
         !s.is_empty()

@@ -179,6 +179,21 @@ fn repository_urls_are_normalised() {
     ] {
         assert!(normalize_repository(bad).is_err(), "{bad}");
     }
+    // Issue 13: dot segments are paths, not names.
+    for dots in [
+        "acme/..",
+        "../web",
+        "./x",
+        "acme/.",
+        "https://bitbucket.org/acme/..",
+        "git@bitbucket.org:../web.git",
+    ] {
+        let message = normalize_repository(dots).unwrap_err();
+        assert!(
+            message.contains("an owner or repository name is never `.` or `..`"),
+            "{dots}: {message}"
+        );
+    }
     let e = errors(&cloud("").replace("acme/web", "acme/web/extra"));
     assert!(
         e[0].contains("m.yaml:5:19: repository `acme/web/extra` is not of the form `owner/repo`"),

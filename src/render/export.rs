@@ -634,7 +634,11 @@ mod tests {
                 .boxed(),
             slug: hostile()
                 .prop_filter("a project key or slug", |t| {
-                    !t.is_empty() && !t.contains('/') && !t.contains(char::is_whitespace)
+                    !t.is_empty()
+                        && !t.contains('/')
+                        && !t.contains(char::is_whitespace)
+                        && t != "."
+                        && t != ".."
                 })
                 .boxed(),
             free: hostile(),

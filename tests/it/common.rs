@@ -1,12 +1,14 @@
 //! A small builder for running the `bbsync` binary in a temporary directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// One `bbsync` invocation.
 pub struct Run {
     command: Command,
     forbidden: Vec<String>,
+    deadline: Option<Duration>,
 }
 
 /// What a run produced.
@@ -51,6 +53,7 @@ impl Run {
         Self {
             command,
             forbidden: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -73,6 +76,13 @@ impl Run {
         self
     }
 
+    /// Fails the test, killing the process, if it runs longer than `limit`: for inputs that
+    /// used to hang, so that a regression fails instead of blocking the suite.
+    pub fn deadline(mut self, limit: Duration) -> Self {
+        self.deadline = Some(limit);
+        self
+    }
+
     /// Runs to completion with stdout a pipe whose reader is already gone (`bbsync ... | head`
     /// after `head` exited): every write to stdout fails with a broken pipe.
     pub fn run_with_stdout_closed(mut self) -> Outcome {
@@ -88,7 +98,10 @@ impl Run {
             status,
             stdout,
             stderr,
-        } = self.command.output().expect("the binary runs");
+        } = match self.deadline {
+            None => self.command.output().expect("the binary runs"),
+            Some(limit) => output_within(&mut self.command, limit),
+        };
         let outcome = Outcome {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -107,5 +120,42 @@ impl Run {
             outcome.stderr
         );
         outcome
+    }
+}
+
+/// `command.output()`, killing the process and failing the test past `limit`.
+fn output_within(command: &mut Command, limit: Duration) -> Output {
+    use std::io::Read as _;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bbsync did not finish within {limit:?} (it hangs)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
     }
 }

@@ -6,6 +6,7 @@ mod common;
 mod errors;
 mod hostile_api;
 mod hostile_daemon;
+mod hostile_manifest;
 mod hostile_render;
 mod hostile_secrets;
 mod live;

@@ -280,3 +280,35 @@ fn the_fuzz_corpus_replays_without_a_panic() {
     }
     assert!(replayed > 1000, "the corpus is missing: {replayed} files");
 }
+
+/// `validate --format json`: one document on stdout, warnings included, exit 0 when valid;
+/// not with `--online`.
+#[test]
+fn validate_json_lists_warnings_of_a_valid_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        "version: 1\nprojects:\n  abcdefgh1234k:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: '${KEY}', secret: '${SECRET}'}\n",
+    )
+    .unwrap();
+    let out = Run::new(
+        dir.path(),
+        &["validate", "-f", "m.yaml", "--format", "json"],
+    )
+    .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(document["valid"], true);
+    assert_eq!(document["projects"], 1);
+    assert_eq!(document["errors"], 0);
+    let diagnostics = document["diagnostics"].as_array().unwrap();
+    assert!(!diagnostics.is_empty(), "{}", out.stdout);
+    assert_eq!(diagnostics[0]["severity"], "warning", "{}", out.stdout);
+    assert_eq!(diagnostics[0]["file"], "m.yaml", "{}", out.stdout);
+    let out = Run::new(
+        dir.path(),
+        &["validate", "-f", "m.yaml", "--format", "json", "--online"],
+    )
+    .run();
+    assert_eq!(out.code, 64, "{out:#?}");
+}
