@@ -61,9 +61,14 @@ pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, 
             ids
         }
     };
-    let state = live::fetch(&client, &ids, None, None, &|_, _| {}).await;
-    let projects: Vec<ExportProject> = state
-        .projects
+    let states = if args.organization.is_some() {
+        live::fetch_listed(&client, ids).await
+    } else {
+        live::fetch(&client, &ids, None, None, &|_, _| {})
+            .await
+            .projects
+    };
+    let projects: Vec<ExportProject> = states
         .into_iter()
         .map(|(id, live)| ExportProject {
             title: titles.get(&id).cloned(),
@@ -97,7 +102,7 @@ pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, 
             }
         }
     }
-    for problem in &exported.problems {
+    for problem in exported.problems.iter().chain(&exported.warnings) {
         eprintln_redacted!("warning: not exported: {problem}");
     }
     Ok(if exported.problems.is_empty() {

@@ -807,14 +807,20 @@ impl Client {
         }
     }
 
-    /// Every project of an organization, following `_links.next` to the end. Any failure
-    /// fails the whole listing: a partial list must never be taken for the full one.
+    /// Every active or suspended project of an organization, following `_links.next` to the
+    /// end. Any failure fails the whole listing: a partial list must never be taken for the
+    /// full one. Requested, failed and deleted projects are left out by the API, with
+    /// `filter[status][in]=active,suspended`, as the official CLI lists them
+    /// (legacy-cli `src/Command/Team/Project/TeamProjectAddCommand.php`, `loadOrgProjects`;
+    /// the filter is `filter[status]` of `list-org-projects` in the spec, a `StringFilter`).
     pub async fn organization_projects(
         &self,
         organization: &OrganizationId,
     ) -> Result<Vec<OrganizationProject>, ApiError> {
         let mut url = self.url(&format!("/organizations/{organization}/projects"));
-        url.query_pairs_mut().append_pair("page[size]", "100");
+        url.query_pairs_mut()
+            .append_pair("filter[status][in]", "active,suspended")
+            .append_pair("page[size]", "100");
         let mut pager = Pager::new(self, &url);
         let mut projects = Vec::new();
         loop {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::StreamExt as _;
 
 use super::client::Client;
-use super::error::{clean_text, shown};
+use super::error::{ApiError, clean_text, shown};
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::live::{
     LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
@@ -140,6 +140,30 @@ pub async fn fetch(
         }),
         None => None,
     };
+    LiveState {
+        projects: read(client, wanted, projects, progress).await,
+        organization,
+    }
+}
+
+/// Reads the live state of an organization's projects, `listed` by
+/// [`Client::organization_projects`]: one the token cannot read is
+/// [`ProjectLive::Unreadable`], not an error.
+pub(crate) async fn fetch_listed(
+    client: &Client,
+    listed: BTreeSet<ProjectId>,
+) -> BTreeMap<ProjectId, ProjectLive> {
+    read(client, listed, &BTreeSet::new(), &|_, _| {}).await
+}
+
+/// Reads each of `wanted`; those not `named` (by the manifest) may be
+/// [`ProjectLive::Unreadable`].
+async fn read(
+    client: &Client,
+    wanted: BTreeSet<ProjectId>,
+    projects: &BTreeSet<ProjectId>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> BTreeMap<ProjectId, ProjectLive> {
     let total = wanted.len();
     let concurrency = client.config().concurrency.max(1);
     let mut done = 0;
@@ -147,6 +171,21 @@ pub async fn fetch(
     let mut reads = futures_util::stream::iter(wanted.into_iter().map(|id| async move {
         let state = match client.list_integrations(&id).await {
             Ok(list) => project_state(client, &id, &list),
+            // An organization lists every project in it, and a token may read only some: an
+            // organization member without access to a project is answered 403 (inferred from
+            // the access model: project access is granted per project, platformsh-api.md §8).
+            // A 404 is a project deleted since the listing, or hidden the same way.
+            Err(ApiError::Status {
+                status: status @ (403 | 404),
+                message,
+                ..
+            }) if !projects.contains(&id) => ProjectLive::Unreadable {
+                reason: if message.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    format!("HTTP {status}: {message}")
+                },
+            },
             Err(error) => ProjectLive::Unknown {
                 error: super::chain(&error),
             },
@@ -159,10 +198,7 @@ pub async fn fetch(
         done += 1;
         progress(done, total);
     }
-    LiveState {
-        projects: states,
-        organization,
-    }
+    states
 }
 
 #[cfg(test)]

@@ -112,6 +112,13 @@ pub enum ProjectLive {
         /// Why.
         error: String,
     },
+    /// An organization's project that the token may not read (the API answered 403 or 404 for
+    /// its integrations). Nothing is planned for it; pruning and export name it in a warning,
+    /// which does not fail the run by itself. A project the manifest names is an error instead.
+    Unreadable {
+        /// What the API answered.
+        reason: String,
+    },
 }
 
 /// What is known of an organization's projects.

@@ -209,6 +209,12 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
                 id,
                 format!("live state unknown, nothing planned: {message}"),
             ),
+            Some(ProjectLive::Unreadable { reason }) => error(
+                id,
+                format!(
+                    "the token cannot read this project ({reason}): nothing planned; give the API token's user access to it"
+                ),
+            ),
             Some(ProjectLive::Known { managed, .. }) => match (managed.as_slice(), &project.target)
             {
                 ([_, _, ..], _) => duplicates(id, managed),
@@ -250,6 +256,7 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
                 "listing the projects of organization `{organization}` failed, so nothing is pruned: {message}"
             )),
             Some(OrganizationLive::Listed(ids)) => {
+                let mut unreadable = Vec::new();
                 for id in ids.iter().filter(|id| !desired.projects.contains_key(*id) && selected(id)) {
                     match live.projects.get(id) {
                         Some(ProjectLive::Known { managed, .. }) => match managed.as_slice() {
@@ -267,8 +274,18 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
                             id,
                             format!("live state unknown, not pruned: {message}"),
                         )),
+                        Some(ProjectLive::Unreadable { .. }) => unreadable.push(format!("`{id}`")),
                         None => actions.push(error(id, "the live state of this project was not read; not pruned".to_owned())),
                     }
+                }
+                if !unreadable.is_empty() {
+                    warnings.push(format!(
+                        "{} project{} of organization `{organization}` cannot be read with this API token, so {} not pruned: {}",
+                        unreadable.len(),
+                        if unreadable.len() == 1 { "" } else { "s" },
+                        if unreadable.len() == 1 { "it is" } else { "they are" },
+                        unreadable.join(", ")
+                    ));
                 }
             }
         }
@@ -531,7 +548,7 @@ pub(crate) fn stale_projects(plan: &Plan, live: &LiveState) -> Vec<(ProjectId, S
     for action in plan.actions.iter().filter(|a| a.action.writes()) {
         let current = match live.projects.get(&action.project) {
             Some(ProjectLive::Known { managed, .. }) => managed,
-            Some(ProjectLive::Unknown { error }) => {
+            Some(ProjectLive::Unknown { error } | ProjectLive::Unreadable { reason: error }) => {
                 stale.push((
                     action.project.clone(),
                     format!("its live state cannot be read now: {error}"),

@@ -125,7 +125,9 @@ async fn verdict(
     // Read as a plan reads it: an odd ID, type or link is a verdict, never followed.
     let current: Vec<LiveIntegration> = match crate::live::project_state(client, project, &list) {
         ProjectLive::Known { managed, .. } => managed,
-        ProjectLive::Unknown { error } => return Ok(Verdict::Unchecked { error }),
+        ProjectLive::Unknown { error } | ProjectLive::Unreadable { reason: error } => {
+            return Ok(Verdict::Unchecked { error });
+        }
     };
     match current.as_slice() {
         [] => Ok(Verdict::Valid {

@@ -9,7 +9,7 @@
 //! break, a `#`, a `: ` or a `${` in a live value stays inside its value); project IDs that
 //! are not well formed are not written as keys; titles, errors and other live text go into
 //! comments only with every line break and control character made visible
-//! ([`visible`](super::visible)).
+//! ([`visible`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +37,9 @@ pub(crate) struct Export {
     pub text: String,
     /// Projects left out, and why (unknown state, several Bitbucket integrations).
     pub problems: Vec<String>,
+    /// Projects left out that do not fail the export: an organization's projects that the
+    /// token cannot read.
+    pub warnings: Vec<String>,
     /// The variables the manifest names, with what each must hold.
     pub variables: BTreeMap<String, String>,
 }
@@ -61,6 +64,7 @@ pub(crate) fn export(
         out.push_str("prune: false\n");
     }
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut variables = Variables::default();
     let mut sorted: Vec<&ExportProject> = projects.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
@@ -100,6 +104,18 @@ pub(crate) fn export(
             continue;
         }
         match &project.live {
+            ProjectLive::Unreadable { reason } => {
+                let reason = visible(reason);
+                let _ = writeln!(
+                    body,
+                    "  # {}: not exported, this API token cannot read it ({reason}){aside}",
+                    project.id
+                );
+                warnings.push(format!(
+                    "{}: this API token cannot read it ({reason})",
+                    project.id
+                ));
+            }
             ProjectLive::Unknown { error } => {
                 let error = visible(error);
                 let _ = writeln!(
@@ -173,6 +189,7 @@ pub(crate) fn export(
     Export {
         text: out,
         problems,
+        warnings,
         variables: variables.described,
     }
 }
@@ -756,6 +773,7 @@ mod tests {
         );
         let live = prop_oneof![
             1 => d.free.clone().prop_map(|error| ProjectLive::Unknown { error }),
+            1 => d.free.clone().prop_map(|reason| ProjectLive::Unreadable { reason }),
             8 => (managed, others).prop_map(|(managed, others)| ProjectLive::Known { managed, others }),
         ];
         let id = prop_oneof![6 => "[a-z0-9]{1,10}", 1 => d.free.clone()];
@@ -785,7 +803,7 @@ mod tests {
                     [one] => Some((p.id.as_str(), one)),
                     _ => None,
                 },
-                ProjectLive::Unknown { .. } => None,
+                ProjectLive::Unknown { .. } | ProjectLive::Unreadable { .. } => None,
             })
             .collect()
     }

@@ -521,8 +521,12 @@ async fn organization_projects(
         .get("page_number")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let statuses: Option<Vec<&str>> = query
+        .get("filter[status][in]")
+        .map(|s| s.split(',').collect())
+        .or_else(|| query.get("filter[status]").map(|s| vec![s.as_str()]));
     answer(
-        lock(&world).organization_projects(&org, size, after, page),
+        lock(&world).organization_projects(&org, size, after, page, statuses.as_deref()),
         StatusCode::OK,
     )
 }

@@ -56,6 +56,15 @@ pub struct SeedProject {
     /// Every request about it fails with HTTP 500.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub broken: bool,
+    /// Its status in the organization listing (`ProjectStatus` in the spec: `requested`,
+    /// `active`, `failed`, `suspended`, `deleted`; default `active`). Only active and suspended
+    /// projects can be read: requests about the others are answered 404 (inferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The API token cannot read it: every request about it is answered 403, while the
+    /// organization listing still lists it (inferred: project access is granted per project).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreadable: bool,
     /// Integration types it allows (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_types: Option<Vec<String>>,
@@ -430,6 +439,18 @@ impl World {
             .ok_or_else(|| Rejection::new(404, format!("Project `{id}` not found")))?;
         if project.seed.broken {
             return Err(Rejection::new(500, "Internal Server Error"));
+        }
+        if !matches!(
+            project.seed.status.as_deref(),
+            None | Some("active" | "suspended")
+        ) {
+            return Err(Rejection::new(404, format!("Project `{id}` not found")));
+        }
+        if project.seed.unreadable {
+            return Err(Rejection::new(
+                403,
+                "You do not have access to this project.",
+            ));
         }
         Ok(project)
     }
@@ -836,12 +857,19 @@ impl World {
     /// One page of an organization's projects, sorted by ID, after the cursor `after`: pages
     /// of `page[size]` (1 to 100) with a `next` link holding the cursor while there are more
     /// (platformsh-api.md §8).
+    ///
+    /// `statuses` is the `filter[status][in]` (or `filter[status]`) of the request: without it
+    /// every project is listed, whatever its status (spec: `list-org-projects`, whose
+    /// `filter[status]` is a `StringFilter`; that an unfiltered listing includes deleted
+    /// projects is inferred from the official CLI filtering them out,
+    /// legacy-cli `TeamProjectAddCommand.php`).
     pub(crate) fn organization_projects(
         &self,
         org: &str,
         size: Option<usize>,
         after: Option<&str>,
         page: usize,
+        statuses: Option<&[&str]>,
     ) -> Result<Value, Rejection> {
         let organization = self
             .organizations
@@ -858,6 +886,9 @@ impl World {
             .projects
             .values()
             .filter(|p| p.seed.organization.as_deref() == Some(org))
+            .filter(|p| {
+                statuses.is_none_or(|s| s.contains(&p.seed.status.as_deref().unwrap_or("active")))
+            })
             .filter(|p| after.is_none_or(|a| p.seed.id.as_str() > a))
             .collect();
         let more = ids.len() > size;
@@ -868,17 +899,22 @@ impl World {
                 id: p.seed.id.clone(),
                 organization_id: Some(org.to_owned()),
                 title: Some(p.seed.title.clone().unwrap_or_else(|| p.seed.id.clone())),
-                status: Some("active".to_owned()),
+                status: Some(p.seed.status.clone().unwrap_or_else(|| "active".to_owned())),
             })
             .collect();
         let base = format!("{}/organizations/{org}/projects", self.link_base);
         let mut links = Links::new().with("self", &base);
         if more && let Some(last) = ids.last() {
             // `page_number` is the sandbox's own, for `fail_after_pages`.
+            // The next link keeps the request's filter (inferred: cursor links carry the
+            // query they continue).
+            let filter = statuses.map_or_else(String::new, |s| {
+                format!("filter%5Bstatus%5D%5Bin%5D={}&", s.join(","))
+            });
             links = links.with(
                 "next",
                 format!(
-                    "{base}?page%5Bsize%5D={size}&page%5Bafter%5D={}&page_number={}",
+                    "{base}?{filter}page%5Bsize%5D={size}&page%5Bafter%5D={}&page_number={}",
                     last.seed.id,
                     page + 1
                 ),

@@ -207,7 +207,7 @@ fn page(items: &[&str], next: Option<&str>) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_org_page_whose_next_is_itself_ends_the_listing_with_an_error() {
-    let itself = format!("{ORG}?page%5Bsize%5D=100");
+    let itself = format!("{ORG}?filter%5Bstatus%5D%5Bin%5D=active%2Csuspended&page%5Bsize%5D=100");
     let (error, requests) = org_listing_error(vec![(
         "/organizations/org1/projects",
         page(&["p1"], Some(&itself)),

@@ -11,6 +11,7 @@ mod hostile_render;
 mod hostile_secrets;
 mod live;
 mod openapi;
+mod real_api;
 mod reliability;
 mod render;
 mod sync;

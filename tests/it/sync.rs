@@ -117,7 +117,7 @@ impl Api {
 pub const SECRET: &str = "s3cr3t-consumer-VALUE";
 pub const SERVER_TOKEN: &str = "s3rv3r-t0ken-VALUE";
 
-fn cloud_live(repository: &str) -> Value {
+pub fn cloud_live(repository: &str) -> Value {
     json!({"type": "bitbucket", "repository": repository, "app_credentials": {"key": "consumer-key"},
            "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false})
 }
