@@ -215,23 +215,40 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
                     "the token cannot read this project ({reason}): nothing planned; give the API token's user access to it"
                 ),
             ),
-            Some(ProjectLive::Known { managed, .. }) => match (managed.as_slice(), &project.target)
-            {
-                ([_, _, ..], _) => duplicates(id, managed),
-                ([], Target::Absent) => noop(id, None, "no Bitbucket integration, as wanted"),
-                ([current], Target::Absent) => delete(id, current, false),
-                ([], Target::Present(wanted)) => create(id, wanted),
-                ([current], Target::Present(wanted)) if current.kind != wanted.kind => {
-                    replace(id, current, wanted)
+            Some(ProjectLive::Known { managed, others }) => {
+                match (managed.as_slice(), &project.target) {
+                    ([_, _, ..], _) => duplicates(id, managed),
+                    // A create, or a replace (whose create half would fail after its delete).
+                    ([] | [_], Target::Present(wanted))
+                        if managed
+                            .first()
+                            .is_none_or(|current| current.kind != wanted.kind)
+                            && let Some(source) =
+                                others.iter().find(|o| is_code_source(&o.kind)) =>
+                    {
+                        error(
+                            id,
+                            format!(
+                                "the project's code already comes from its `{}` integration `{}`: a project has one code source, so no Bitbucket integration is created; remove that integration first, or make this project `absent: true`",
+                                source.kind, source.id
+                            ),
+                        )
+                    }
+                    ([], Target::Absent) => noop(id, None, "no Bitbucket integration, as wanted"),
+                    ([current], Target::Absent) => delete(id, current, false),
+                    ([], Target::Present(wanted)) => create(id, wanted),
+                    ([current], Target::Present(wanted)) if current.kind != wanted.kind => {
+                        replace(id, current, wanted)
+                    }
+                    ([current], Target::Present(wanted)) => update(
+                        id,
+                        current,
+                        wanted,
+                        options.rotate_credentials,
+                        &mut warnings,
+                    ),
                 }
-                ([current], Target::Present(wanted)) => update(
-                    id,
-                    current,
-                    wanted,
-                    options.rotate_credentials,
-                    &mut warnings,
-                ),
-            },
+            }
         };
         action.origin = Some(project.origin.clone());
         if project.protect && matches!(action.action, ActionKind::Delete | ActionKind::Replace) {
@@ -539,6 +556,13 @@ pub(crate) fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<()
         });
     }
     Ok(())
+}
+
+/// Whether an integration of type `kind` is a project's code source, as the official CLI
+/// counts them (legacy-cli `src/Service/Api.php`, `getCodeSourceIntegration`: `github`,
+/// `gitlab`, `bitbucket`, `bitbucket_server`). The Bitbucket ones are bbsync's own.
+fn is_code_source(kind: &str) -> bool {
+    matches!(kind, "github" | "gitlab")
 }
 
 /// The projects whose live state no longer matches what `plan` was made against: a changed or

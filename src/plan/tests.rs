@@ -115,8 +115,8 @@ fn known(managed: Vec<LiveIntegration>) -> ProjectLive {
     ProjectLive::Known {
         managed,
         others: vec![OtherIntegration {
-            id: "gh".into(),
-            kind: "github".into(),
+            id: "wh".into(),
+            kind: "webhook".into(),
         }],
     }
 }
@@ -296,6 +296,63 @@ fn absent_with_and_without_a_live_integration() {
     let action = one(Target::Absent, vec![live_from("i1", &cloud(&[]))]);
     assert_eq!(action.action, ActionKind::Delete);
     assert!(!action.pruned);
+}
+
+#[test]
+fn a_project_whose_code_comes_from_github_or_gitlab_gets_an_error_never_a_create() {
+    for kind in ["github", "gitlab"] {
+        let live_state = live(vec![(
+            "p1",
+            ProjectLive::Known {
+                managed: vec![],
+                others: vec![OtherIntegration {
+                    id: "src1".into(),
+                    kind: kind.into(),
+                }],
+            },
+        )]);
+        let action = only_action(
+            &desired(vec![("p1", Target::Present(cloud(&[])), false)]),
+            &live_state,
+        );
+        assert_eq!(action.action, ActionKind::Error, "{kind}");
+        let reason = action.reason.unwrap();
+        assert!(
+            reason.contains(&format!("its `{kind}` integration `src1`")),
+            "{reason}"
+        );
+    }
+    // A replace would delete, then fail to create: an error too, and nothing is deleted.
+    let current = live_from("i1", &cloud(&[]));
+    let action = only_action(
+        &desired(vec![("p1", Target::Present(server()), false)]),
+        &live(vec![(
+            "p1",
+            ProjectLive::Known {
+                managed: vec![current],
+                others: vec![OtherIntegration {
+                    id: "gh".into(),
+                    kind: "github".into(),
+                }],
+            },
+        )]),
+    );
+    assert_eq!(action.action, ActionKind::Error);
+    // A webhook is no code source: the create is planned.
+    let action = only_action(
+        &desired(vec![("p1", Target::Present(cloud(&[])), false)]),
+        &live(vec![(
+            "p1",
+            ProjectLive::Known {
+                managed: vec![],
+                others: vec![OtherIntegration {
+                    id: "w1".into(),
+                    kind: "webhook".into(),
+                }],
+            },
+        )]),
+    );
+    assert_eq!(action.action, ActionKind::Create);
 }
 
 #[test]

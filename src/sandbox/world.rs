@@ -641,14 +641,21 @@ impl World {
             }
             (fields, secrets)
         } else if MANAGED.contains(&kind.as_str()) {
-            if project_ref
-                .integrations
-                .iter()
-                .any(|i| MANAGED.contains(&i.kind.as_str()))
-            {
+            // A project has one code source: github, gitlab, bitbucket or bitbucket_server
+            // (legacy-cli `src/Service/Api.php`, `getCodeSourceIntegration`, which takes the
+            // first as the project's). That the API refuses a second one, and how, is inferred.
+            if let Some(source) = project_ref.integrations.iter().find(|i| {
+                matches!(
+                    i.kind.as_str(),
+                    "github" | "gitlab" | "bitbucket" | "bitbucket_server"
+                )
+            }) {
                 return Err(Rejection::invalid(
                     "type",
-                    "This project already has a Bitbucket integration.",
+                    format!(
+                        "This project's code already comes from its `{}` integration.",
+                        source.kind
+                    ),
                 ));
             }
             check_body(&kind, object, true)?
@@ -1212,6 +1219,16 @@ mod tests {
         assert_eq!(list[0]["fetch_branches"], json!(true));
         assert_eq!(list[0]["app_credentials"], json!({"key": "k"}));
         assert!(!list.to_string().contains("\"s\""));
+    }
+
+    #[test]
+    fn a_second_code_source_is_refused() {
+        let mut w = world();
+        let github = json!({"type": "github", "repository": "a/b", "token": "t"});
+        w.create("p1", &github).unwrap();
+        let body = json!({"type": "bitbucket", "repository": "a/b", "app_credentials": {"key": "k", "secret": "s"}});
+        let e = w.create("p1", &body).unwrap_err();
+        assert_eq!(e.status, 400);
     }
 
     #[test]

@@ -97,3 +97,28 @@ fn a_manifest_project_the_token_cannot_read_is_an_error() {
         "{plan:#?}"
     );
 }
+
+/// A project mirrored from GitHub has its code source: a Bitbucket create would be refused by
+/// the API (or give the project two sources), so the plan says so and writes nothing.
+#[test]
+fn a_project_whose_code_comes_from_github_gets_an_error_not_a_create() {
+    let api = Api::start(
+        json!({"projects": [{"id": "web", "integrations": [{"id": "gh1", "type": "github", "repository": "acme/web"}]}]}),
+        Faults::default(),
+    );
+    let dir = dir_with(
+        "version: 1\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n",
+    );
+    let plan = api.run(dir.path(), &["plan"]).run();
+    assert_eq!(plan.code, 1, "{plan:#?}");
+    assert!(
+        plan.stdout.starts_with("Plan: 0 to create,")
+            && plan
+                .stdout
+                .contains("the project's code already comes from its `github` integration `gh1`"),
+        "{plan:#?}"
+    );
+    let apply = api.run(dir.path(), &["apply", "--auto-approve"]).run();
+    assert_eq!(apply.code, 1, "{apply:#?}");
+    assert_eq!(api.writes(), 0);
+}

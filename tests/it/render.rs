@@ -87,8 +87,8 @@ pub fn every_kind_of_plan() -> Plan {
     let known = |managed: Vec<LiveIntegration>| ProjectLive::Known {
         managed,
         others: vec![OtherIntegration {
-            id: "gh1".into(),
-            kind: "github".into(),
+            id: "wh1".into(),
+            kind: "webhook".into(),
         }],
     };
     let mut projects = BTreeMap::new();

@@ -597,7 +597,8 @@ fn three_hundred_creates_converge_under_faults() {
     let mut projects: Vec<Value> = (0..300)
         .map(|i| json!({"id": format!("p{i:03}")}))
         .collect();
-    projects[0]["integrations"] = json!([{"type": "github", "repository": "acme/untouched"}, {"type": "webhook", "url": "https://hooks.example.com"}]);
+    // No GitHub one: it would be the project's code source, and no create would be planned.
+    projects[0]["integrations"] = json!([{"type": "health.email", "recipients": ["ops@example.com"]}, {"type": "webhook", "url": "https://hooks.example.com"}]);
     let faults = Faults {
         error_rate: 0.15,
         rate_limit_rate: 0.10,
@@ -627,7 +628,7 @@ fn three_hundred_creates_converge_under_faults() {
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == "github" || **k == "webhook")
+            .filter(|k| **k == "health.email" || **k == "webhook")
             .count(),
         2,
         "{kinds:?}"
