@@ -136,7 +136,7 @@ pub async fn fetch(
                 );
                 OrganizationLive::Listed(ids)
             }
-            Err(error) => OrganizationLive::Failed(error.to_string()),
+            Err(error) => OrganizationLive::Failed(super::explain(&error)),
         }),
         None => None,
     };
@@ -148,7 +148,7 @@ pub async fn fetch(
         let state = match client.list_integrations(&id).await {
             Ok(list) => project_state(client, &id, &list),
             Err(error) => ProjectLive::Unknown {
-                error: super::chain(&error),
+                error: super::explain(&error),
             },
         };
         (id, state)
