@@ -204,7 +204,7 @@ fn ms(d: Duration) -> String {
 /// A manifest of `n` projects: mostly Bitbucket Cloud with credentials, some Server, some absent.
 pub fn manifest_text(n: usize) -> String {
     let mut text = String::from(
-        "version: 1\norganization: 01HORG\ndefaults:\n  build_pull_requests: true\nprojects:\n",
+        "version: 1\norganization: 01J7ZQ4M1B6C8D9E0F2G3H4J5K\ndefaults:\n  build_pull_requests: true\nprojects:\n",
     );
     for i in 0..n {
         match i % 10 {

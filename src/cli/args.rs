@@ -38,6 +38,8 @@ Getting started:
 Environment:
   PLATFORMSH_CLI_TOKEN, UPSUN_CLI_TOKEN  the API token (the first one set)
   BBSYNC_API_URL, BBSYNC_AUTH_URL        the API and auth server (--api-url, --auth-url)
+  PLATFORMSH_CLI_API_URL, ..._AUTH_URL   the official CLI's, read when bbsync's are unset
+  UPSUN_CLI_API_URL, UPSUN_CLI_AUTH_URL  likewise, after the PLATFORMSH_CLI_ ones
   BBSYNC_LOG                             log filter, e.g. bbsync=debug
   BBSYNC_STATE_DIR                       watch: where the last valid manifest is kept (--state-dir)
   NO_COLOR, CLICOLOR_FORCE               colors off / on
@@ -56,22 +58,15 @@ Manifest reference: integrations.yaml.example, `bbsync schema`, and the README."
 /// Options every command takes, before or after the subcommand.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct Global {
-    /// The Platform.sh API.
-    #[arg(
-        long,
-        global = true,
-        env = "BBSYNC_API_URL",
-        default_value = "https://api.platform.sh"
-    )]
-    pub api_url: String,
-    /// The Platform.sh auth server (the token URL is `{auth-url}/oauth2/token`).
-    #[arg(
-        long,
-        global = true,
-        env = "BBSYNC_AUTH_URL",
-        default_value = "https://auth.api.platform.sh"
-    )]
-    pub auth_url: String,
+    /// The Platform.sh API [default: https://api.platform.sh; also read from
+    /// PLATFORMSH_CLI_API_URL or UPSUN_CLI_API_URL, as the official CLI names it].
+    #[arg(long, global = true, value_name = "URL", env = "BBSYNC_API_URL")]
+    pub api_url: Option<String>,
+    /// The Platform.sh auth server, whose token URL is `{auth-url}/oauth2/token` [default:
+    /// https://auth.api.platform.sh; also read from PLATFORMSH_CLI_AUTH_URL or
+    /// UPSUN_CLI_AUTH_URL].
+    #[arg(long, global = true, value_name = "URL", env = "BBSYNC_AUTH_URL")]
+    pub auth_url: Option<String>,
     /// How many API requests may be in flight at once.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

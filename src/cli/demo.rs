@@ -29,7 +29,7 @@ pub(crate) fn seed() -> Seed {
                "resync_pull_requests": false, "pull_requests_clone_parent_data": true,
                "environment_init_resources": "default", "pull_requests_max_pages": null})
     };
-    let org = "01HDEMOORGANIZATION";
+    let org = "01JDEM0RG0ACME00000000000D";
     serde_json::from_value(json!({
         "token": "demo-token",
         "organizations": [{"id": org}],

@@ -180,6 +180,11 @@ impl Error {
             Error::ReadPlanFile { .. } | Error::NotAPlanFile { .. } => {
                 vec!["pass a file written by `bbsync plan --out PLANFILE`".to_owned()]
             }
+            Error::Api(error) => error.hints(),
+            Error::Setup { source, .. } => source
+                .downcast_ref::<ApiError>()
+                .map(ApiError::hints)
+                .unwrap_or_default(),
             _ => Vec::new(),
         }
     }

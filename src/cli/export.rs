@@ -122,6 +122,31 @@ pub(crate) async fn validate_online(
     let checks = online::check(&client, &desired, settings.api.concurrency).await;
     let mut out = output::stdout();
     let (mut invalid, mut unchecked) = (0, 0);
+    let (mut org_invalid, mut org_unchecked) = (false, false);
+    // The organization, given by ID or name, must be one the API knows (a name is resolved as
+    // the CLI does: [`live::Client::organization_id`]).
+    if let Some(org) = &desired.organization {
+        match client.organization_id(org).await {
+            Ok(id) if id == *org => writeln!(out, "  ok         organization {org}")?,
+            Ok(id) => writeln!(out, "  ok         organization {org}  its ID is {id}")?,
+            Err(error @ live::ApiError::OrganizationNotFound { .. }) => {
+                org_invalid = true;
+                writeln!(
+                    out,
+                    "  invalid    organization {org}  {}",
+                    live::explain(&error)
+                )?;
+            }
+            Err(error) => {
+                org_unchecked = true;
+                writeln!(
+                    out,
+                    "  unchecked  organization {org}  {}",
+                    live::explain(&error)
+                )?;
+            }
+        }
+    }
     for check in &checks {
         match &check.verdict {
             Verdict::Valid { note } => writeln!(out, "  ok         {}  {note}", check.project)?,
@@ -143,9 +168,9 @@ pub(crate) async fn validate_online(
         checks.len(),
         checks.len() - invalid - unchecked
     )?;
-    Ok(if invalid > 0 {
+    Ok(if invalid > 0 || org_invalid {
         Exit::Invalid
-    } else if unchecked > 0 {
+    } else if unchecked > 0 || org_unchecked {
         Exit::Failed
     } else {
         Exit::Ok

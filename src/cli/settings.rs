@@ -16,6 +16,47 @@ use crate::model::secret::Secret;
 /// The variables that hold the Platform.sh API token, in the order they are tried.
 pub(crate) const TOKEN_VARIABLES: [&str; 2] = ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN"];
 
+/// The API URL when neither `--api-url` nor `BBSYNC_API_URL` is set and no fallback variable is.
+pub(crate) const DEFAULT_API_URL: &str = "https://api.platform.sh";
+
+/// The auth server when neither `--auth-url` nor `BBSYNC_AUTH_URL` is set and no fallback is.
+pub(crate) const DEFAULT_AUTH_URL: &str = "https://auth.api.platform.sh";
+
+/// The official CLI's variables for the API URL, tried in this order after `--api-url` and
+/// `BBSYNC_API_URL`. legacy-cli `Config::applyEnvironmentOverrides` maps `{PREFIX}API_URL` to
+/// `api.base_url`, as does its generic `{PREFIX}SECTION_KEY` rule (`{PREFIX}API_BASE_URL`),
+/// applied before it; the prefix is `PLATFORMSH_CLI_` for `platform` (legacy-cli `config.yaml`)
+/// and `UPSUN_CLI_` for `upsun` (upsun/cli `internal/config/upsun-cli.yaml`). The
+/// `PLATFORMSH_CLI_` ones come first, as the token's do ([`TOKEN_VARIABLES`]).
+pub(crate) const API_URL_VARIABLES: [&str; 4] = [
+    "PLATFORMSH_CLI_API_URL",
+    "PLATFORMSH_CLI_API_BASE_URL",
+    "UPSUN_CLI_API_URL",
+    "UPSUN_CLI_API_BASE_URL",
+];
+
+/// The official CLI's variables for the auth server, likewise: `{PREFIX}AUTH_URL` and the
+/// generic `{PREFIX}API_AUTH_URL`, both `api.auth_url` (legacy-cli
+/// `Config::applyEnvironmentOverrides`), from which the CLI derives the token URL
+/// `/oauth2/token` (`Config::applyUrlDefaults`), as bbsync does.
+pub(crate) const AUTH_URL_VARIABLES: [&str; 4] = [
+    "PLATFORMSH_CLI_AUTH_URL",
+    "PLATFORMSH_CLI_API_AUTH_URL",
+    "UPSUN_CLI_AUTH_URL",
+    "UPSUN_CLI_API_AUTH_URL",
+];
+
+/// The first of: the flag (or bbsync's own variable, which clap read into it), the official
+/// CLI's `fallbacks` in order, `default`. Blank values count as unset.
+fn url_setting(given: Option<&str>, env: &Env, fallbacks: &[&str], default: &str) -> String {
+    given
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .or_else(|| fallbacks.iter().find_map(|name| env.non_blank(name)))
+        .unwrap_or(default)
+        .to_owned()
+}
+
 /// Everything a command needs to know about how it was asked to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -80,8 +121,18 @@ impl Settings {
             .map_or_else(|| format!("bbsync={level},warn"), str::to_owned);
         Self {
             api: ApiSettings {
-                api_url: global.api_url.clone(),
-                auth_url: global.auth_url.clone(),
+                api_url: url_setting(
+                    global.api_url.as_deref(),
+                    &env,
+                    &API_URL_VARIABLES,
+                    DEFAULT_API_URL,
+                ),
+                auth_url: url_setting(
+                    global.auth_url.as_deref(),
+                    &env,
+                    &AUTH_URL_VARIABLES,
+                    DEFAULT_AUTH_URL,
+                ),
                 token,
                 concurrency: usize::from(global.concurrency),
                 timeout: global.timeout,
@@ -131,6 +182,44 @@ mod tests {
         );
         assert_eq!(blank.api.token.as_ref().map(Secret::expose), Some("b"));
         assert!(settings(&["bbsync", "schema"], &[]).client().is_err());
+    }
+
+    #[test]
+    fn the_official_clis_url_variables_are_fallbacks() {
+        let none = settings(&["bbsync", "schema"], &[]);
+        assert_eq!(
+            (none.api.api_url.as_str(), none.api.auth_url.as_str()),
+            (DEFAULT_API_URL, DEFAULT_AUTH_URL)
+        );
+        let cli = [
+            ("PLATFORMSH_CLI_API_URL", "https://api.cli.example"),
+            ("PLATFORMSH_CLI_AUTH_URL", "https://auth.cli.example"),
+            ("UPSUN_CLI_API_URL", "https://api.upsun.example"),
+            ("UPSUN_CLI_AUTH_URL", "https://auth.upsun.example"),
+        ];
+        let fallback = settings(&["bbsync", "schema"], &cli);
+        assert_eq!(fallback.api.api_url, "https://api.cli.example");
+        assert_eq!(fallback.api.auth_url, "https://auth.cli.example");
+        let upsun = settings(&["bbsync", "schema"], &cli[2..]);
+        assert_eq!(upsun.api.api_url, "https://api.upsun.example");
+        assert_eq!(upsun.api.auth_url, "https://auth.upsun.example");
+        let generic = settings(
+            &["bbsync", "schema"],
+            &[
+                ("PLATFORMSH_CLI_API_BASE_URL", "https://base.example"),
+                ("PLATFORMSH_CLI_API_AUTH_URL", " "),
+                ("UPSUN_CLI_API_AUTH_URL", "https://auth.generic.example"),
+            ],
+        );
+        assert_eq!(generic.api.api_url, "https://base.example");
+        assert_eq!(generic.api.auth_url, "https://auth.generic.example");
+        // bbsync's own flag wins over every fallback (its variable is read by clap into it).
+        let flag = settings(
+            &["bbsync", "--api-url", "https://flag.example", "schema"],
+            &cli,
+        );
+        assert_eq!(flag.api.api_url, "https://flag.example");
+        assert_eq!(flag.api.auth_url, "https://auth.cli.example");
     }
 
     #[test]

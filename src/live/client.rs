@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use super::error::{ApiError, Call, clean_text, describe, shown};
+use super::error::{ApiError, Call, clean_text, describe_answer, shown};
 use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::secret::Secret;
@@ -340,20 +340,23 @@ impl Client {
                 ])
                 .send()
                 .await;
+            // Retried as a GET is (the exchange changes nothing the next one depends on): on
+            // 429, 502, 503 and 504, a refused connection and a timeout, with the same backoff
+            // and `Retry-After`, counted as retries. An auth service that stays down is
+            // [`ApiError::AuthUnavailable`].
             match sent {
                 Ok(response)
                     if retryable_status(response.status().as_u16())
                         && attempt < self.inner.config.max_attempts =>
                 {
-                    let wait = self.backoff(attempt, retry_after(&response));
-                    tokio::time::sleep(wait).await;
+                    self.retry_wait(attempt, retry_after(&response)).await;
                 }
                 Ok(response) => break response,
                 Err(error)
                     if attempt < self.inner.config.max_attempts
                         && (error.is_connect() || error.is_timeout()) =>
                 {
-                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                    self.retry_wait(attempt, None).await;
                 }
                 Err(error) => {
                     return Err(ApiError::Transport {
@@ -367,8 +370,8 @@ impl Client {
         };
         let status = response.status().as_u16();
         let mut response = response;
-        let body = match read_body(&mut response, self.inner.config.max_body).await {
-            Ok(bytes) => parse(&bytes),
+        let bytes = match read_body(&mut response, self.inner.config.max_body).await {
+            Ok(bytes) => bytes,
             Err(BodyError::TooLarge) => {
                 return Err(ApiError::TooLarge {
                     call,
@@ -378,14 +381,12 @@ impl Client {
                 });
             }
             // A token answer cut short reads as no answer (and fails below when it was a 2xx).
-            Err(BodyError::Read(_)) => Value::Null,
+            Err(BodyError::Read(_)) => Vec::new(),
         };
         if !(200..300).contains(&status) {
-            let (message, _) = describe(&body);
-            return Err(ApiError::TokenRejected {
-                message: format!("HTTP {status}: {message}"),
-            });
+            return Err(token_error(&call.path, status, &bytes));
         }
+        let body = parse(&bytes);
         let token: TokenResponse = serde_json::from_value(body).map_err(|e| ApiError::Shape {
             call,
             reason: clean_text(&format!("no access token in the answer ({e})")),
@@ -507,15 +508,16 @@ impl Client {
                     Ok(mut response) => {
                         let status = response.status().as_u16();
                         let wait = retry_after(&response);
+                        let step_up = asks_for_step_up(&response);
                         let text = read_body(&mut response, limit).await;
-                        (Some(status), wait, text)
+                        (Some(status), wait, step_up, text)
                     }
-                    Err(error) => (None, None, Err(BodyError::Read(error))),
+                    Err(error) => (None, None, false, Err(BodyError::Read(error))),
                 }
             };
             let result = tracing::Instrument::instrument(exchange, span).await;
             drop(permit);
-            let (status, wait, text) = result;
+            let (status, wait, step_up, text) = result;
             tracing::debug!(
                 method = %call.method,
                 path = %call.path,
@@ -527,6 +529,17 @@ impl Client {
             self.inner.stats.count(status.unwrap_or(0));
             let can_retry = attempt < self.inner.config.max_attempts;
             match (status, text) {
+                // Step-up (RFC 9470): a new access token for the same API token cannot satisfy
+                // it (legacy-cli asks the user to log in again, `Api::onStepUpAuthResponse`;
+                // an API token cannot), so it is not exchanged again.
+                (Some(401), Ok(bytes)) if step_up => {
+                    let (message, _) = describe_answer(&bytes);
+                    return Err(ApiError::StepUp {
+                        call,
+                        methods: step_up_methods(&parse(&bytes)),
+                        message,
+                    });
+                }
                 (Some(401), _) if !refreshed => {
                     // The access token expired or was revoked: exchange again, once.
                     refreshed = true;
@@ -534,7 +547,7 @@ impl Client {
                     self.access_token(true).await?;
                 }
                 (Some(401), Ok(bytes)) => {
-                    let (message, _) = describe(&parse(&bytes));
+                    let (message, _) = describe_answer(&bytes);
                     return Err(ApiError::TokenRejected {
                         message: format!(
                             "{call} answered HTTP 401 with a fresh access token: {message}"
@@ -561,7 +574,7 @@ impl Client {
                     };
                 }
                 (Some(status), Ok(bytes)) => {
-                    let (message, details) = describe(&parse(&bytes));
+                    let (message, details) = describe_answer(&bytes);
                     return Err(ApiError::Status {
                         call,
                         status,
@@ -807,16 +820,61 @@ impl Client {
         }
     }
 
-    /// Every active or suspended project of an organization, following `_links.next` to the
-    /// end. Any failure fails the whole listing: a partial list must never be taken for the
-    /// full one. Requested, failed and deleted projects are left out by the API, with
-    /// `filter[status][in]=active,suspended`, as the official CLI lists them
-    /// (legacy-cli `src/Command/Team/Project/TeamProjectAddCommand.php`, `loadOrgProjects`;
-    /// the filter is `filter[status]` of `list-org-projects` in the spec, a `StringFilter`).
+    /// The ID of `organization`: itself when it is a ULID, else the ID of the organization of
+    /// that name, as legacy-cli finds it (`CommandBase::validateOrganizationInput`: a ULID is an
+    /// ID, anything else a name; client-php `PlatformClient::getOrganizationByName` asks
+    /// `GET /organizations/name={name}`, the spec's `get-org`, whose `OrganizationIDName`
+    /// parameter says "Prefix with name= to retrieve the organization by name instead"). A
+    /// 404 is [`ApiError::OrganizationNotFound`].
+    pub async fn organization_id(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<OrganizationId, ApiError> {
+        let name = organization.as_str();
+        if crate::model::ids::is_ulid(name) {
+            return Ok(organization.clone());
+        }
+        let mut url = self.url("/organizations");
+        url.path_segments_mut()
+            .map_err(|()| ApiError::Config("the API URL cannot have a path".to_owned()))?
+            .push(&format!("name={name}"));
+        let body = match self
+            .send(Method::GET, url.clone(), None, Retry::Idempotent)
+            .await
+        {
+            Ok(body) => body,
+            Err(error) if error.status() == Some(404) => {
+                return Err(ApiError::OrganizationNotFound {
+                    name: shown(&clean_text(name)),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        // The spec's `Organization`: `id` is `format: ulid`. Anything else would go into the
+        // listing's path: refused.
+        match body.get("id").and_then(Value::as_str) {
+            Some(id) if crate::model::ids::is_ulid(id) => Ok(OrganizationId::new(id)),
+            Some(id) => Err(self.shape(
+                &url,
+                "GET",
+                &format!("the organization's ID `{id}` is not a ULID"),
+            )),
+            None => Err(self.shape(&url, "GET", "not an organization: no `id`")),
+        }
+    }
+
+    /// Every active or suspended project of an organization (given by ID or name:
+    /// [`Client::organization_id`]), following `_links.next` to the end. Any failure fails the
+    /// whole listing: a partial list must never be taken for the full one. Requested, failed
+    /// and deleted projects are left out by the API, with `filter[status][in]=active,suspended`,
+    /// as the official CLI lists them (legacy-cli
+    /// `src/Command/Team/Project/TeamProjectAddCommand.php`, `loadOrgProjects`; the filter is
+    /// `filter[status]` of `list-org-projects` in the spec, a `StringFilter`).
     pub async fn organization_projects(
         &self,
         organization: &OrganizationId,
     ) -> Result<Vec<OrganizationProject>, ApiError> {
+        let organization = self.organization_id(organization).await?;
         let mut url = self.url(&format!("/organizations/{organization}/projects"));
         url.query_pairs_mut()
             .append_pair("filter[status][in]", "active,suspended")
@@ -977,6 +1035,80 @@ fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
+/// Why the token exchange failed, told as legacy-cli tells it (`Api::onRefreshError`: only a
+/// 400 or 401 is about the credentials):
+///
+/// * a 5xx: the auth service failed ([`ApiError::AuthUnavailable`]);
+/// * a 400 or 401 that names the API token ([`names_the_api_token`]): the token is invalid or
+///   expired ([`ApiError::TokenRejected`]);
+/// * anything else, with its text ([`ApiError::TokenExchange`]).
+fn token_error(path: &str, status: u16, bytes: &[u8]) -> ApiError {
+    let (message, _) = describe_answer(bytes);
+    let body = crate::wire::ErrorBody::read(&parse(bytes));
+    if status >= 500 {
+        ApiError::AuthUnavailable {
+            path: path.to_owned(),
+            status,
+            message,
+        }
+    } else if matches!(status, 400 | 401) && names_the_api_token(&body) {
+        ApiError::TokenRejected { message }
+    } else {
+        ApiError::TokenExchange {
+            path: path.to_owned(),
+            status,
+            message,
+        }
+    }
+}
+
+/// Whether an OAuth error body says the API token is bad. legacy-cli: `Api::isApiTokenInvalid`
+/// (an `error_description` containing "API token"), `ApiTokenLoginCommand::
+/// exceptionMeansInvalidToken` (`invalid_grant` with "Invalid API token"; the newer auth
+/// server's `request_unauthorized` with an `error_hint` containing "API token"). An
+/// `invalid_grant` with other words is taken as the same (RFC 6749 §5.2: the grant, here the
+/// API token, "is invalid, expired, revoked").
+fn names_the_api_token(body: &crate::wire::ErrorBody) -> bool {
+    let names = |text: &Option<String>| {
+        text.as_deref()
+            .is_some_and(|t| t.to_lowercase().contains("api token"))
+    };
+    names(&body.error_description)
+        || names(&body.error_hint)
+        || body.error.as_deref() == Some("invalid_grant")
+}
+
+/// Whether a response is an RFC 9470 step-up challenge: a `WWW-Authenticate` with `Bearer` and
+/// `insufficient_user_authentication` (platformsh-api.md §3.2).
+fn asks_for_step_up(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(is_step_up_challenge)
+}
+
+fn is_step_up_challenge(value: &str) -> bool {
+    value.contains("Bearer") && value.contains("insufficient_user_authentication")
+}
+
+/// The authentication methods a step-up answer asks for: its body's `amr` (legacy-cli
+/// `Api::onStepUpAuthResponse` reads `amr` and `max_age` from the body), a few, cleaned.
+fn step_up_methods(body: &Value) -> Vec<String> {
+    body.get("amr")
+        .and_then(Value::as_array)
+        .map(|methods| {
+            methods
+                .iter()
+                .filter_map(Value::as_str)
+                .take(5)
+                .map(|m| shown(&clean_text(m)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
@@ -1021,6 +1153,44 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::{MAX_TOKEN_LIFETIME, parse_retry_after, token_deadline};
+
+    #[test]
+    fn token_errors_are_classified_as_the_cli_does() {
+        use super::{ApiError, is_step_up_challenge, token_error};
+        let classify =
+            |status: u16, body: &str| token_error("/oauth2/token", status, body.as_bytes());
+        assert!(matches!(
+            classify(
+                400,
+                r#"{"error": "invalid_grant", "error_description": "Invalid API token."}"#
+            ),
+            ApiError::TokenRejected { .. }
+        ));
+        assert!(matches!(
+            classify(
+                401,
+                r#"{"error": "request_unauthorized", "error_hint": "The API token is invalid."}"#
+            ),
+            ApiError::TokenRejected { .. }
+        ));
+        assert!(matches!(
+            classify(503, r#"{"error": "invalid_grant"}"#),
+            ApiError::AuthUnavailable { status: 503, .. }
+        ));
+        assert!(matches!(
+            classify(502, "<html><title>502</title></html>"),
+            ApiError::AuthUnavailable { .. }
+        ));
+        assert!(matches!(
+            classify(401, r#"{"error": "invalid_client"}"#),
+            ApiError::TokenExchange { status: 401, .. }
+        ));
+        assert!(matches!(classify(429, ""), ApiError::TokenExchange { .. }));
+        assert!(is_step_up_challenge(
+            r#"Bearer error="insufficient_user_authentication", max_age="300""#
+        ));
+        assert!(!is_step_up_challenge(r#"Bearer error="invalid_token""#));
+    }
 
     #[test]
     fn writes_go_only_to_the_integration_they_are_meant_for() {

@@ -5,14 +5,66 @@ use std::fmt;
 /// Something went wrong with one API call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
-    /// The API token was refused at the token exchange (or access was refused twice).
+    /// The API token was refused: invalid, expired or revoked. At the token exchange, a 400 or
+    /// 401 that names the API token, as legacy-cli tells it (`Api::isApiTokenInvalid`: an
+    /// `error_description` with "API token"; `ApiTokenLoginCommand::exceptionMeansInvalidToken`:
+    /// `invalid_grant` with "Invalid API token", or the newer auth server's
+    /// `request_unauthorized` with an `error_hint` naming the API token); or a fresh access
+    /// token refused by the API.
     #[error("the API token was rejected: {}", shown(.message))]
     TokenRejected {
         /// What the auth server said ([`clean_text`]).
         message: String,
     },
-    /// The API answered with an error status.
-    #[error("{call} failed with HTTP {status}: {}", shown(.message))]
+    /// The auth service did not work (a 5xx from the token endpoint, after the retries): not a
+    /// problem with the API token.
+    #[error("the auth service is unavailable: POST {path} answered HTTP {status}: {}", shown(.message))]
+    AuthUnavailable {
+        /// The token endpoint's path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// What it said ([`clean_text`]).
+        message: String,
+    },
+    /// Any other refusal of the token exchange (a bad client ID, an unsupported grant), with
+    /// the auth server's text.
+    #[error("the token exchange failed: POST {path} answered HTTP {status}: {}", shown(.message))]
+    TokenExchange {
+        /// The token endpoint's path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// What it said ([`clean_text`]).
+        message: String,
+    },
+    /// A 401 asking for stronger authentication (RFC 9470 step-up: `WWW-Authenticate: Bearer
+    /// error="insufficient_user_authentication"`, platformsh-api.md §3.2; legacy-cli
+    /// `Api::onStepUpAuthResponse` reads the methods it asks for from the body's `amr`).
+    #[error(
+        "{call} answered HTTP 401: the API asks for stronger authentication than this API token's user has{}: {}",
+        if methods.is_empty() { String::new() } else { format!(" ({})", methods.join(", ")) },
+        shown(.message)
+    )]
+    StepUp {
+        /// `METHOD path`.
+        call: Call,
+        /// The methods asked for (`amr`: `mfa`, `sso:...`), [`clean_text`].
+        methods: Vec<String>,
+        /// What the API said ([`clean_text`]).
+        message: String,
+    },
+    /// An organization given by name (not a ULID) that the API does not know
+    /// (`GET /organizations/name=...` answered 404).
+    #[error(
+        "organization `{name}` was not found: no organization of that name is visible to this API token"
+    )]
+    OrganizationNotFound {
+        /// The name, as given ([`clean_text`]).
+        name: String,
+    },
+    /// The API answered with an error status (a 403 says what it needs: [`forbidden_note`]).
+    #[error("{call} failed with HTTP {status}: {}{}", shown(.message), forbidden_note(call, *status, message))]
     Status {
         /// `METHOD path`.
         call: Call,
@@ -104,6 +156,19 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// [`chain`], then the error's hints ([`ApiError::hints`]) as `(hint: ...)`: for errors kept as
+/// text (a project's unknown state, a failed organization listing), where no `hint:` line is
+/// printed.
+pub fn explain(error: &ApiError) -> String {
+    let mut text = chain(error);
+    for hint in error.hints() {
+        text.push_str(" (hint: ");
+        text.push_str(&hint);
+        text.push(')');
+    }
+    text
+}
+
 fn cause_of<'a>(
     error: Option<&'a (dyn std::error::Error + 'static)>,
 ) -> Option<&'a (dyn std::error::Error + 'static)> {
@@ -128,7 +193,16 @@ impl ApiError {
     pub(crate) fn redact(&mut self, secret: &str) {
         let scrub = |text: &mut String| *text = redact(text, secret);
         match self {
-            ApiError::TokenRejected { message } => scrub(message),
+            ApiError::TokenRejected { message }
+            | ApiError::AuthUnavailable { message, .. }
+            | ApiError::TokenExchange { message, .. } => scrub(message),
+            ApiError::StepUp {
+                message, methods, ..
+            } => {
+                scrub(message);
+                methods.iter_mut().for_each(scrub);
+            }
+            ApiError::OrganizationNotFound { name } => scrub(name),
             ApiError::Status {
                 message, details, ..
             } => {
@@ -150,12 +224,88 @@ impl ApiError {
         self
     }
 
+    /// What to do about it, for the `hint:` lines of a command that fails with it.
+    pub(crate) fn hints(&self) -> Vec<String> {
+        match self {
+            ApiError::TokenRejected { .. } => vec![
+                "create a new API token in the Console (My profile > API tokens) and set it in PLATFORMSH_CLI_TOKEN".to_owned(),
+            ],
+            ApiError::AuthUnavailable { .. } => vec![
+                "the API token was not judged: the auth service failed; try again later".to_owned(),
+            ],
+            ApiError::StepUp { .. } => vec![MFA_SSO_HINT.to_owned()],
+            ApiError::OrganizationNotFound { .. } => vec![ORGANIZATION_HINT.to_owned()],
+            ApiError::Status { status: 403, call, message, .. } => {
+                if mentions_mfa_or_sso(message) {
+                    vec![MFA_SSO_HINT.to_owned()]
+                } else if call.path.contains("/organizations/") {
+                    vec!["the API token's user needs to be a member of the organization with access to its projects".to_owned()]
+                } else {
+                    vec![
+                        "give the API token's user the admin role on the project (Console: the project's Settings > Access)".to_owned(),
+                        MFA_SSO_HINT.to_owned(),
+                    ]
+                }
+            }
+            ApiError::CreateUnknown { cause, .. } => cause.hints(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The HTTP status, if the API answered.
     pub(crate) fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// For a step-up 401 or an organization's 403: what an organization that enforces MFA or SSO
+/// asks of a machine user. The docs: "To access an organization that enforces MFA or any of its
+/// projects, you must enable MFA on your user account. Failure to do so results in forbidden
+/// access to the organization from the Console or API" (`administration/security/mfa.md`);
+/// machine users can be excluded from SSO enforcement (`administration/security/sso.md`,
+/// "service users"); legacy-cli `LoginRequiredEvent`: "The API token may need to be re-created
+/// after enabling MFA".
+const MFA_SSO_HINT: &str = "if the organization enforces MFA or SSO, its rule applies to the API token's machine user too: enable MFA on that user and create a new API token, or have an organization admin exclude the machine user from SSO enforcement";
+
+/// How to find an organization's ID: legacy-cli's `organization:info` shows it, as does the
+/// Console.
+const ORGANIZATION_HINT: &str = "`organization` takes the organization's ID (a ULID such as 01H5ZF6Y7W9QK8X3M2N4P6R8T0) or its machine name; `platform organization:info --org NAME id` or the Console shows the ID";
+
+/// Whether the API's text of a 403 speaks of MFA or SSO (inferred: the docs say such a user gets
+/// "forbidden access to the organization", and not in what words).
+fn mentions_mfa_or_sso(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    [
+        "mfa",
+        "multi-factor",
+        "multifactor",
+        "sso",
+        "single sign-on",
+        "two-factor",
+        "2fa",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
+/// What a 403 means, after the API's own text: managing integrations needs the project admin
+/// role (the docs: only project admins can add or remove integrations, platformsh-api.md
+/// §1.8); an organization that enforces MFA or SSO refuses users without it (the docs,
+/// [`MFA_SSO_HINT`]). Nothing for other statuses.
+fn forbidden_note(call: &Call, status: u16, message: &str) -> String {
+    if status != 403 {
+        String::new()
+    } else if mentions_mfa_or_sso(message) {
+        " (the organization enforces MFA or SSO, and the API token's user does not satisfy it)"
+            .to_owned()
+    } else if call.path.contains("/organizations/") {
+        " (reading an organization needs its projects to be visible to the API token's user)"
+            .to_owned()
+    } else {
+        " (managing integrations needs the project admin role; an organization that enforces MFA or SSO also refuses users without it)".to_owned()
     }
 }
 
@@ -248,9 +398,77 @@ impl fmt::Display for Call {
     }
 }
 
-/// Reads the API's error body (`message`, `title`, `detail`, `error_description`) into a
-/// message and per-field details, each [`clean_text`]. An API may echo what it was sent: the
-/// client redacts its tokens from the result, and the applier the secret a write sent.
+/// Reads an error answer's body, JSON or not, into a message and per-field details
+/// ([`describe`]). A body that is not JSON is summarised: an HTML page (what a gateway or
+/// proxy sends for a 502 or 504, inferred) by its title, other text by its first line; an
+/// empty one gives "no details given".
+pub(crate) fn describe_answer(bytes: &[u8]) -> (String, Vec<String>) {
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return describe(&body);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        return ("no details given".to_owned(), Vec::new());
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") || lower.contains("<body")
+    {
+        let title = lower
+            .find("<title>")
+            .map(|start| start + "<title>".len())
+            .and_then(|start| {
+                let end = lower[start..].find("</title>")? + start;
+                Some(clean_text(text[start..end].trim()))
+            })
+            .filter(|title| !title.is_empty());
+        let message = match title {
+            Some(title) => format!(
+                "the gateway answered with an HTML error page (\"{}\")",
+                shown_short(&title)
+            ),
+            None => "the gateway answered with an HTML error page".to_owned(),
+        };
+        return (message, Vec::new());
+    }
+    let first = text.lines().next().unwrap_or_default();
+    (
+        format!(
+            "the answer is not JSON: {}",
+            shown_short(&clean_text(first))
+        ),
+        Vec::new(),
+    )
+}
+
+/// `text` cut at 200 characters: a summary's quote.
+fn shown_short(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// `parts` joined with `: `, without doubling punctuation: a part's closing `.`, `:` or `;` is
+/// dropped before the next one (`Invalid API token.` and `invalid_grant` read
+/// `Invalid API token: invalid_grant`).
+fn join_parts(parts: &[String]) -> String {
+    let mut message = String::new();
+    for part in parts {
+        if !message.is_empty() {
+            let kept = message.trim_end_matches(['.', ':', ';', ' ']).len();
+            message.truncate(kept);
+            message.push_str(": ");
+        }
+        message.push_str(part);
+    }
+    message
+}
+
+/// Reads the API's error body (`message`, `title`, `detail`; the auth server's
+/// `error_description`, `error_hint` and `error`) into a message and per-field details, each
+/// [`clean_text`]. An API may echo what it was sent: the client redacts its tokens from the
+/// result, and the applier the secret a write sent.
 pub(crate) fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
     let body = crate::wire::ErrorBody::read(body);
     let mut parts = Vec::new();
@@ -258,12 +476,13 @@ pub(crate) fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
         &body.message,
         &body.title,
         &body.error_description,
+        &body.error_hint,
         &body.error,
     ]
     .into_iter()
     .flatten()
     {
-        let text = clean_text(text);
+        let text = clean_text(text.trim());
         if !text.is_empty() && !parts.contains(&text) {
             parts.push(text);
         }
@@ -298,7 +517,7 @@ pub(crate) fn describe(body: &serde_json::Value) -> (String, Vec<String>) {
     if parts.is_empty() && details.is_empty() {
         parts.push("no details given".to_owned());
     }
-    let mut message = parts.join(": ");
+    let mut message = join_parts(&parts);
     if !details.is_empty() {
         if !message.is_empty() {
             message.push_str(" (");
@@ -389,6 +608,52 @@ mod tests {
     }
 
     #[test]
+    fn non_json_answers_are_summarised_and_punctuation_is_not_doubled() {
+        let page =
+            b"<!DOCTYPE html><html><head><title> 504 Gateway Time-out </title></head></html>";
+        assert_eq!(
+            describe_answer(page).0,
+            "the gateway answered with an HTML error page (\"504 Gateway Time-out\")"
+        );
+        assert_eq!(
+            describe_answer(b"<html><body>x</body></html>").0,
+            "the gateway answered with an HTML error page"
+        );
+        assert_eq!(describe_answer(b"").0, "no details given");
+        assert_eq!(
+            describe_answer(b"upstream connect error\nmore").0,
+            "the answer is not JSON: upstream connect error"
+        );
+        let oauth = serde_json::json!({"error": "invalid_grant", "error_description": "Invalid API token."});
+        assert_eq!(describe(&oauth).0, "Invalid API token: invalid_grant");
+        let newer = serde_json::json!({"error": "request_unauthorized",
+            "error_description": "The request could not be authorized.", "error_hint": "The API token is invalid."});
+        assert_eq!(
+            describe(&newer).0,
+            "The request could not be authorized: The API token is invalid: request_unauthorized"
+        );
+    }
+
+    #[test]
+    fn a_403_says_what_it_needs() {
+        let forbidden = |path: &str, message: &str| ApiError::Status {
+            call: Call {
+                method: "GET".into(),
+                path: path.into(),
+            },
+            status: 403,
+            message: message.into(),
+            details: Vec::new(),
+        };
+        let project = forbidden("/projects/p1/integrations", "Forbidden");
+        assert!(project.to_string().contains("needs the project admin role"));
+        assert_eq!(project.hints().len(), 2);
+        let mfa = forbidden("/projects/p1/integrations", "MFA is required");
+        assert!(mfa.to_string().contains("enforces MFA or SSO"));
+        assert_eq!(mfa.hints(), vec![MFA_SSO_HINT.to_owned()]);
+    }
+
+    #[test]
     fn describes_the_api_error_shape() {
         let body = serde_json::json!({"status": "Invalid input", "message": "This field is required.",
             "code": 400, "detail": {"repository": ["This field is required."]}, "title": "Bad Request"});
@@ -396,7 +661,7 @@ mod tests {
         assert_eq!(details, vec!["repository: This field is required."]);
         assert_eq!(
             message,
-            "This field is required.: Bad Request (repository: This field is required.)"
+            "This field is required: Bad Request (repository: This field is required.)"
         );
     }
 }

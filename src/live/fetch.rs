@@ -136,7 +136,7 @@ pub async fn fetch(
                 );
                 OrganizationLive::Listed(ids)
             }
-            Err(error) => OrganizationLive::Failed(error.to_string()),
+            Err(error) => OrganizationLive::Failed(super::explain(&error)),
         }),
         None => None,
     };
@@ -187,7 +187,7 @@ async fn read(
                 },
             },
             Err(error) => ProjectLive::Unknown {
-                error: super::chain(&error),
+                error: super::explain(&error),
             },
         };
         (id, state)

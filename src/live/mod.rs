@@ -5,7 +5,7 @@ mod error;
 mod fetch;
 
 pub use client::{Client, ClientConfig, MAX_BODY, Stats, Validation, Written, check_url};
-pub use error::{ApiError, Call, chain};
+pub use error::{ApiError, Call, chain, explain};
 pub(crate) use error::{clean_text, redact};
 pub use fetch::{fetch, live_integration, project_live};
 pub(crate) use fetch::{fetch_listed, project_state};

@@ -18,8 +18,8 @@ pub struct Manifest {
     /// Manifest format version. Only `1` exists.
     #[schemars(range(min = 1, max = 1))]
     pub version: u32,
-    /// Platform.sh organization ID. Needed only for `prune: true` and
-    /// `bbsync export --organization`.
+    /// Platform.sh organization: its ID (a ULID) or its name, looked up online. Needed only for
+    /// `prune: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
     /// Delete Bitbucket integrations on projects of `organization` that this manifest does not

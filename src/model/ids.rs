@@ -21,14 +21,33 @@ pub(crate) fn is_integration_id(text: &str) -> bool {
     is_project_id(text)
 }
 
-/// Whether `text` is a well-formed organization ID: letters, digits, `-` and `_`, at most 64
-/// (inferred: the spec types them as strings; ULIDs and API IDs fit).
-fn is_identifier(text: &str) -> bool {
+/// Whether `text` is an organization ID: a ULID, 26 of Crockford's base-32 digits in capitals
+/// (the spec's `OrganizationID` is `format: ulid`; legacy-cli
+/// `CommandBase::validateOrganizationInput` tells an ID from a name by
+/// `^[0-9A-HJKMNP-TV-Z]{26}$`).
+pub fn is_ulid(text: &str) -> bool {
+    text.len() == 26
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+}
+
+/// Whether `text` could be an organization's machine name: lowercase letters, digits, `-` and
+/// `_`, at most 64. legacy-cli (`validateOrganizationInput`): "Organization names have to be
+/// lower case"; `organization:create` slugifies the label into one. The length and `_` are
+/// inferred.
+fn is_organization_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether `text` names an organization: its ID ([`is_ulid`]) or its name, which bbsync
+/// resolves to the ID online by the name lookup of the API (`name=` prefix, spec `get-org`).
+fn is_organization(text: &str) -> bool {
+    is_ulid(text) || is_organization_name(text)
 }
 
 macro_rules! identifier {
@@ -76,10 +95,10 @@ identifier!(
     "a Platform.sh project ID (lowercase letters and digits, at most 64)"
 );
 identifier!(
-    /// A Platform.sh organization ID.
+    /// A Platform.sh organization: its ID (a ULID) or its name, resolved online.
     OrganizationId,
-    is_identifier,
-    "a valid ID (letters, digits, `-` and `_`, at most 64)"
+    is_organization,
+    "an organization ID (a ULID: 26 digits and capital letters) or an organization name (lowercase letters, digits, `-` and `_`)"
 );
 identifier!(
     /// A server-assigned integration ID.
@@ -105,7 +124,27 @@ mod tests {
         // `--project ABC` used to parse and then never match a manifest entry.
         assert!("ABC".parse::<ProjectId>().is_err());
         assert!("a-b".parse::<ProjectId>().is_err());
-        assert!("01HDEMO-ORG_1".parse::<OrganizationId>().is_ok());
+        // An ID is a ULID; anything else is a name (lowercase), looked up online.
+        assert!(
+            "01H5ZF6Y7W9QK8X3M2N4P6R8T0"
+                .parse::<OrganizationId>()
+                .is_ok()
+        );
+        assert!("acme-inc".parse::<OrganizationId>().is_ok());
+        for wrong in [
+            "01HDEMO-ORG_1",
+            "Acme",
+            "01H5ZF6Y7W9QK8X3M2N4P6R8TO",
+            "a/b",
+            "",
+        ] {
+            assert!(wrong.parse::<OrganizationId>().is_err(), "{wrong}");
+        }
+        assert!(is_ulid("01H5ZF6Y7W9QK8X3M2N4P6R8T0"));
+        assert!(
+            !is_ulid("01h5zf6y7w9qk8x3m2n4p6r8t0"),
+            "a lowercase one is a name"
+        );
         assert!("5aut2djgt6kdd".parse::<IntegrationId>().is_ok());
         for hostile in ["../gh1", "a/b", "x%2F", "A1", "a-b", "", "a.b"] {
             assert!(hostile.parse::<IntegrationId>().is_err(), "{hostile}");

@@ -248,7 +248,7 @@ impl<'f> Builder<'_> {
                 Ok(id) => Some(id),
                 Err(message) => {
                     self.error(setting.file.location("/organization", false), message)
-                        .help = Some("copy the ID from `platform organization:info`".to_owned());
+                        .help = Some("give the organization's ID or its name; `platform organization:info --org NAME id` or the Console shows the ID".to_owned());
                     None
                 }
             }

@@ -281,9 +281,13 @@ fn prune_needs_an_organization() {
         e[0].contains("m.yaml:2:1: `prune: true` needs `organization`"),
         "{e:#?}"
     );
-    let s = state("version: 1\norganization: 01HORG\nprune: true\nprojects: {}\n");
+    let s =
+        state("version: 1\norganization: 01H5ZF6Y7W9QK8X3M2N4P6R8T0\nprune: true\nprojects: {}\n");
     assert!(s.prune);
-    assert_eq!(s.organization.unwrap().as_str(), "01HORG");
+    assert_eq!(
+        s.organization.unwrap().as_str(),
+        "01H5ZF6Y7W9QK8X3M2N4P6R8T0"
+    );
 }
 
 #[test]

@@ -95,7 +95,7 @@ async fn check_project(client: &Client, project: &ProjectId, target: &Target) ->
             problems: vec!["the project does not exist, or the API token cannot see it".to_owned()],
         },
         Err(error) => Verdict::Unchecked {
-            error: error.to_string(),
+            error: crate::live::explain(&error),
         },
     };
     ProjectCheck {

@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use world::{
-    Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject, World,
-    Write,
+    Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject,
+    TokenErrors, World, Write,
 };
 
 use futures_util::StreamExt as _;
@@ -156,6 +156,7 @@ fn router(world: Shared) -> Router {
             post(validate),
         )
         .route("/projects/{project}/activities/{id}", get(activity))
+        .route("/organizations/{org}", get(organization))
         .route("/organizations/{org}/projects", get(organization_projects))
         .layer(middleware::from_fn_with_state(Arc::clone(&world), gate));
     Router::new()
@@ -222,7 +223,7 @@ fn answer(result: Result<Value, Rejection>, status: StatusCode) -> Response {
 /// (`Authorization: Bearer`, platformsh-api.md §3.2). The faults are the sandbox's own: the
 /// API documents no 429 or `Retry-After` (§3.3), so their bodies are inferred.
 async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Response {
-    let (latency, fault, retry_after, authorized) = {
+    let (latency, fault, retry_after, authorized, step_up) = {
         let mut w = lock(&world);
         let path = request.uri().path().trim_start_matches("/api").to_owned();
         w.record_request(format!("{} {path}", request.method()));
@@ -246,6 +247,7 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
             fault,
             faults.retry_after,
             w.authorized(bearer),
+            w.step_up.clone(),
         )
     };
     if !latency.is_zero() {
@@ -261,6 +263,9 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
             ..ErrorBody::default()
         };
         return json_answer(StatusCode::UNAUTHORIZED, "application/json", &body);
+    }
+    if let Some(methods) = step_up {
+        return step_up_challenge(&methods);
     }
     match fault {
         503 => reject(Rejection {
@@ -281,6 +286,29 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
         }
         _ => next.run(request).await,
     }
+}
+
+/// An RFC 9470 step-up challenge (platformsh-api.md §3.2): 401 with `WWW-Authenticate: Bearer
+/// error="insufficient_user_authentication"`, and a body naming the methods asked for in `amr`
+/// (legacy-cli `Api::onStepUpAuthResponse` reads `amr` and `max_age` from the body). The
+/// description's words are inferred.
+fn step_up_challenge(methods: &[String]) -> Response {
+    let description = "A stronger authentication is required by the organization.";
+    let body = serde_json::json!({
+        "error": "insufficient_user_authentication",
+        "error_description": description,
+        "amr": methods,
+    });
+    let mut response = json_answer(StatusCode::UNAUTHORIZED, "application/json", &body);
+    let challenge = format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{description}\""
+    );
+    if let Ok(value) = challenge.parse() {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// Canned answers ([`Hostile::canned`]), checked before anything else: the sandbox's own rules,
@@ -311,6 +339,12 @@ async fn canned(State(world): State<Shared>, request: Request, next: Next) -> Re
     let status = StatusCode::from_u16(canned.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match canned.body {
         CannedBody::Json(value) => json_answer(status, "application/json", &value),
+        CannedBody::Html(page) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response(),
         CannedBody::Endless => {
             // 64 KiB at a time, for ever.
             let chunk = Bytes::from(b"{},".repeat(21_845));
@@ -352,12 +386,22 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    // HTTP Basic `platform-api-user:` (empty secret), as the spec's example sends it
-    // (platformsh-api.md §3.1).
+    // The client authenticates with HTTP Basic, its ID and an empty secret, as every official
+    // client does (platformsh-api.md §3.1): `platform-api-user` (the spec's curl example,
+    // bbsync's default), `platform-cli` (legacy-cli `config.yaml` `api.oauth2_client_id`, sent
+    // by `GrantTypeBase` with `auth_location: headers`) and `upsun-cli` (upsun/cli
+    // `internal/config/upsun-cli.yaml`). A client ID in the form, another ID, or a secret is
+    // refused (inferred: no official client sends one).
+    const CLIENTS: [&str; 3] = [
+        "Basic cGxhdGZvcm0tYXBpLXVzZXI6", // platform-api-user:
+        "Basic cGxhdGZvcm0tY2xpOg==",     // platform-cli:
+        "Basic dXBzdW4tY2xpOg==",         // upsun-cli:
+    ];
     let basic = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if basic != Some("Basic cGxhdGZvcm0tYXBpLXVzZXI6") {
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !CLIENTS.contains(&basic) {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -372,7 +416,11 @@ async fn token(
             "The grant type is not supported.",
         );
     }
-    let result = lock(&world).exchange(form.get("api_token").map(String::as_str).unwrap_or(""));
+    let (result, style) = {
+        let mut w = lock(&world);
+        let result = w.exchange(form.get("api_token").map(String::as_str).unwrap_or(""));
+        (result, w.token_errors)
+    };
     match result {
         Ok((access, expires_in)) => {
             let body = TokenResponse {
@@ -383,13 +431,55 @@ async fn token(
             json_answer(StatusCode::OK, "application/json", &body)
         }
         // A bad token is a 400 whose description names the "API token" (platformsh-api.md
-        // §3.1).
-        Err(_) => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "Invalid API token.",
-        ),
+        // §3.1), or the newer auth server's shape ([`TokenErrors::Current`]).
+        Err(_) => match style {
+            TokenErrors::Legacy => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "Invalid API token.",
+            ),
+            TokenErrors::Current => {
+                let body = ErrorBody {
+                    error: Some("request_unauthorized".to_owned()),
+                    error_description: Some("The request could not be authorized.".to_owned()),
+                    error_hint: Some("The API token is invalid or expired.".to_owned()),
+                    ..ErrorBody::default()
+                };
+                json_answer(StatusCode::UNAUTHORIZED, "application/json", &body)
+            }
+        },
     }
+}
+
+/// A write's body, refused unless it says it is JSON: `Content-Type: application/json` or
+/// another `+json` type (415 Unsupported Media Type, RFC 9110 §15.5.16). The spec's request
+/// bodies are `application/json` only; the status and words of the refusal are inferred.
+fn typed_json_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, Rejection> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(Rejection {
+            status: 415,
+            message: format!(
+                "The request body must be JSON (Content-Type: application/json), not `{}`.",
+                if content_type.is_empty() {
+                    "none"
+                } else {
+                    content_type
+                }
+            ),
+            detail: None,
+        });
+    }
+    json_body(bytes)
 }
 
 async fn project(State(world): State<Shared>, Path(project): Path<String>) -> Response {
@@ -453,12 +543,18 @@ fn dropped(status: StatusCode) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn create(State(world): State<Shared>, Path(project): Path<String>, body: Bytes) -> Response {
+async fn create(
+    State(world): State<Shared>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let late = lock(&world).hostile.late_commit;
     if let Some(late) = late {
         // A create that commits after its answer is lost ([`Hostile::late_commit`]).
-        let Ok(value) = json_body(&body) else {
-            return answer(json_body(&body), StatusCode::CREATED);
+        let value = match typed_json_body(&headers, &body) {
+            Ok(value) => value,
+            Err(rejection) => return reject(rejection),
         };
         lock(&world).record_create(&project, &value);
         let later = Arc::clone(&world);
@@ -475,16 +571,19 @@ async fn create(State(world): State<Shared>, Path(project): Path<String>, body: 
             }),
         };
     }
-    let result = json_body(&body).and_then(|body| lock(&world).create(&project, &body));
+    let result =
+        typed_json_body(&headers, &body).and_then(|body| lock(&world).create(&project, &body));
     deliver(&world, result, StatusCode::CREATED, true).await
 }
 
 async fn update(
     State(world): State<Shared>,
     Path((project, id)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = json_body(&body).and_then(|body| lock(&world).update(&project, &id, &body));
+    let result =
+        typed_json_body(&headers, &body).and_then(|body| lock(&world).update(&project, &id, &body));
     deliver(&world, result, StatusCode::OK, false).await
 }
 
@@ -508,6 +607,10 @@ async fn activity(
     Path((project, id)): Path<(String, String)>,
 ) -> Response {
     answer(lock(&world).activity(&project, &id), StatusCode::OK)
+}
+
+async fn organization(State(world): State<Shared>, Path(org): Path<String>) -> Response {
+    answer(lock(&world).organization(&org), StatusCode::OK)
 }
 
 async fn organization_projects(

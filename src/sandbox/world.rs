@@ -34,8 +34,12 @@ pub struct Seed {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedOrganization {
-    /// Its ID.
+    /// Its ID: a ULID, as the spec's `OrganizationID` (`format: ulid`) and `Organization.id`
+    /// say; the seed is refused otherwise.
     pub id: String,
+    /// Its machine name, by which `GET /organizations/name={name}` finds it (spec `get-org`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Make the project listing fail after this many pages (to test partial listings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_after_pages: Option<usize>,
@@ -151,6 +155,8 @@ pub enum CannedBody {
     Json(Value),
     /// JSON that never ends: `[` and then `{},` forever (an unbounded response).
     Endless,
+    /// An HTML page (`text/html`), as a gateway or proxy answers a 502 or 504 (inferred).
+    Html(String),
     /// A spec `Error` body whose `message` is `prefix` followed by what the request sent, its
     /// body and its `Authorization` header (an API that echoes its input into errors).
     Echo {
@@ -253,6 +259,20 @@ impl Rejection {
     }
 }
 
+/// The shape of the token endpoint's refusal of an API token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenErrors {
+    /// 400 `{error: invalid_grant, error_description: "Invalid API token."}` (platformsh-api.md
+    /// §3.1; legacy-cli `ApiTokenLoginCommand::exceptionMeansInvalidToken`, "legacy auth
+    /// provider").
+    #[default]
+    Legacy,
+    /// The newer auth server's `{error: request_unauthorized, error_description, error_hint}`
+    /// naming the API token in `error_hint` (legacy-cli, the same function, "new auth
+    /// provider"), with status 401 (inferred: the CLI accepts 400 or 401).
+    Current,
+}
+
 /// Everything the sandbox knows.
 pub struct World {
     /// The API token accepted at the token exchange.
@@ -283,6 +303,12 @@ pub struct World {
     pub link_base: String,
     /// Projects per page of an organization listing, unless asked for fewer.
     pub page_size: usize,
+    /// How the token endpoint refuses an API token.
+    pub token_errors: TokenErrors,
+    /// When set, every API call with a valid access token is answered with an RFC 9470
+    /// step-up challenge asking for these methods (`mfa`, `sso:...`): an organization that
+    /// enforces MFA or SSO, and a token whose user lacks it.
+    pub step_up: Option<Vec<String>>,
     rng: fastrand::Rng,
 }
 
@@ -326,6 +352,8 @@ impl World {
             // Links name a regional host (platformsh-api.md §1.1).
             link_base: "https://eu-3.platform.sh/api".to_owned(),
             page_size: 20,
+            token_errors: TokenErrors::default(),
+            step_up: None,
         };
         for project in seed.projects {
             if let Some(org) = &project.organization {
@@ -334,7 +362,7 @@ impl World {
                     .entry(org.clone())
                     .or_insert_with(|| SeedOrganization {
                         id: org.clone(),
-                        fail_after_pages: None,
+                        ..SeedOrganization::default()
                     });
             }
             let integrations = project.integrations.clone();
@@ -359,7 +387,41 @@ impl World {
                 })?;
             }
         }
+        if let Some(bad) = world
+            .organizations
+            .keys()
+            .find(|id| !crate::model::ids::is_ulid(id))
+        {
+            return Err(format!(
+                "organization `{bad}`: the API's organization IDs are ULIDs (26 digits and capital letters, such as 01H5ZF6Y7W9QK8X3M2N4P6R8T0); give the name as `name`"
+            ));
+        }
         Ok(world)
+    }
+
+    /// The organization `key` names: `name={name}` finds it by name, anything else is its ID
+    /// (spec `get-org`, parameter `OrganizationIDName`: "Prefix with name= to retrieve the
+    /// organization by name instead"). Its view is the spec's `Organization`, in part.
+    pub(crate) fn organization(&self, key: &str) -> Result<Value, Rejection> {
+        let found = match key.strip_prefix("name=") {
+            Some(name) => self
+                .organizations
+                .values()
+                .find(|o| o.name.as_deref() == Some(name)),
+            None => self.organizations.get(key),
+        };
+        // A bare 404, as the API gives for an unknown organization (spec `get-org`: 404
+        // `Error`).
+        let org = found.ok_or_else(|| Rejection::new(404, "Not Found"))?;
+        let name = org.name.clone().unwrap_or_else(|| org.id.to_lowercase());
+        Ok(serde_json::json!({
+            "id": org.id,
+            "type": "flexible",
+            "name": name,
+            "label": name,
+            "status": "active",
+            "_links": {"self": {"href": format!("{}/organizations/{}", self.link_base, org.id)}},
+        }))
     }
 
     /// Records a request, keeping the last [`REQUEST_LOG`] (a long-running sandbox must not
@@ -401,7 +463,7 @@ impl World {
 
     /// Exchanges the API token for an access token.
     pub(crate) fn exchange(&mut self, api_token: &str) -> Result<(String, u64), Rejection> {
-        if api_token != self.api_token {
+        if api_token.is_empty() || api_token != self.api_token {
             return Err(Rejection::new(400, "Invalid API token"));
         }
         self.exchanges += 1;
@@ -878,10 +940,13 @@ impl World {
         page: usize,
         statuses: Option<&[&str]>,
     ) -> Result<Value, Rejection> {
+        // Only an ID: the listing's `OrganizationID` is `format: ulid` (spec
+        // `list-org-projects`); a name here is a bare 404, as issue 14 reports of the API
+        // (inferred from that report).
         let organization = self
             .organizations
             .get(org)
-            .ok_or_else(|| Rejection::new(404, format!("Organization `{org}` not found")))?;
+            .ok_or_else(|| Rejection::new(404, "Not Found"))?;
         if organization.fail_after_pages.is_some_and(|n| page >= n) {
             return Err(Rejection::new(500, "Internal Server Error"));
         }

@@ -11,7 +11,9 @@ use super::lenient;
 ///
 /// * The API: spec `Error`, `{status, message, code, detail, title}`, `detail` mapping each
 ///   field to its messages (platformsh-api.md §1.8).
-/// * The auth server: OAuth 2 `{error, error_description}` (platformsh-api.md §3.1).
+/// * The auth server: OAuth 2 `{error, error_description}` (platformsh-api.md §3.1), and the
+///   newer one's `{error, error_description, error_hint}` (legacy-cli
+///   `ApiTokenLoginCommand::exceptionMeansInvalidToken`, "new auth provider").
 /// * A refused access token: `{error, message, code}` (inferred).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ErrorBody {
@@ -29,6 +31,14 @@ pub(crate) struct ErrorBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub error_description: Option<String>,
+    /// The newer auth server's hint (`The API token is invalid.`): legacy-cli
+    /// `ApiTokenLoginCommand::exceptionMeansInvalidToken` and `BrowserLoginCommand` read it.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error_hint: Option<String>,
     /// The status text (`Bad Request`, `Invalid input`, ...).
     #[serde(
         default,

@@ -7,7 +7,7 @@ use crate::common::{Run, root};
 use crate::sync::{Api, dir_with};
 
 fn organization() -> Value {
-    let org = "01HORG";
+    let org = "01J7ZQ4M1B6C8D9E0F2G3H4J5K";
     json!({"projects": [
         {"id": "plain", "title": "Website", "organization": org, "integrations": [
             {"type": "bitbucket", "repository": "acme/web", "app_credentials": {"key": "key-one", "secret": "x"},
@@ -39,7 +39,7 @@ fn export_round_trip(full: bool) {
     let mut args = vec![
         "export",
         "--organization",
-        "01HORG",
+        "01J7ZQ4M1B6C8D9E0F2G3H4J5K",
         "-o",
         "integrations.yaml",
     ];

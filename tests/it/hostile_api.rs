@@ -167,7 +167,7 @@ fn plan_sees_the_bitbucket_integration_on_page_two_and_creates_nothing() {
 /// canned pages before it.
 async fn org_listing_error(pages: Vec<(&str, serde_json::Value)>) -> (String, usize) {
     let sb = sandbox(
-        json!({"projects": [{"id": "p1", "organization": "org1"}]}),
+        json!({"projects": [{"id": "p1", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K"}]}),
         Faults::default(),
     )
     .await;
@@ -180,7 +180,9 @@ async fn org_listing_error(pages: Vec<(&str, serde_json::Value)>) -> (String, us
     let client = quick_client(&sb);
     let error = tokio::time::timeout(
         Duration::from_secs(10),
-        client.organization_projects(&bbsync::model::ids::OrganizationId::new("org1")),
+        client.organization_projects(&bbsync::model::ids::OrganizationId::new(
+            "01J7ZQ4M1B6C8D9E0F2G3H4J5K",
+        )),
     )
     .await
     .expect("the listing ends at once")
@@ -190,12 +192,12 @@ async fn org_listing_error(pages: Vec<(&str, serde_json::Value)>) -> (String, us
         .world()
         .requests
         .iter()
-        .filter(|r| r.contains("/organizations/org1/projects"))
+        .filter(|r| r.contains("/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects"))
         .count();
     (error, requests)
 }
 
-const ORG: &str = "https://eu-3.platform.sh/api/organizations/org1/projects";
+const ORG: &str = "https://eu-3.platform.sh/api/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects";
 
 fn page(items: &[&str], next: Option<&str>) -> serde_json::Value {
     let items: Vec<serde_json::Value> = items.iter().map(|id| json!({"id": id})).collect();
@@ -209,7 +211,7 @@ fn page(items: &[&str], next: Option<&str>) -> serde_json::Value {
 async fn an_org_page_whose_next_is_itself_ends_the_listing_with_an_error() {
     let itself = format!("{ORG}?filter%5Bstatus%5D%5Bin%5D=active%2Csuspended&page%5Bsize%5D=100");
     let (error, requests) = org_listing_error(vec![(
-        "/organizations/org1/projects",
+        "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects",
         page(&["p1"], Some(&itself)),
     )])
     .await;
@@ -223,14 +225,17 @@ async fn an_org_listing_that_comes_back_to_a_page_already_read_ends_with_an_erro
     let b = format!("{ORG}?page%5Bafter%5D=b");
     let (error, requests) = org_listing_error(vec![
         (
-            "/organizations/org1/projects?page%5Bafter%5D=a",
+            "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects?page%5Bafter%5D=a",
             page(&["p2"], Some(&b)),
         ),
         (
-            "/organizations/org1/projects?page%5Bafter%5D=b",
+            "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects?page%5Bafter%5D=b",
             page(&["p3"], Some(&a)),
         ),
-        ("/organizations/org1/projects", page(&["p1"], Some(&a))),
+        (
+            "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects",
+            page(&["p1"], Some(&a)),
+        ),
     ])
     .await;
     assert!(error.contains("the listing loops"), "{error}");
@@ -240,7 +245,7 @@ async fn an_org_listing_that_comes_back_to_a_page_already_read_ends_with_an_erro
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_next_link_ends_the_org_listing_with_an_error() {
     let (error, requests) = org_listing_error(vec![(
-        "/organizations/org1/projects",
+        "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects",
         page(&["p1"], Some("")),
     )])
     .await;
@@ -251,7 +256,7 @@ async fn an_empty_next_link_ends_the_org_listing_with_an_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_org_page_with_a_next_link_ends_the_listing_with_an_error() {
     let (error, requests) = org_listing_error(vec![(
-        "/organizations/org1/projects",
+        "/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects",
         page(&[], Some(&format!("{ORG}?page%5Bafter%5D=z"))),
     )])
     .await;

@@ -14,7 +14,7 @@ fn cloud(repository: &str) -> Value {
            "fetch_branches": true, "prune_branches": true, "build_pull_requests": true, "resync_pull_requests": false})
 }
 
-const ORG: &str = "01HORGANIZATION";
+const ORG: &str = "01J7ZQ4M1B6C8D9E0F2G3H4J5K";
 const PROJECTS: [(&str, &str); 5] = [
     ("aaaa", "acme/website"),
     ("bbbb", "acme/docs"),

@@ -137,17 +137,17 @@ fn hostile_plan(format: &[&str]) -> crate::common::Outcome {
     let evil = "evil`x|y\u{1b}[2J<b>";
     let api = Api::start(
         json!({
-            "organizations": [{"id": "01HORG"}],
+            "organizations": [{"id": "01J7ZQ4M1B6C8D9E0F2G3H4J5K"}],
             "projects": [
-                {"id": "web", "organization": "01HORG",
+                {"id": "web", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K",
                  "integrations": [cloud("acme/web", "old`` `|\n\u{1b}[31m| x |")]},
-                {"id": evil, "organization": "01HORG", "integrations": [cloud("acme/evil\u{1b}[2J", "k")]},
+                {"id": evil, "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "integrations": [cloud("acme/evil\u{1b}[2J", "k")]},
             ]
         }),
         Faults::default(),
     );
     let dir = dir_with(
-        "version: 1\norganization: 01HORG\nprune: true\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: new-key, secret: \"${BITBUCKET_SECRET}\"}\n",
+        "version: 1\norganization: 01J7ZQ4M1B6C8D9E0F2G3H4J5K\nprune: true\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: new-key, secret: \"${BITBUCKET_SECRET}\"}\n",
     );
     let mut args = vec!["plan"];
     args.extend_from_slice(format);

@@ -142,9 +142,10 @@ async fn a_bad_token_is_a_clear_error() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        error.starts_with("the API token was rejected: HTTP 400"),
-        "{error}"
+    // The auth server's `Invalid API token.` and `invalid_grant`, without a doubled `.:`.
+    assert_eq!(
+        error,
+        "the API token was rejected: Invalid API token: invalid_grant"
     );
     assert!(!error.contains("wrong-token"));
 }
@@ -194,10 +195,10 @@ async fn responses_full_of_unknown_fields_are_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn organization_listings_follow_cursors_across_pages() {
     let projects: Vec<Value> = (0..47)
-        .map(|i| json!({"id": format!("p{i:03}"), "organization": "org1"}))
+        .map(|i| json!({"id": format!("p{i:03}"), "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K"}))
         .collect();
     let mut other = projects.clone();
-    other.push(json!({"id": "elsewhere", "organization": "org2"}));
+    other.push(json!({"id": "elsewhere", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5M"}));
     let sb = Sandbox::start(SandboxConfig {
         seed: seed(json!({"projects": other})),
         page_size: 10,
@@ -207,7 +208,7 @@ async fn organization_listings_follow_cursors_across_pages() {
     .unwrap();
     let client = client_for(&sb);
     let listed = client
-        .organization_projects(&OrganizationId::new("org1"))
+        .organization_projects(&OrganizationId::new("01J7ZQ4M1B6C8D9E0F2G3H4J5K"))
         .await
         .unwrap();
     assert_eq!(listed.len(), 47);
@@ -215,7 +216,7 @@ async fn organization_listings_follow_cursors_across_pages() {
         .world()
         .requests
         .iter()
-        .filter(|r| r.contains("/organizations/org1/projects"))
+        .filter(|r| r.contains("/organizations/01J7ZQ4M1B6C8D9E0F2G3H4J5K/projects"))
         .count();
     assert_eq!(pages, 5);
 }
@@ -223,11 +224,11 @@ async fn organization_listings_follow_cursors_across_pages() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listing_that_fails_part_way_fails_whole() {
     let projects: Vec<Value> = (0..30)
-        .map(|i| json!({"id": format!("p{i:03}"), "organization": "org1"}))
+        .map(|i| json!({"id": format!("p{i:03}"), "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K"}))
         .collect();
     let sb = Sandbox::start(SandboxConfig {
         seed: seed(
-            json!({"organizations": [{"id": "org1", "fail_after_pages": 1}], "projects": projects}),
+            json!({"organizations": [{"id": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "fail_after_pages": 1}], "projects": projects}),
         ),
         page_size: 10,
         ..SandboxConfig::default()
@@ -237,7 +238,7 @@ async fn a_listing_that_fails_part_way_fails_whole() {
     let client = client_for(&sb);
     assert!(
         client
-            .organization_projects(&OrganizationId::new("org1"))
+            .organization_projects(&OrganizationId::new("01J7ZQ4M1B6C8D9E0F2G3H4J5K"))
             .await
             .is_err()
     );

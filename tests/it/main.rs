@@ -2,6 +2,7 @@
 
 mod adopt;
 mod architecture;
+mod auth;
 mod common;
 mod errors;
 mod hostile_api;

@@ -11,18 +11,18 @@ use crate::sync::{Api, cloud_live, dir_with};
 /// failed project, and two the token cannot read.
 fn ordinary_organization() -> serde_json::Value {
     json!({"projects": [
-        {"id": "web", "organization": "org1", "integrations": [cloud_live("acme/web")]},
-        {"id": "old", "organization": "org1", "integrations": [cloud_live("acme/old")]},
-        {"id": "gone", "organization": "org1", "status": "deleted"},
-        {"id": "asked", "organization": "org1", "status": "requested"},
-        {"id": "broke", "organization": "org1", "status": "failed"},
-        {"id": "paused", "organization": "org1", "status": "suspended"},
-        {"id": "secret1", "organization": "org1", "unreadable": true, "integrations": [cloud_live("acme/s1")]},
-        {"id": "secret2", "organization": "org1", "unreadable": true},
+        {"id": "web", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "integrations": [cloud_live("acme/web")]},
+        {"id": "old", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "integrations": [cloud_live("acme/old")]},
+        {"id": "gone", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "status": "deleted"},
+        {"id": "asked", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "status": "requested"},
+        {"id": "broke", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "status": "failed"},
+        {"id": "paused", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "status": "suspended"},
+        {"id": "secret1", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "unreadable": true, "integrations": [cloud_live("acme/s1")]},
+        {"id": "secret2", "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "unreadable": true},
     ]})
 }
 
-const PRUNING: &str = "version: 1\norganization: org1\nprune: true\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n";
+const PRUNING: &str = "version: 1\norganization: 01J7ZQ4M1B6C8D9E0F2G3H4J5K\nprune: true\nprojects:\n  web:\n    bitbucket:\n      repository: acme/web\n      app_credentials: {key: \"${BITBUCKET_KEY}\", secret: \"${BITBUCKET_SECRET}\"}\n";
 
 #[test]
 fn pruning_an_ordinary_organization_lists_active_projects_and_names_unreadable_ones() {
@@ -37,7 +37,7 @@ fn pruning_an_ordinary_organization_lists_active_projects_and_names_unreadable_o
         "{}",
         plan.stdout
     );
-    let warning = "2 projects of organization `org1` cannot be read with this API token, so they are not pruned: `secret1`, `secret2`";
+    let warning = "2 projects of organization `01J7ZQ4M1B6C8D9E0F2G3H4J5K` cannot be read with this API token, so they are not pruned: `secret1`, `secret2`";
     assert!(plan.all().contains(warning), "{plan:#?}");
     for project in ["gone", "asked", "broke"] {
         assert!(!plan.all().contains(project), "{project} listed: {plan:#?}");
@@ -60,7 +60,7 @@ fn exporting_an_ordinary_organization_leaves_unreadable_projects_out_with_a_warn
     let api = Api::start(ordinary_organization(), Faults::default());
     let dir = tempfile::tempdir().unwrap();
     let out = api
-        .run(dir.path(), &["export", "--organization", "org1"])
+        .run(dir.path(), &["export", "--organization", "01J7ZQ4M1B6C8D9E0F2G3H4J5K"])
         .run();
     assert_eq!(out.code, 0, "{out:#?}");
     for project in ["secret1", "secret2"] {

@@ -409,9 +409,11 @@ fn max_deletes_stops_everything_before_a_write() {
 
 #[test]
 fn pruning_has_a_default_delete_limit() {
-    let projects: Vec<Value> = (0..12).map(|i| json!({"id": format!("old{i:02}"), "organization": "org1", "integrations": [cloud_live(&format!("acme/old{i}"))]})).collect();
+    let projects: Vec<Value> = (0..12).map(|i| json!({"id": format!("old{i:02}"), "organization": "01J7ZQ4M1B6C8D9E0F2G3H4J5K", "integrations": [cloud_live(&format!("acme/old{i}"))]})).collect();
     let api = Api::start(json!({"projects": projects}), Faults::default());
-    let dir = dir_with("version: 1\norganization: org1\nprune: true\nprojects: {}\n");
+    let dir = dir_with(
+        "version: 1\norganization: 01J7ZQ4M1B6C8D9E0F2G3H4J5K\nprune: true\nprojects: {}\n",
+    );
     let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
     assert_eq!(out.code, 3, "{out:#?}");
     assert!(
