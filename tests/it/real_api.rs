@@ -60,7 +60,10 @@ fn exporting_an_ordinary_organization_leaves_unreadable_projects_out_with_a_warn
     let api = Api::start(ordinary_organization(), Faults::default());
     let dir = tempfile::tempdir().unwrap();
     let out = api
-        .run(dir.path(), &["export", "--organization", "01J7ZQ4M1B6C8D9E0F2G3H4J5K"])
+        .run(
+            dir.path(),
+            &["export", "--organization", "01J7ZQ4M1B6C8D9E0F2G3H4J5K"],
+        )
         .run();
     assert_eq!(out.code, 0, "{out:#?}");
     for project in ["secret1", "secret2"] {
