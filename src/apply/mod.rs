@@ -344,8 +344,9 @@ async fn finish(
         written
             .entity
             .as_ref()
-            .and_then(|e| e.links.href("#hook"))
-            .map(crate::live::clean_text)
+            .and_then(|e| e.links.resolved("#hook"))
+            .map(|href| client.absolute(&href))
+            .map(|href| crate::live::clean_text(&href))
     } else {
         None
     };

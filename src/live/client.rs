@@ -238,6 +238,19 @@ impl Client {
         }
     }
 
+    /// `href` with an origin: as it is when it has one, else on the configured API URL's origin
+    /// (the URL the object came from, as platformsh-client-php `makeAbsoluteUrl` does). Not
+    /// rebased: it is for people (a webhook URL to paste into Bitbucket), not for requests.
+    pub(crate) fn absolute(&self, href: &str) -> String {
+        if href.contains("//") {
+            return href.to_owned();
+        }
+        self.inner
+            .api
+            .join(href)
+            .map_or_else(|_| href.to_owned(), |url| url.to_string())
+    }
+
     /// The path of `url` as the API sees it: without the configured API URL's own path (a base
     /// such as `https://host/api`), or else without a leading `/api`, which the gateway also
     /// serves and links often carry (platformsh-api.md §1.1).

@@ -34,8 +34,8 @@ pub fn live_integration(api: &ApiIntegration) -> Option<LiveIntegration> {
         fields,
         links: LiveLinks {
             self_href: api.links.href("self").map(str::to_owned),
-            edit: api.links.href("#edit").map(str::to_owned),
-            validate: api.links.href("#validate").map(str::to_owned),
+            edit: api.links.resolved("#edit"),
+            validate: api.links.resolved("#validate"),
         },
     })
 }

@@ -603,16 +603,23 @@ impl World {
         fields.insert("updated_at".to_owned(), rfc3339(stored.updated).into());
         fields.insert("role".to_owned(), "source".into());
         fields.extend(stored.fields.clone());
+        // `self` absolute, the operations as paths, as the spec's examples and the JS client's
+        // fixtures give them (platformsh-api.md §1.4: `#hook` is
+        // `/api/projects/P/integrations/ID/hook`).
+        let path = href
+            .find("/api/")
+            .map_or(href.as_str(), |i| &href[i..])
+            .to_owned();
         ApiIntegration {
             id: stored.id.clone(),
             kind: stored.kind.clone(),
             fields,
             links: Links::new()
                 .with("self", &href)
-                .with("#edit", &href)
-                .with("#delete", &href)
-                .with("#validate", format!("{href}/validate"))
-                .with("#hook", format!("{href}/hook")),
+                .with("#edit", &path)
+                .with("#delete", &path)
+                .with("#validate", format!("{path}/validate"))
+                .with("#hook", format!("{path}/hook")),
         }
     }
 

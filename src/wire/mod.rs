@@ -61,6 +61,24 @@ impl Links {
         self.0.get(rel)?.get("href")?.as_str()
     }
 
+    /// The `href` of link `rel`, made absolute against this object's `self` link when it is a
+    /// path (`/api/projects/...`), as the PHP client makes links absolute against the URL the
+    /// object came from (platformsh-client-php `ApiResourceBase::getLink`, `makeAbsoluteUrl`:
+    /// the base's origin with the link as its path). The real API gives `self` absolute and
+    /// `#hook` as a path (platformsh-api.md §1.4, the spec's examples). As given when it
+    /// already has an origin, or when `self` has none either.
+    pub fn resolved(&self, rel: &str) -> Option<String> {
+        let href = self.href(rel)?;
+        if href.contains("//") {
+            return Some(href.to_owned());
+        }
+        let base = self.href("self").and_then(|s| url::Url::parse(s).ok());
+        Some(match base.and_then(|base| base.join(href).ok()) {
+            Some(url) => url.to_string(),
+            None => href.to_owned(),
+        })
+    }
+
     /// Link `rel` as given (`{"href": ...}` when well formed), whatever its shape.
     pub(crate) fn get(&self, rel: &str) -> Option<&Value> {
         self.0.get(rel)
@@ -313,6 +331,38 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn path_links_resolve_against_self() {
+        let links = Links::new()
+            .with(
+                "self",
+                "https://eu-3.platform.sh/api/projects/p/integrations/i",
+            )
+            .with("#hook", "/api/projects/p/integrations/i/hook")
+            .with(
+                "#edit",
+                "https://other.example/api/projects/p/integrations/i",
+            );
+        assert_eq!(
+            links.resolved("#hook").as_deref(),
+            Some("https://eu-3.platform.sh/api/projects/p/integrations/i/hook")
+        );
+        assert_eq!(
+            links.resolved("#edit").as_deref(),
+            Some("https://other.example/api/projects/p/integrations/i"),
+            "an absolute link stays"
+        );
+        assert_eq!(links.resolved("#validate"), None);
+        let relative = Links::new()
+            .with("self", "/api/projects/p/integrations/i")
+            .with("#hook", "/api/projects/p/integrations/i/hook");
+        assert_eq!(
+            relative.resolved("#hook").as_deref(),
+            Some("/api/projects/p/integrations/i/hook"),
+            "no origin to take"
+        );
+    }
 
     #[test]
     fn integrations_round_trip_in_order() {

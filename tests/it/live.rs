@@ -69,12 +69,17 @@ async fn create_update_delete_send_the_exact_bodies() {
     let entity = created.entity.expect("the entity");
     assert_eq!(created.activities.len(), 2);
     let id = IntegrationId::new(entity.id.clone());
-    let edit = entity.links.href("#edit").map(str::to_owned);
+    assert_eq!(
+        entity.links.href("#edit").map(|h| &h[..17]),
+        Some("/api/projects/p1/"),
+        "operation links are paths"
+    );
+    let edit = entity.links.resolved("#edit");
     assert!(
         edit.as_deref()
             .unwrap()
             .starts_with("https://eu-3.platform.sh/api/projects/p1/"),
-        "links name a regional host"
+        "resolved against `self`, which names a regional host"
     );
     client
         .update_integration(

@@ -463,8 +463,22 @@ fn a_failing_activity_is_reported_with_the_hook_url() {
         "{}",
         out.stdout
     );
+    // The API gives `#hook` as a path: shown absolute, against the integration's `self`, so
+    // that it can be pasted into Bitbucket.
+    let hook = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.ends_with("/hook"))
+        .unwrap_or_else(|| panic!("no hook URL: {}", out.stdout));
     assert!(
-        out.stdout.contains("/projects/missing/integrations/") && out.stdout.contains("/hook"),
+        hook.starts_with("https://eu-3.platform.sh/api/projects/missing/integrations/"),
+        "{hook}"
+    );
+    // Only a failed hook registration asks for a webhook by hand.
+    assert_eq!(
+        out.stdout.matches("add it in Bitbucket by hand").count(),
+        1,
         "{}",
         out.stdout
     );
