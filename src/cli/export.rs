@@ -121,7 +121,7 @@ pub(crate) async fn validate_online(
     let client = settings.client()?;
     let checks = online::check(&client, &desired, settings.api.concurrency).await;
     let mut out = output::stdout();
-    let (mut invalid, mut unchecked) = (0, 0);
+    let (mut invalid, mut unchecked, mut unvalidated) = (0, 0, 0);
     let (mut org_invalid, mut org_unchecked) = (false, false);
     // The organization, given by ID or name, must be one the API knows (a name is resolved as
     // the CLI does: [`live::Client::organization_id`]).
@@ -156,17 +156,26 @@ pub(crate) async fn validate_online(
                     writeln!(out, "  invalid    {}  {problem}", check.project)?;
                 }
             }
+            Verdict::CannotValidate { reason } => {
+                unvalidated += 1;
+                writeln!(out, "  warning    {}  {reason}", check.project)?;
+            }
             Verdict::Unchecked { error } => {
                 unchecked += 1;
                 writeln!(out, "  unchecked  {}  {error}", check.project)?;
             }
         }
     }
+    let cannot = if unvalidated > 0 {
+        format!(", {unvalidated} whose integration cannot be validated")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "online: {} project(s) checked, {} valid, {invalid} invalid, {unchecked} could not be checked",
+        "online: {} project(s) checked, {} valid, {invalid} invalid{cannot}, {unchecked} could not be checked",
         checks.len(),
-        checks.len() - invalid - unchecked
+        checks.len() - invalid - unchecked - unvalidated
     )?;
     Ok(if invalid > 0 || org_invalid {
         Exit::Invalid

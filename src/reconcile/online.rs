@@ -27,6 +27,12 @@ pub(crate) enum Verdict {
         /// Why.
         problems: Vec<String>,
     },
+    /// The project was checked, but its integration cannot be validated by the API (it has no
+    /// `#validate` link): a warning, never taken for valid.
+    CannotValidate {
+        /// Why.
+        reason: String,
+    },
     /// The API could not be asked.
     Unchecked {
         /// Why.
@@ -44,29 +50,34 @@ pub(crate) struct ProjectCheck {
     pub verdict: Verdict,
 }
 
-/// Whether `capabilities` allow `kind` integrations: `integrations.enabled`, then
-/// `integrations.config.<type>.enabled` when the API lists the type.
+/// Whether `capabilities` allow `kind` integrations: `integrations.enabled`, and
+/// `integrations.config.<type>.enabled` true. A type the capabilities do not list is not
+/// allowed: the CLI offers and accepts only the types enabled there ("The integration type
+/// '...' is not available on this project", legacy-cli
+/// `src/Command/Integration/IntegrationCommandBase.php`; platformsh-api.md §2.4).
 pub(crate) fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Result<(), String> {
     let integrations = capabilities.get("integrations");
     if integrations
         .and_then(|i| i.get("enabled"))
         .and_then(Value::as_bool)
-        == Some(false)
+        != Some(true)
     {
         return Err(
-            "integrations are disabled for this project (its plan does not include them)"
+            "integrations are disabled for this project (its capabilities do not enable them; its plan may not include them)"
                 .to_owned(),
         );
     }
     let enabled = integrations
         .and_then(|i| i.get("config"))
         .and_then(|c| c.get(kind.as_str()))
-        .and_then(|t| t.get("enabled"))
-        .and_then(Value::as_bool);
-    if enabled == Some(false) {
-        return Err(format!("the project does not allow `{kind}` integrations"));
+        .map(|t| t.get("enabled").and_then(Value::as_bool));
+    match enabled {
+        Some(Some(true)) => Ok(()),
+        Some(_) => Err(format!("the project does not allow `{kind}` integrations")),
+        None => Err(format!(
+            "the project's capabilities do not list `{kind}` integrations, so it does not offer them"
+        )),
     }
-    Ok(())
 }
 
 /// Checks every project of `desired` against the API, `concurrency` at a time.
@@ -152,9 +163,11 @@ async fn verdict(
                     .map(|p| format!("the API rejects integration {}: {p}", one.id))
                     .collect(),
             }),
-            Validation::Unsupported => Ok(Verdict::Valid {
-                note: format!(
-                    "the project exists; integration {} offers no validation",
+            // No `#validate` link: the API offers no validation of this integration (the CLI's
+            // `integration:validate` needs the `#validate` operation, platformsh-api.md §1.4).
+            Validation::Unsupported => Ok(Verdict::CannotValidate {
+                reason: format!(
+                    "integration {} cannot be validated: it has no `#validate` link",
                     one.id
                 ),
             }),
@@ -179,8 +192,10 @@ mod tests {
             json!({"integrations": {"enabled": true, "config": {"bitbucket": {"enabled": true}}}});
         assert!(type_allowed(&all, IntegrationType::Bitbucket).is_ok());
         assert!(
-            type_allowed(&all, IntegrationType::BitbucketServer).is_ok(),
-            "unlisted types are not refused"
+            type_allowed(&all, IntegrationType::BitbucketServer)
+                .unwrap_err()
+                .contains("do not list `bitbucket_server`"),
+            "an unlisted type is not allowed"
         );
         let off = json!({"integrations": {"enabled": true, "config": {"bitbucket_server": {"enabled": false}}}});
         assert!(type_allowed(&off, IntegrationType::BitbucketServer).is_err());
@@ -190,6 +205,6 @@ mod tests {
                 .unwrap_err()
                 .contains("disabled")
         );
-        assert!(type_allowed(&json!({}), IntegrationType::Bitbucket).is_ok());
+        assert!(type_allowed(&json!({}), IntegrationType::Bitbucket).is_err());
     }
 }

@@ -75,6 +75,11 @@ pub struct SeedProject {
     /// Activities of its integrations fail (hook registration fails).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_activities: bool,
+    /// Its integrations have no `#validate` link (the API offers no validation of them;
+    /// inferred: the operation link is left out where it is unavailable, as HAL operations
+    /// are, platformsh-api.md §1.4).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_validation: bool,
     /// What `#validate` reports for its integrations: field -> message.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub validation_errors: BTreeMap<String, String>,
@@ -610,16 +615,22 @@ impl World {
             .find("/api/")
             .map_or(href.as_str(), |i| &href[i..])
             .to_owned();
+        let mut links = Links::new()
+            .with("self", &href)
+            .with("#edit", &path)
+            .with("#delete", &path);
+        if !self
+            .projects
+            .get(project)
+            .is_some_and(|p| p.seed.no_validation)
+        {
+            links = links.with("#validate", format!("{path}/validate"));
+        }
         ApiIntegration {
             id: stored.id.clone(),
             kind: stored.kind.clone(),
             fields,
-            links: Links::new()
-                .with("self", &href)
-                .with("#edit", &path)
-                .with("#delete", &path)
-                .with("#validate", format!("{path}/validate"))
-                .with("#hook", format!("{path}/hook")),
+            links: links.with("#hook", format!("{path}/hook")),
         }
     }
 

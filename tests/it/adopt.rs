@@ -207,6 +207,42 @@ fn validate_online_reports_the_apis_validation() {
     );
 }
 
+/// An integration the API offers no validation for is a warning, never "ok".
+#[test]
+fn validate_online_warns_when_an_integration_cannot_be_validated() {
+    let mut seed = organization();
+    seed["projects"][0]["no_validation"] = json!(true);
+    let out = online(seed, ONLINE);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stdout.contains("warning    plain  integration ")
+            && out
+                .stdout
+                .contains("cannot be validated: it has no `#validate` link"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("ok         plain"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("0 valid, 0 invalid, 1 whose integration cannot be validated"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A type the project's capabilities do not enable is not allowed (one they do not list, neither:
+/// `online::tests::capabilities_decide_the_type`).
+#[test]
+fn validate_online_refuses_a_type_the_capabilities_do_not_enable() {
+    let mut seed = organization();
+    seed["projects"][5]["integration_types"] = json!(["github"]);
+    let manifest = "version: 1\nprojects:\n  nothing:\n    bitbucket:\n      repository: acme/x\n      app_credentials: {key: k, secret: \"${BITBUCKET_SECRET}\"}\n";
+    let out = online(seed, manifest);
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(out.stdout.contains("invalid    nothing"), "{}", out.stdout);
+}
+
 #[test]
 fn the_demo_plans_applies_and_plans_nothing() {
     let started = std::time::Instant::now();
