@@ -121,6 +121,20 @@ pub enum ProjectLive {
     },
 }
 
+/// A project's environment, as the environment preview needs it (spec `Environment`:
+/// `name`, `is_pr`, `is_main`, `deployment_target`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveEnvironment {
+    /// Its name (the branch it follows).
+    pub name: String,
+    /// A pull-request environment.
+    pub is_pr: bool,
+    /// The main environment.
+    pub is_main: bool,
+    /// Its deployment target (`local` for the usual ones).
+    pub deployment_target: Option<String>,
+}
+
 /// What is known of an organization's projects.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrganizationLive {

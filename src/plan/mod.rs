@@ -144,6 +144,10 @@ pub struct Action {
     pub reason: Option<String>,
     /// Where the manifest lists the project (none for pruned projects).
     pub origin: Option<Origin>,
+    /// The environments Platform.sh would delete at the first fetch this action causes
+    /// ([`environments`]); absent where the action causes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_deletions: Option<EnvironmentDeletions>,
 }
 
 /// One field's change.
@@ -365,6 +369,7 @@ fn base(project: &ProjectId, action: ActionKind) -> Action {
         pruned: false,
         reason: None,
         origin: None,
+        environment_deletions: None,
     }
 }
 
@@ -637,3 +642,6 @@ pub(crate) fn bind_to_live(plan: &mut Plan, live: &LiveState) {
 
 #[cfg(test)]
 mod tests;
+
+pub mod environments;
+pub use environments::EnvironmentDeletions;

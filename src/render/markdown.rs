@@ -190,7 +190,9 @@ fn head(plan: &Plan) -> String {
 }
 
 fn row(action: &Action) -> String {
+    let environments = crate::render::text::environment_line(action);
     let flag = match action.action {
+        _ if environments.is_some() => ":rotating_light:",
         ActionKind::Delete | ActionKind::Replace => ":warning:",
         ActionKind::Error => ":x:",
         ActionKind::Blocked => ":lock:",
@@ -202,10 +204,19 @@ fn row(action: &Action) -> String {
         ActionKind::Delete | ActionKind::Replace => format!("**{}**", action.action.as_str()),
         other => other.as_str().to_owned(),
     };
+    let mut reason = cell(&prose(action.reason.as_deref().unwrap_or("")));
+    if let Some(line) = environments {
+        if !reason.is_empty() {
+            reason.push_str(" ");
+        }
+        reason.push_str(&format!(
+            "**{}**",
+            cell(&prose(line.trim_start_matches("! ")))
+        ));
+    }
     format!(
-        "| {flag} | {} | {action_word} | {kind} | {} |\n",
+        "| {flag} | {} | {action_word} | {kind} | {reason} |\n",
         cell(&code(action.project.as_str())),
-        cell(&prose(action.reason.as_deref().unwrap_or("")))
     )
 }
 

@@ -164,6 +164,12 @@ fn render_action(out: &mut String, action: &Action, painter: Painter) {
     if let Some(reason) = &action.reason {
         let _ = writeln!(out, "      {}", painter.dim(&visible(reason)));
     }
+    if let Some(line) = environment_line(action) {
+        let warn = Style::new()
+            .bold()
+            .fg_color(Some(anstyle::AnsiColor::Red.into()));
+        let _ = writeln!(out, "      {}", painter.paint(warn, &visible(&line)));
+    }
     match action.action {
         ActionKind::Create | ActionKind::Replace | ActionKind::Update => {
             let secret_name = action
@@ -209,6 +215,32 @@ fn render_action(out: &mut String, action: &Action, painter: Painter) {
         }
         _ => {}
     }
+}
+
+/// The line that says which environments Platform.sh would delete at the first fetch this
+/// action causes, if any (or that it is unknown).
+pub(crate) fn environment_line(action: &Action) -> Option<String> {
+    let deletions = action.environment_deletions.as_ref()?;
+    let repository = describe(action);
+    let repository = repository
+        .split_once(' ')
+        .map_or(repository.as_str(), |(_, r)| r);
+    if !deletions.known {
+        return Some(format!(
+            "! Platform.sh may delete environments when it first fetches {repository}, and which is unknown: {}",
+            deletions.reason.as_deref().unwrap_or("not read")
+        ));
+    }
+    let names = deletions.names();
+    if names.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "! Platform.sh will delete {} environment{} when it first fetches {repository}: {} (no branch of that name)",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ))
 }
 
 fn render_deferred(out: &mut String, after: &DesiredIntegration, width: usize) {
