@@ -220,6 +220,10 @@ pub(crate) struct ApplyArgs {
     /// Default: no limit for `absent`, 10 when the plan prunes.
     #[arg(long, value_name = "N")]
     pub max_deletes: Option<usize>,
+    /// Stop before writing anything if Platform.sh would delete more environments than this at
+    /// the first fetch a write causes (or if which is unknown).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_environment_deletes: usize,
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -262,6 +266,10 @@ pub(crate) struct WatchArgs {
     /// Block a run that would delete more integrations than this (replaces count).
     #[arg(long, value_name = "N")]
     pub max_deletes: Option<usize>,
+    /// Block a run if Platform.sh would delete more environments than this at the first fetch
+    /// a write causes (or if which is unknown).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_environment_deletes: usize,
     /// Do not wait for the activities each write starts.
     #[arg(long)]
     pub no_wait: bool,

@@ -236,6 +236,7 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
         .map(|(_, options)| options.clone())
         .unwrap_or_default();
     options.max_deletes = args.max_deletes;
+    options.max_environment_deletes = args.max_environment_deletes;
     options.apply = Some(ApplyOptions {
         wait: !args.no_wait,
         concurrency: settings.api.concurrency,

@@ -18,6 +18,7 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
     options.settle = args.settle;
     options.plan_only = args.plan_only;
     options.max_deletes = args.max_deletes;
+    options.max_environment_deletes = args.max_environment_deletes;
     options.wait = !args.no_wait;
     options.concurrency = settings.api.concurrency;
     options.state_dir = args.state_dir.clone();

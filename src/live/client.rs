@@ -920,6 +920,21 @@ impl Client {
         .await
     }
 
+    /// A project's environments (`GET /projects/{id}/environments`, spec
+    /// `list-projects-environments`: an array, not paged).
+    #[allow(dead_code)] // wired with the Bitbucket branches (issue 16)
+    pub(crate) async fn environments(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<crate::wire::ApiEnvironment>, ApiError> {
+        let url = self.url(&format!("/projects/{project}/environments"));
+        let body = self
+            .send(Method::GET, url.clone(), None, Retry::Idempotent)
+            .await?;
+        serde_json::from_value(body)
+            .map_err(|e| self.shape(&url, "GET", &format!("not a list of environments ({e})")))
+    }
+
     /// A project's capabilities (`GET /projects/{id}/capabilities`).
     pub(crate) async fn capabilities(&self, project: &ProjectId) -> Result<Value, ApiError> {
         let url = self.url(&format!("/projects/{project}/capabilities"));

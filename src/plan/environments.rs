@@ -162,10 +162,9 @@ pub fn violation(plan: &Plan, max: usize) -> Option<EnvironmentViolation> {
     let mut deleted = Vec::new();
     for action in &plan.actions {
         match &action.environment_deletions {
-            Some(d) if !d.known => unknown.push((
-                action.project.clone(),
-                d.reason.clone().unwrap_or_default(),
-            )),
+            Some(d) if !d.known => {
+                unknown.push((action.project.clone(), d.reason.clone().unwrap_or_default()))
+            }
             Some(d) if !d.names().is_empty() => {
                 deleted.push((action.project.clone(), d.names().to_vec()));
             }
@@ -254,7 +253,14 @@ mod tests {
         pr.is_pr = true;
         let mut dedicated = env("production-dedicated");
         dedicated.deployment_target = Some("dedicated".to_owned());
-        let environments = [main, env("feature-x"), env("old-demo"), pr, dedicated, env("dev")];
+        let environments = [
+            main,
+            env("feature-x"),
+            env("old-demo"),
+            pr,
+            dedicated,
+            env("dev"),
+        ];
         let (deleted, warning) = would_delete(&environments, &branches(&["main", "dev"]));
         assert_eq!(deleted, ["feature-x", "old-demo"]);
         assert_eq!(warning, None);

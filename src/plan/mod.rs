@@ -537,15 +537,27 @@ pub(crate) enum GuardViolation {
         /// The limit that applies.
         limit: usize,
     },
+    /// Platform.sh would delete more environments than allowed, or which is unknown.
+    #[error("{0}")]
+    Environments(environments::EnvironmentViolation),
 }
 
 /// The default limit on deletions when the plan prunes: a mass deletion needs a deliberate
 /// `--max-deletes`.
 pub(crate) const DEFAULT_PRUNE_DELETE_LIMIT: usize = 10;
 
-/// Checks the plan against `--max-deletes`. Without it, explicit `absent` deletions are not
-/// limited, but a plan that prunes may delete at most [`DEFAULT_PRUNE_DELETE_LIMIT`].
-pub(crate) fn check_guards(plan: &Plan, max_deletes: Option<usize>) -> Result<(), GuardViolation> {
+/// Checks the plan against `--max-deletes` and `--max-environment-deletes`. Without the
+/// first, explicit `absent` deletions are not limited, but a plan that prunes may delete at
+/// most [`DEFAULT_PRUNE_DELETE_LIMIT`]. Environment deletions that are unknown, or more than
+/// `max_environment_deletes`, stop the plan ([`environments::violation`]).
+pub(crate) fn check_guards(
+    plan: &Plan,
+    max_deletes: Option<usize>,
+    max_environment_deletes: usize,
+) -> Result<(), GuardViolation> {
+    if let Some(violation) = environments::violation(plan, max_environment_deletes) {
+        return Err(GuardViolation::Environments(violation));
+    }
     let planned = plan.deletions().count();
     let pruned = plan.deletions().filter(|a| a.pruned).count();
     let limit = match max_deletes {

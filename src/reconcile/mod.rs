@@ -42,6 +42,8 @@ pub(crate) struct PassOptions {
     pub held: BTreeMap<ProjectId, String>,
     /// `--max-deletes`.
     pub max_deletes: Option<usize>,
+    /// `--max-environment-deletes` (0 unless given).
+    pub max_environment_deletes: usize,
     /// Apply with these options; `None` stops after planning.
     pub apply: Option<ApplyOptions>,
 }
@@ -239,7 +241,11 @@ impl Reconciler {
             pass.stop = Some(Stop::Planned);
             return pass;
         };
-        if let Err(violation) = plan::check_guards(&pass.plan, options.max_deletes) {
+        if let Err(violation) = plan::check_guards(
+            &pass.plan,
+            options.max_deletes,
+            options.max_environment_deletes,
+        ) {
             pass.stop = Some(Stop::Guard(violation));
             return pass;
         }

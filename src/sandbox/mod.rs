@@ -146,6 +146,7 @@ fn router(world: Shared) -> Router {
     let api = Router::new()
         .route("/projects/{project}", get(project))
         .route("/projects/{project}/capabilities", get(capabilities))
+        .route("/projects/{project}/environments", get(environments))
         .route("/projects/{project}/integrations", get(list).post(create))
         .route(
             "/projects/{project}/integrations/{id}",
@@ -488,6 +489,10 @@ async fn project(State(world): State<Shared>, Path(project): Path<String>) -> Re
 
 async fn capabilities(State(world): State<Shared>, Path(project): Path<String>) -> Response {
     answer(lock(&world).capabilities(&project), StatusCode::OK)
+}
+
+async fn environments(State(world): State<Shared>, Path(project): Path<String>) -> Response {
+    answer(lock(&world).environments(&project), StatusCode::OK)
 }
 
 async fn list(State(world): State<Shared>, Path(project): Path<String>) -> Response {

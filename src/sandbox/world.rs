@@ -86,6 +86,10 @@ pub struct SeedProject {
     /// Its integrations, as the API would return them (IDs optional).
     #[serde(default)]
     pub integrations: Vec<Value>,
+    /// Its environments (spec `Environment`: `name`, `is_pr`, `is_main`,
+    /// `deployment_target`, `status`), as `GET /projects/{id}/environments` lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<crate::wire::ApiEnvironment>,
 }
 
 /// Injected faults, all off by default. The random ones are drawn from a seeded generator.
@@ -520,6 +524,12 @@ impl World {
             ));
         }
         Ok(project)
+    }
+
+    /// A project's environments (`GET /projects/{id}/environments`: an array, spec
+    /// `list-projects-environments`).
+    pub(crate) fn environments(&self, id: &str) -> Result<Value, Rejection> {
+        Ok(to_json(&self.project(id)?.seed.environments))
     }
 
     /// A project as GET returns it: its title defaults to its ID (inferred).

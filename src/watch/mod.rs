@@ -50,6 +50,8 @@ pub struct WatchOptions {
     pub plan_only: bool,
     /// `--max-deletes`.
     pub max_deletes: Option<usize>,
+    /// `--max-environment-deletes`.
+    pub max_environment_deletes: usize,
     /// Wait for activities after writes.
     pub wait: bool,
     /// Projects applied at once.
@@ -76,6 +78,7 @@ impl WatchOptions {
             settle: Duration::from_secs(5),
             plan_only: false,
             max_deletes: None,
+            max_environment_deletes: 0,
             wait: true,
             concurrency: 16,
             grace: Duration::from_secs(60),
@@ -495,6 +498,7 @@ impl Daemon {
         let options = PassOptions {
             held,
             max_deletes: self.options.max_deletes,
+            max_environment_deletes: self.options.max_environment_deletes,
             apply: (!self.options.plan_only).then_some(ApplyOptions {
                 wait: self.options.wait,
                 concurrency: self.options.concurrency,

@@ -259,6 +259,40 @@ pub(crate) struct TypeCapability {
     pub role: Option<String>,
 }
 
+/// One of a project's environments: spec `Environment`, the fields the environment preview
+/// reads (`GET /projects/{projectId}/environments`, `list-projects-environments`, answers an
+/// `EnvironmentCollection`: a plain array). The spec requires all of them; a missing flag is
+/// read as false, a missing target as none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiEnvironment {
+    /// Its name (the branch it follows).
+    pub name: String,
+    /// A pull-request environment.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_pr: bool,
+    /// The main environment.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_main: bool,
+    /// Its deployment target (nullable in the spec).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_target: Option<String>,
+    /// `active`, `inactive`, ... (spec enum; not written when absent).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<String>,
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(lenient::<D, bool>(deserializer)?.unwrap_or(false))
+}
+
 /// A page of an organization's projects: `list-org-projects`' 200 answer, `{items, _links}`
 /// with `_links.next` while there are more (spec path `/organizations/{organization_id}/projects`,
 /// platformsh-api.md §8).

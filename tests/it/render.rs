@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bbsync::model::ids::{IntegrationId, ProjectId};
 use bbsync::model::live::{
-    LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration, ProjectLive,
+    LiveEnvironment, LiveIntegration, LiveLinks, LiveState, OrganizationLive, OtherIntegration,
+    ProjectLive,
 };
 use bbsync::model::{self, Field, FieldValue, IntegrationType};
 use bbsync::plan::{self, Plan, PlanOptions};
@@ -145,6 +146,35 @@ pub fn every_kind_of_plan() -> Plan {
             ..PlanOptions::default()
         },
     );
+    // The environments Platform.sh would delete at the first fetches: three for a create
+    // (with a renamed main branch; `created` does not fetch branches), unknown for the replace.
+    let env = |name: &str, is_main: bool, is_pr: bool| LiveEnvironment {
+        name: name.to_owned(),
+        is_pr,
+        is_main,
+        deployment_target: Some("local".to_owned()),
+    };
+    let previews: BTreeMap<ProjectId, plan::environments::Preview> = [
+        (
+            ProjectId::new("deferred"),
+            Ok((
+                vec![
+                    env("master", true, false),
+                    env("feature-x", false, false),
+                    env("pr-7", false, true),
+                    env("staging", false, false),
+                ],
+                ["main", "staging"].into_iter().map(str::to_owned).collect(),
+            )),
+        ),
+        (
+            ProjectId::new("replaced"),
+            Err("the branches of WEB/shop could not be read: HTTP 403".to_owned()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    plan::environments::annotate(&mut plan, &previews);
     // The version changes with every release; the snapshots should not.
     plan.bbsync_version = "0.0.0-test".into();
     plan
