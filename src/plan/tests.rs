@@ -504,11 +504,11 @@ fn guards_limit_deletes() {
     let ids: BTreeSet<ProjectId> = ["listed", "unlisted"].into_iter().map(pid).collect();
     let p = pruning(OrganizationLive::Listed(ids));
     assert!(
-        check_guards(&p, None).is_ok(),
+        check_guards(&p, None, 0).is_ok(),
         "one prune is under the default limit"
     );
-    assert!(check_guards(&p, Some(0)).is_err());
-    assert!(check_guards(&p, Some(1)).is_ok());
+    assert!(check_guards(&p, Some(0), 0).is_err());
+    assert!(check_guards(&p, Some(1), 0).is_ok());
 }
 
 #[test]
@@ -805,4 +805,63 @@ fn writes_take_their_target_from_the_live_state_read_now() {
     let gone = live(vec![("p1", known(vec![]))]);
     bind_to_live(&mut p, &gone);
     assert_eq!(before(&p, "p1"), None);
+}
+
+#[test]
+fn a_first_fetch_with_pruning_needs_an_environment_preview_and_the_guard_reads_it() {
+    use super::environments::{EnvironmentDeletions, needs_preview, violation};
+    let create = one(Target::Present(cloud(&[])), vec![]);
+    assert!(needs_preview(&create), "a create fetches with pruning on");
+    let no_prune = one(
+        Target::Present(cloud(&[(Field::PruneBranches, FieldValue::Bool(false))])),
+        vec![],
+    );
+    assert!(
+        !needs_preview(&no_prune),
+        "prune_branches: false is the way out"
+    );
+    let mut live = live_from("i1", &cloud(&[]));
+    live.fields
+        .insert(Field::BuildPullRequests, FieldValue::Bool(false));
+    let update = one(Target::Present(cloud(&[])), vec![live.clone()]);
+    assert_eq!(update.action, ActionKind::Update);
+    assert!(
+        !needs_preview(&update),
+        "an update that leaves fetching alone"
+    );
+    live.fields
+        .insert(Field::PruneBranches, FieldValue::Bool(false));
+    let turned_on = one(Target::Present(cloud(&[])), vec![live]);
+    assert!(needs_preview(&turned_on), "an update that turns pruning on");
+
+    let mut plan = plan(
+        &desired(vec![("p1", Target::Present(cloud(&[])), false)]),
+        &live_state_empty(),
+        &PlanOptions::default(),
+    );
+    assert!(
+        violation(&plan, 0).is_none(),
+        "nothing marked, nothing to stop"
+    );
+    plan.actions[0].environment_deletions = Some(EnvironmentDeletions::known(vec!["a".into()]));
+    let stop = violation(&plan, 0).expect("one over 0");
+    assert!(stop.to_string().contains("p1 (a)"), "{stop}");
+    assert!(violation(&plan, 1).is_none());
+    plan.actions[0].environment_deletions = Some(EnvironmentDeletions::unknown("HTTP 500"));
+    let stop = violation(&plan, 100).expect("unknown is not absent");
+    assert!(
+        stop.to_string().contains("unknown for p1 (HTTP 500)"),
+        "{stop}"
+    );
+    assert!(stop.to_string().contains("prune_branches: false"), "{stop}");
+}
+
+fn live_state_empty() -> LiveState {
+    live(vec![(
+        "p1",
+        ProjectLive::Known {
+            managed: vec![],
+            others: vec![],
+        },
+    )])
 }

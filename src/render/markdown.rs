@@ -207,7 +207,7 @@ fn row(action: &Action) -> String {
     let mut reason = cell(&prose(action.reason.as_deref().unwrap_or("")));
     if let Some(line) = environments {
         if !reason.is_empty() {
-            reason.push_str(" ");
+            reason.push(' ');
         }
         reason.push_str(&format!(
             "**{}**",
