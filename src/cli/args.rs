@@ -369,12 +369,17 @@ pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
-/// `--interval`: at least 1 second (a shorter one would re-read every project without pause).
+/// The shortest `--interval`: a shorter one re-reads every project without pause, a few
+/// thousand API requests a second for a large organization (DESIGN §4).
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `--interval`: at least [`MIN_INTERVAL`].
 pub(crate) fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     match parse_duration(text)? {
-        interval if interval < std::time::Duration::from_secs(1) => {
-            Err("must be at least 1s".to_owned())
-        }
+        interval if interval < MIN_INTERVAL => Err(
+            "must be at least 10s (a shorter interval re-reads every project without pause); file changes and SIGHUP start a run at once"
+                .to_owned(),
+        ),
         interval => Ok(interval),
     }
 }
@@ -388,12 +393,17 @@ pub(crate) fn parse_max_rps(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `250ms`, `2s`, `5m`, `1h` (a bare number is seconds), at most a week.
+/// Parses `250ms`, `2s`, `5m`, `1h`, at most a week. A bare number is refused: `5` could be
+/// meant as seconds or minutes (DESIGN §4).
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => text.split_at(i),
-        None => (text, "s"),
+        None => {
+            return Err(format!(
+                "`{text}` has no unit: write `{text}s`, `{text}m` or `{text}ms`"
+            ));
+        }
     };
     let value: f64 = number
         .parse()

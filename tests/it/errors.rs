@@ -119,7 +119,8 @@ fn a_project_id_the_manifest_would_refuse_is_a_usage_error() {
 fn out_of_range_numbers_are_usage_errors_never_panics() {
     let dir = dir_with(MANIFEST);
     for (flags, says) in [
-        (&["--timeout", "99999999999999999999999"][..], "a week"),
+        (&["--timeout", "99999999999999999999999s"][..], "a week"),
+        (&["--timeout", "5"], "has no unit: write `5s`"),
         (&["--timeout", "1e30"], "unknown unit"),
         (&["--timeout", "0s"], "more than 0"),
         (&["--max-rps", "1e-300"], "from 0.01 to 10000"),
@@ -142,6 +143,8 @@ fn out_of_range_numbers_are_usage_errors_never_panics() {
     }
     for flags in [
         &["watch", "--interval", "0s"][..],
+        &["watch", "--interval", "9s"],
+        &["watch", "--interval", "5"],
         &["watch", "--settle", "999999h"],
         &["watch", "--debounce", "18446744073709551616ms"],
     ] {

@@ -110,6 +110,14 @@ impl Daemon {
         }
     }
 
+    /// Sends SIGHUP: a resync now.
+    pub(crate) fn hangup(&self) {
+        Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
     pub(crate) fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -219,14 +227,15 @@ fn a_burst_of_50_writes_makes_exactly_one_run() {
 fn drift_made_by_hand_is_reverted_at_the_next_interval() {
     let api = Api::start(world(), Faults::default());
     let dir = dir_with(MANIFEST);
-    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s"]);
+    // The shortest interval allowed (DESIGN §4).
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "10s"]);
     daemon.wait_for("the first run", |s| run_count(s) >= 1);
     assert!(
         api.sandbox
             .world()
             .tamper("insync", "build_pull_requests", json!(false))
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
     while api.managed("insync")[0].1["build_pull_requests"] != json!(true) {
         assert!(
             Instant::now() < deadline,
@@ -357,7 +366,9 @@ fn sigterm_during_an_apply_finishes_the_action_and_exits_0() {
 fn plan_only_never_writes() {
     let api = Api::start(world(), Faults::default());
     let dir = dir_with(MANIFEST);
-    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s", "--plan-only"]);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h", "--plan-only"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    daemon.hangup();
     let status = daemon.wait_for("two runs", |s| run_count(s) >= 2);
     assert_eq!(api.writes(), 0);
     assert_eq!(status["runs"][0]["result"], "drift", "{status:#}");
@@ -440,7 +451,9 @@ fn a_failing_project_backs_off_without_holding_up_the_others() {
         .unwrap()
         .seed
         .fail_activities = true;
-    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1s"]);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    daemon.hangup();
     let status = daemon.wait_for("two runs", |s| run_count(s) >= 2);
     let first = &status["runs"][0];
     assert_eq!(first["result"], "failed", "{status:#}");
@@ -468,6 +481,7 @@ fn a_failing_project_backs_off_without_holding_up_the_others() {
     api.sandbox
         .world()
         .tamper("insync", "build_pull_requests", json!(false));
+    daemon.hangup();
     let status = daemon.wait_for("a run that skipped it", |s| {
         s["runs"].as_array().is_some_and(|runs| {
             runs.iter().any(|r| {
