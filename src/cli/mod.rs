@@ -48,10 +48,25 @@ pub fn main() -> ExitCode {
         // `bbsync plan | head`: the reader has all it wanted.
         Err(error) if error.is_broken_pipe() => Exit::Ok.into(),
         Err(error) => {
-            print_error(&error);
+            if settings.log_format == LogFormat::Json {
+                print_error_json(&error);
+            } else {
+                print_error(&error);
+            }
             error.exit().into()
         }
     }
+}
+
+/// Prints an error as one JSON log line (`--log-format json`: every line on stderr is JSON).
+fn print_error_json(error: &Error) {
+    let line = serde_json::json!({
+        "level": "ERROR",
+        "message": error.to_string(),
+        "exit_code": error.exit() as u8,
+        "details": error::render(error),
+    });
+    let _ = writeln!(output::stderr(), "{line}");
 }
 
 fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {

@@ -3,7 +3,7 @@
 use super::output::eprintln_redacted;
 use tokio_util::sync::CancellationToken;
 
-use super::args::WatchArgs;
+use super::args::{LogFormat, WatchArgs};
 use super::sandbox::shutdown_signal;
 use super::{Error, Exit, Settings};
 use crate::reconcile::Reconciler;
@@ -30,7 +30,10 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
             .await
             .map_err(|e| Error::setup(format!("cannot listen on {listen}"), e))?;
         tracing::info!(%address, "serving /healthz /readyz /metrics /status");
-        eprintln_redacted!("bbsync watch: listening on http://{address}");
+        // With `--log-format json`, every line on stderr is JSON: the log line above says it.
+        if settings.log_format == LogFormat::Text {
+            eprintln_redacted!("bbsync watch: listening on http://{address}");
+        }
     }
     let signals = {
         let stop = stop.clone();

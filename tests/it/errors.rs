@@ -155,3 +155,30 @@ fn out_of_range_numbers_are_usage_errors_never_panics() {
         assert!(out.stderr.contains(flags[1]), "{flags:?}: {}", out.stderr);
     }
 }
+
+/// `--log-format json`: the error that ends bbsync is a JSON line too, like every other line on
+/// stderr.
+#[test]
+fn with_json_logs_the_final_error_is_json() {
+    let dir = dir_with(MANIFEST);
+    let out = Run::new(dir.path(), &["plan", "--log-format", "json"])
+        .env("BITBUCKET_KEY", "k")
+        .env("BITBUCKET_SECRET", "s")
+        .env("BBS_TOKEN", "t")
+        .run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    for line in out.stderr.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(parsed["level"], "ERROR", "{line}");
+        assert!(
+            parsed["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("no API token"),
+            "{line}"
+        );
+        assert_eq!(parsed["exit_code"], 1);
+    }
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}

@@ -45,7 +45,13 @@ impl Daemon {
             let pipe = child.stderr.take().unwrap();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some(address) = line.strip_prefix("bbsync watch: listening on http://") {
+                    // `--log-format json`: every line on stderr is JSON, the notice of the
+                    // listening address included.
+                    let parsed: Value =
+                        serde_json::from_str(&line).unwrap_or_else(|_| json!({"not_json": line}));
+                    if parsed["message"] == "serving /healthz /readyz /metrics /status"
+                        && let Some(address) = parsed["address"].as_str()
+                    {
                         let _ = tx.send(address.to_owned());
                     }
                     let mut all = stderr.lock().unwrap();
@@ -132,6 +138,14 @@ impl Daemon {
                 assert!(
                     !logs.contains(SECRET) && !logs.contains(SERVER_TOKEN),
                     "a secret leaked:\n{logs}"
+                );
+                let not_json: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| serde_json::from_str::<Value>(l).is_err())
+                    .collect();
+                assert!(
+                    not_json.is_empty(),
+                    "--log-format json, yet lines that are not JSON: {not_json:#?}"
                 );
                 return status.code().unwrap_or(-1);
             }
