@@ -207,7 +207,8 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
     }
     Ok(if plan.has_errors() {
         Exit::Failed
-    } else if args.detailed_exitcode && plan.has_changes() {
+    } else if args.detailed_exitcode && (plan.has_changes() || plan.summary.blocked > 0) {
+        // A drift bbsync refuses to fix (blocked) is not "no changes" (DESIGN §2).
         Exit::Changes
     } else {
         Exit::Ok

@@ -145,8 +145,8 @@ pub struct Action {
     /// Where the manifest lists the project (none for pruned projects).
     pub origin: Option<Origin>,
     /// The environments Platform.sh would delete at the first fetch this action causes
-    /// ([`environments`]); absent where the action causes none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// ([`environments`]); null where the action cannot delete environments (DESIGN §2).
+    #[serde(default)]
     pub environment_deletions: Option<EnvironmentDeletions>,
 }
 

@@ -446,6 +446,11 @@ fn protected_integrations_are_skipped_and_reported() {
     assert!(out.stdout.contains("blocked   todelete"), "{}", out.stdout);
     assert_eq!(api.managed("todelete").len(), 1, "never deleted");
     assert_eq!(api.managed("missing").len(), 1, "the rest was applied");
+    // What is left is a block only: plan says so with exit 2, not "no changes" (DESIGN §2),
+    // and apply keeps exiting 3.
+    let plan = api.run(dir.path(), &["plan", "--detailed-exitcode"]).run();
+    assert_eq!(plan.code, 2, "{plan:#?}");
+    assert!(plan.stdout.contains("1 blocked"), "{}", plan.stdout);
 }
 
 #[test]
