@@ -35,6 +35,7 @@ pub struct Metrics {
     duration: Histogram,
     actions: Family<ActionLabels, Counter>,
     drifted: Gauge,
+    blocked_projects: Gauge,
     blocked_deletes: Counter,
     api_requests: Family<CodeLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
@@ -70,6 +71,12 @@ impl Default for Metrics {
             "drifted_projects",
             "Projects whose live state differed from the manifest at the last plan",
             drifted.clone(),
+        );
+        let blocked_projects = Gauge::default();
+        registry.register(
+            "blocked_projects",
+            "Projects whose drift bbsync refuses to fix (protect, a guard), as of the last run",
+            blocked_projects.clone(),
         );
         let blocked_deletes = Counter::default();
         registry.register(
@@ -107,6 +114,7 @@ impl Default for Metrics {
             duration,
             actions,
             drifted,
+            blocked_projects,
             blocked_deletes,
             api_requests,
             last_success,
@@ -148,6 +156,12 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Projects standing blocked.
+    pub(crate) fn blocked_projects(&self, count: usize) {
+        self.blocked_projects
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Projects drifted at the last plan.

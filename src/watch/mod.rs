@@ -341,9 +341,11 @@ impl Daemon {
                 .lock()
                 .expect("stats lock"),
         );
+        // A run whose only problem is a block completed: the block is reported on its own
+        // (`/status.blocked`, `bbsync_blocked_projects`), and "no success" alerts stay quiet.
         if matches!(
             record.result,
-            RunResult::Ok | RunResult::InSync | RunResult::Drift
+            RunResult::Ok | RunResult::InSync | RunResult::Drift | RunResult::Blocked
         ) {
             metrics.success(crate::wire::time::unix_seconds(SystemTime::now()));
         }
@@ -357,9 +359,11 @@ impl Daemon {
             "run finished"
         );
         let mut status = self.shared.status.lock().expect("status lock");
+        // A run whose only problem is a block completed: the block is reported on its own
+        // (`/status.blocked`, `bbsync_blocked_projects`), and "no success" alerts stay quiet.
         if matches!(
             record.result,
-            RunResult::Ok | RunResult::InSync | RunResult::Drift
+            RunResult::Ok | RunResult::InSync | RunResult::Drift | RunResult::Blocked
         ) {
             status.last_success = Some(crate::wire::time::rfc3339(SystemTime::now()));
         }
@@ -559,10 +563,26 @@ impl Daemon {
                 // Reported, not retried in a loop: the next trigger plans afresh.
                 record.result = RunResult::Blocked;
                 record.error = Some(format!("{violation}; nothing was written"));
-                self.shared
-                    .metrics
-                    .blocked_deletes(plan.deletions().count());
-                record.actions = recorded(plan, Some("blocked by --max-deletes"));
+                let (outcome, reason) = match &violation {
+                    crate::plan::GuardViolation::TooManyDeletes { .. } => {
+                        self.shared
+                            .metrics
+                            .blocked_deletes(plan.deletions().count());
+                        ("blocked by --max-deletes", "blocked by --max-deletes")
+                    }
+                    crate::plan::GuardViolation::Environments(_) => (
+                        "blocked by --max-environment-deletes",
+                        "Platform.sh would delete environments (--max-environment-deletes)",
+                    ),
+                };
+                record.actions = recorded(plan, Some(outcome));
+                let blocked = plan
+                    .actions
+                    .iter()
+                    .filter(|a| a.action.writes() || a.action == ActionKind::Blocked)
+                    .map(|a| (a.project.clone(), reason.to_owned()))
+                    .collect();
+                self.note_blocks(blocked);
                 return;
             }
             Some(Stop::Declined) => {
@@ -602,6 +622,32 @@ impl Daemon {
         }
         let blocked = report.count(Outcome::Blocked);
         self.shared.metrics.blocked_deletes(blocked);
+        self.note_blocks(
+            report
+                .actions
+                .iter()
+                .filter(|a| a.outcome == Outcome::Blocked)
+                .map(|a| {
+                    (
+                        a.project.clone(),
+                        a.message.clone().unwrap_or_else(|| "protected".to_owned()),
+                    )
+                })
+                .collect(),
+        );
+        // What is still drifted: what was planned, less what this run fixed.
+        {
+            let mut status = self.shared.status.lock().expect("status lock");
+            for action in report.actions.iter().filter(|a| {
+                matches!(
+                    a.outcome,
+                    Outcome::Created | Outcome::Updated | Outcome::Deleted | Outcome::Replaced
+                )
+            }) {
+                status.drift.remove(&action.project);
+            }
+            self.shared.metrics.drifted(status.drift.len());
+        }
         record.result = if report.failed() || failed_to_plan {
             RunResult::Failed
         } else if blocked > 0 {
@@ -629,6 +675,19 @@ impl Daemon {
             .expect("status lock")
             .drift
             .clear();
+    }
+
+    /// Records the standing blocks of this run: in `/status`, in `bbsync_blocked_projects`, and
+    /// at WARN for each block that is new or changed (not on every run).
+    fn note_blocks(&mut self, blocked: BTreeMap<ProjectId, String>) {
+        let mut status = self.shared.status.lock().expect("status lock");
+        for (project, reason) in &blocked {
+            if status.blocked.get(project) != Some(reason) {
+                tracing::warn!(%project, reason = %reason, "blocked: bbsync will not fix this project's drift until the block is lifted");
+            }
+        }
+        self.shared.metrics.blocked_projects(blocked.len());
+        status.blocked = blocked;
     }
 
     /// Per-project backoff: failures double the delay before the next attempt, success clears it.

@@ -107,6 +107,9 @@ pub struct Status {
     /// Projects whose live state differed from the manifest at the last plan, with what was
     /// planned for them.
     pub drift: BTreeMap<ProjectId, ActionKind>,
+    /// Projects whose drift bbsync refuses to fix, with why (`protect`, a guard): standing
+    /// blocks, as of the last run that planned.
+    pub blocked: BTreeMap<ProjectId, String>,
     /// Projects backing off after failures: failures in a row.
     pub backing_off: BTreeMap<ProjectId, u32>,
     /// The last error, of any run.
@@ -130,6 +133,7 @@ impl Status {
             plan_only,
             runs: VecDeque::new(),
             drift: BTreeMap::new(),
+            blocked: BTreeMap::new(),
             backing_off: BTreeMap::new(),
             last_error: None,
             last_success: None,

@@ -419,6 +419,41 @@ fn max_deletes_blocks_a_run_without_retrying_in_a_loop() {
     assert_eq!(daemon.terminate(), 0);
 }
 
+/// A standing block (a protected project needing a replace) is one story: the run completed
+/// (`last_success` moves, no "no success" alert), the block is listed in `/status.blocked` and
+/// `bbsync_blocked_projects`, logged at WARN once, and `drift` keeps only what is left.
+#[test]
+fn a_standing_block_is_reported_once_and_the_run_counts_as_completed() {
+    let api = Api::start(world(), Faults::default());
+    let manifest = MANIFEST.replace(
+        "  toreplace:\n    bitbucket_server:\n",
+        "  toreplace:\n    protect: true\n    bitbucket_server:\n",
+    );
+    let dir = dir_with(&manifest);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    let status = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(status["runs"][0]["result"], "blocked", "{status:#}");
+    assert!(status["last_success"].is_string(), "{status:#}");
+    assert!(status["blocked"]["toreplace"].is_string(), "{status:#}");
+    assert_eq!(
+        status["drift"],
+        json!({"toreplace": "blocked"}),
+        "only what is left: {status:#}"
+    );
+    daemon.hangup();
+    daemon.wait_for("a second run", |s| run_count(s) >= 2);
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(metrics.contains("bbsync_blocked_projects 1"), "{metrics}");
+    assert!(metrics.contains("bbsync_drifted_projects 1"), "{metrics}");
+    let warned = daemon
+        .logs()
+        .lines()
+        .filter(|l| l.contains("bbsync will not fix this project's drift"))
+        .count();
+    assert_eq!(warned, 1, "once, not per run:\n{}", daemon.logs());
+    assert_eq!(daemon.terminate(), 0);
+}
+
 #[test]
 fn a_git_sync_symlink_swap_triggers_a_run() {
     let api = Api::start(world(), Faults::default());
