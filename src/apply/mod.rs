@@ -77,8 +77,11 @@ pub enum Outcome {
     Unknown,
     /// A guard refused it (protect).
     Blocked,
-    /// Not attempted (unknown live state, interrupted).
+    /// Not attempted (unknown live state).
     Skipped,
+    /// Not started: the apply was interrupted (Ctrl-C, SIGTERM) before it began. Nothing was
+    /// sent for it, so it is no failure of its own, and the daemon does not back off for it.
+    NotStarted,
     /// Deleted.
     Deleted,
     /// Replaced.
@@ -99,6 +102,7 @@ impl Outcome {
             Outcome::Unknown => "unknown",
             Outcome::Blocked => "blocked",
             Outcome::Skipped => "skipped",
+            Outcome::NotStarted => "not started",
             Outcome::Deleted => "deleted",
             Outcome::Replaced => "replaced",
             Outcome::Created => "created",
@@ -213,8 +217,8 @@ async fn run_one(
     let report = if cancel.is_cancelled() && action.action.writes() {
         report(
             action,
-            Outcome::Skipped,
-            Some("interrupted before it started".to_owned()),
+            Outcome::NotStarted,
+            Some("interrupted before it started; nothing was sent".to_owned()),
         )
     } else {
         run(client, action, env, options).await

@@ -21,6 +21,12 @@ pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
     ]
     .map(|o| format!("{} {}", report.count(o), o.as_str()))
     .join(", ");
+    let not_started = report.count(Outcome::NotStarted);
+    let counts = if not_started > 0 {
+        format!("{counts}, {not_started} not started")
+    } else {
+        counts
+    };
     let _ = writeln!(
         out,
         "{}",

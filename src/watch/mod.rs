@@ -648,7 +648,15 @@ impl Daemon {
             }
             self.shared.metrics.drifted(status.drift.len());
         }
-        record.result = if report.failed() || failed_to_plan {
+        let failed_itself = report.count(Outcome::Failed) > 0
+            || report.count(Outcome::Unknown) > 0
+            || report.count(Outcome::Skipped) > 0
+            || !report.errors.is_empty()
+            || failed_to_plan;
+        record.result = if report.interrupted && !failed_itself {
+            // Stopped, not failed: what was not started is reported so, without backoff.
+            RunResult::Interrupted
+        } else if report.failed() || failed_to_plan {
             RunResult::Failed
         } else if blocked > 0 {
             RunResult::Blocked

@@ -21,6 +21,9 @@ pub enum RunResult {
     Failed,
     /// A guard stopped the apply (or protect blocked an action); nothing else failed.
     Blocked,
+    /// The daemon was stopped (SIGTERM) during the run: the actions in flight finished, the
+    /// others were not started; nothing failed.
+    Interrupted,
     /// The manifest on disk is invalid and there was nothing valid to act on.
     InvalidManifest,
     /// The manifest changed on disk after it was planned: nothing was written, and the changed
@@ -37,6 +40,7 @@ impl RunResult {
             RunResult::Drift => "drift",
             RunResult::Failed => "failed",
             RunResult::Blocked => "blocked",
+            RunResult::Interrupted => "interrupted",
             RunResult::InvalidManifest => "invalid_manifest",
             RunResult::Superseded => "superseded",
         }

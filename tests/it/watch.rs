@@ -128,7 +128,12 @@ impl Daemon {
         self.stderr.lock().unwrap().clone()
     }
 
-    pub(crate) fn terminate(mut self) -> i32 {
+    pub(crate) fn terminate(self) -> i32 {
+        self.stop().0
+    }
+
+    /// SIGTERM, then the exit code and every log line.
+    pub(crate) fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -147,7 +152,7 @@ impl Daemon {
                     not_json.is_empty(),
                     "--log-format json, yet lines that are not JSON: {not_json:#?}"
                 );
-                return status.code().unwrap_or(-1);
+                return (status.code().unwrap_or(-1), logs);
             }
             assert!(Instant::now() < deadline, "the daemon did not stop");
             std::thread::sleep(Duration::from_millis(50));
@@ -354,7 +359,11 @@ fn sigterm_during_an_apply_finishes_the_action_and_exits_0() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let started = Instant::now();
-    assert_eq!(daemon.terminate(), 0);
+    let (code, logs) = daemon.stop();
+    assert_eq!(code, 0);
+    // Stopped, not failed: the actions never started say so, and nothing backs off.
+    assert!(logs.contains("\"result\":\"interrupted\""), "{logs}");
+    assert!(!logs.contains("backing off"), "{logs}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "bounded shutdown"
