@@ -1026,7 +1026,7 @@ fn token_deadline(now: Instant, expires_in: Option<u64>) -> Instant {
 }
 
 /// Why an answer's body was not read.
-enum BodyError {
+pub(crate) enum BodyError {
     /// It is longer than the limit.
     TooLarge,
     /// The connection failed (or there was no answer at all).
@@ -1035,7 +1035,10 @@ enum BodyError {
 
 /// Reads a body of at most `limit` bytes, chunk by chunk: a longer one is refused as soon as
 /// its `Content-Length` or the bytes read so far exceed the limit, never buffered whole.
-async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
     if response.content_length().is_some_and(|n| n > limit_u64) {
         return Err(BodyError::TooLarge);
@@ -1141,7 +1144,7 @@ fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
@@ -1164,7 +1167,7 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn transport_reason(error: &reqwest::Error) -> String {
+pub(crate) fn transport_reason(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {

@@ -1,9 +1,15 @@
 //! The live layer: the Platform.sh API client, and reading the live state through it.
 
+mod bitbucket;
 mod client;
 mod error;
 mod fetch;
 
+pub use bitbucket::{
+    BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, Check, CheckKind,
+    CheckOutcome, NEEDED_SCOPES, Preflight, RepositoryRef, SERVER_HOOK_EVENTS, missing_scopes,
+    platform_hook_integration, scope_covers,
+};
 pub use client::{Client, ClientConfig, MAX_BODY, Stats, Validation, Written, check_url};
 pub use error::{ApiError, Call, chain, explain};
 pub(crate) use error::{clean_text, redact};

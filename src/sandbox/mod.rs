@@ -8,6 +8,7 @@
 //! `bbsync sandbox` all use it. Paths work with and without the `/api` prefix, as the
 //! gateway's do (platformsh-api.md §1.1).
 
+pub mod bitbucket;
 pub(crate) mod world;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use bitbucket::{Bitbucket, BitbucketSeed};
 pub use world::{
     Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject,
     TokenErrors, World, Write,
@@ -164,6 +166,7 @@ fn router(world: Shared) -> Router {
         .merge(api.clone())
         .nest("/api", api)
         .route("/oauth2/token", post(token))
+        .merge(bitbucket::routes(Arc::clone(&world)))
         .route("/__sandbox/state", get(dump))
         .layer(middleware::from_fn_with_state(Arc::clone(&world), canned))
         .with_state(world)

@@ -28,6 +28,9 @@ pub struct Seed {
     /// Projects.
     #[serde(default)]
     pub projects: Vec<SeedProject>,
+    /// The fake Bitbucket's consumers, workspaces, repositories and Server users.
+    #[serde(default)]
+    pub bitbucket: super::bitbucket::BitbucketSeed,
 }
 
 /// An organization.
@@ -318,6 +321,8 @@ pub struct World {
     /// step-up challenge asking for these methods (`mfa`, `sso:...`): an organization that
     /// enforces MFA or SSO, and a token whose user lacks it.
     pub step_up: Option<Vec<String>>,
+    /// The fake Bitbucket ([`super::bitbucket`]).
+    pub bitbucket: super::bitbucket::Bitbucket,
     rng: fastrand::Rng,
 }
 
@@ -363,6 +368,7 @@ impl World {
             page_size: 20,
             token_errors: TokenErrors::default(),
             step_up: None,
+            bitbucket: super::bitbucket::Bitbucket::new(seed.bitbucket.clone()),
         };
         for project in seed.projects {
             if let Some(org) = &project.organization {

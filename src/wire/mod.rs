@@ -5,6 +5,7 @@
 //! Sources: the OpenAPI spec (`openapispec-platformsh.json`, schema names given as
 //! `spec Name`), the reference notes (`platformsh-api.md §n`), or "inferred".
 
+pub(crate) mod bitbucket;
 pub mod body;
 pub(crate) mod defaults;
 pub(crate) mod error;

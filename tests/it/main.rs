@@ -3,6 +3,7 @@
 mod adopt;
 mod architecture;
 mod auth;
+mod bitbucket;
 mod common;
 mod errors;
 mod hostile_api;

@@ -1,0 +1,978 @@
+//! The sandbox's Bitbucket: an in-process fake of Bitbucket Cloud (the OAuth token endpoint
+//! `/site/oauth2/access_token` and the API under `/2.0/`) and of Bitbucket Server / Data
+//! Center (`/rest/api/1.0/`), served by the same router as the Platform.sh fake (the paths do
+//! not collide). It answers what bbsync's pre-flight asks, with Bitbucket's rules as far as
+//! they are documented (each rule says its source, or "inferred"), and is seeded from the
+//! `bitbucket` section of the sandbox seed ([`BitbucketSeed`]).
+//!
+//! Faults come from the seed: a wrong secret, a public consumer, a consumer without callback
+//! URL or without a scope, a missing repository, an owner who is not an admin, a Server
+//! token without REPO_ADMIN or that works only as Bearer, a token of another user. And from
+//! [`Bitbucket::throttle`]: the next requests answered 429.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::world::World;
+use super::{Shared, json_answer, lock};
+use crate::wire::bitbucket::{
+    CloudError, CloudErrorDetail, CloudHook, CloudPage, CloudRepository, OAuthError, OAuthToken,
+    ServerErrors, ServerHook, ServerPage, ServerProject, ServerRepository,
+};
+
+/// The `bitbucket` section of the sandbox seed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitbucketSeed {
+    /// Bitbucket Cloud OAuth consumers.
+    #[serde(default)]
+    pub consumers: Vec<SeedConsumer>,
+    /// Bitbucket Cloud workspaces, with their admins and repositories.
+    #[serde(default)]
+    pub workspaces: Vec<SeedWorkspace>,
+    /// Bitbucket Server users and their tokens.
+    #[serde(default)]
+    pub server_users: Vec<SeedServerUser>,
+    /// Bitbucket Server projects and their repositories.
+    #[serde(default)]
+    pub server_projects: Vec<SeedServerProject>,
+}
+
+/// A Bitbucket Cloud OAuth consumer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedConsumer {
+    /// Its key.
+    pub key: String,
+    /// Its secret.
+    pub secret: String,
+    /// "This is a private consumer" is ticked (default true).
+    #[serde(default = "yes")]
+    pub private: bool,
+    /// It has a callback URL (default true).
+    #[serde(default = "yes")]
+    pub callback_url: bool,
+    /// The scopes it grants (default: those Platform.sh needs).
+    #[serde(default = "needed_scopes")]
+    pub scopes: Vec<String>,
+    /// The user who owns it: its tokens act as this user.
+    pub owner: String,
+}
+
+/// A Bitbucket Cloud workspace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedWorkspace {
+    /// Its slug.
+    pub slug: String,
+    /// Users who administer every repository of it.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Users who can read every repository of it.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Its repositories.
+    #[serde(default)]
+    pub repositories: Vec<SeedRepository>,
+}
+
+/// A repository (Cloud or Server).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRepository {
+    /// Its slug.
+    pub slug: String,
+    /// Its branches.
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Cloud: users who administer it (besides the workspace's admins).
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Its webhooks.
+    #[serde(default)]
+    pub hooks: Vec<SeedHook>,
+}
+
+/// A webhook.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedHook {
+    /// Where it posts.
+    pub url: String,
+    /// Whether it is active (default true).
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Its events.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// A Bitbucket Server user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedServerUser {
+    /// The username (`X-AUSERNAME` of its requests).
+    pub name: String,
+    /// Its HTTP access tokens.
+    #[serde(default)]
+    pub tokens: Vec<SeedServerToken>,
+}
+
+/// A Bitbucket Server HTTP access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedServerToken {
+    /// The token.
+    pub token: String,
+    /// Personal, or a project or repository token (which works only as Bearer).
+    #[serde(default)]
+    pub kind: ServerTokenKind,
+    /// It has Repository admin permission, and its user REPO_ADMIN (default true).
+    #[serde(default = "yes")]
+    pub repo_admin: bool,
+}
+
+/// What a Bitbucket Server HTTP access token belongs to (Atlassian "HTTP access tokens":
+/// personal, project and repository tokens).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerTokenKind {
+    /// A user's own token: HTTP Basic with the username, or Bearer.
+    #[default]
+    Personal,
+    /// A project's token: Bearer only.
+    Project,
+    /// A repository's token: Bearer only.
+    Repository,
+}
+
+/// A Bitbucket Server project.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedServerProject {
+    /// Its key (`PROJ`).
+    pub key: String,
+    /// Its repositories.
+    #[serde(default)]
+    pub repositories: Vec<SeedRepository>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What Platform.sh needs of a consumer (Platform.sh docs "Integrate with Bitbucket").
+fn needed_scopes() -> Vec<String> {
+    [
+        "account",
+        "email",
+        "repository:write",
+        "pullrequest",
+        "webhook",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// The fake Bitbucket's state.
+#[derive(Debug, Clone, Default)]
+pub struct Bitbucket {
+    /// What it holds; hooks registered are added to its repositories.
+    pub seed: BitbucketSeed,
+    /// Requests received (`METHOD path?query`), oldest first.
+    pub requests: Vec<String>,
+    /// Answer this many of the next requests 429 with `Retry-After: 0`.
+    pub throttle: u32,
+    /// Access tokens issued: token -> consumer key.
+    access: HashMap<String, String>,
+}
+
+/// Credentials that register a webhook, as the Platform.sh fake holds them: the secret as its
+/// SHA-256 (hex), as [`World`] stores secrets.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // wired by the reconcile pass
+pub(crate) enum HookCredentials<'a> {
+    /// A Cloud consumer.
+    Cloud {
+        /// Its key.
+        key: &'a str,
+        /// SHA-256 of its secret.
+        secret_sha256: &'a str,
+    },
+    /// A Server user and personal token.
+    Server {
+        /// The user.
+        username: &'a str,
+        /// SHA-256 of the token.
+        token_sha256: &'a str,
+    },
+}
+
+fn sha256(text: &str) -> String {
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// Whether the granted scope `granted` covers `needed` (the fake's own table, kept apart from
+/// the client's so that a mistake in one is caught by the other; the same rules: Atlassian
+/// "App password permissions"; the consumer form ticks lower levels with a higher one,
+/// inferred).
+fn covers(granted: &str, needed: &str) -> bool {
+    granted == needed
+        || matches!(
+            (granted, needed),
+            ("repository:admin", "repository:write" | "repository")
+                | ("repository:write", "repository")
+                | (
+                    "pullrequest:write",
+                    "pullrequest" | "repository:write" | "repository"
+                )
+                | ("pullrequest", "repository")
+                | ("account:write", "account" | "email")
+                | ("account", "email")
+        )
+}
+
+impl Bitbucket {
+    /// A fake Bitbucket holding `seed`.
+    pub(crate) fn new(seed: BitbucketSeed) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// The access tokens issued so far (for tests that look for them where they must not be).
+    pub fn access_tokens(&self) -> Vec<String> {
+        let mut tokens: Vec<String> = self.access.keys().cloned().collect();
+        tokens.sort();
+        tokens
+    }
+
+    fn consumer(&self, key: &str) -> Option<&SeedConsumer> {
+        self.seed.consumers.iter().find(|c| c.key == key)
+    }
+
+    fn workspace(&self, slug: &str) -> Option<&SeedWorkspace> {
+        self.seed.workspaces.iter().find(|w| w.slug == slug)
+    }
+
+    fn can_read(workspace: &SeedWorkspace, repository: &SeedRepository, user: &str) -> bool {
+        Self::can_admin(workspace, repository, user) || workspace.members.iter().any(|m| m == user)
+    }
+
+    fn can_admin(workspace: &SeedWorkspace, repository: &SeedRepository, user: &str) -> bool {
+        workspace.admins.iter().any(|a| a == user) || repository.admins.iter().any(|a| a == user)
+    }
+
+    fn server_token(&self, token: &str) -> Option<(&SeedServerUser, &SeedServerToken)> {
+        self.seed.server_users.iter().find_map(|user| {
+            user.tokens
+                .iter()
+                .find(|t| t.token == token)
+                .map(|t| (user, t))
+        })
+    }
+
+    fn server_repository_mut(&mut self, project: &str, slug: &str) -> Option<&mut SeedRepository> {
+        self.seed
+            .server_projects
+            .iter_mut()
+            .find(|p| p.key.eq_ignore_ascii_case(project))?
+            .repositories
+            .iter_mut()
+            .find(|r| r.slug == slug)
+    }
+
+    fn server_repository(&self, project: &str, slug: &str) -> Option<&SeedRepository> {
+        self.seed
+            .server_projects
+            .iter()
+            .find(|p| p.key.eq_ignore_ascii_case(project))?
+            .repositories
+            .iter()
+            .find(|r| r.slug == slug)
+    }
+
+    /// Adds (or re-activates, with these events) the webhook `url` on repository
+    /// `owner/slug` (a Cloud workspace, or a Server project key), as Platform.sh's
+    /// `register_hooks` activity does with the integration's credentials; `false`, and
+    /// nothing changed, when they may not (the same rules as the API: a private consumer
+    /// with a callback URL, the `webhook` scope and an owner who administers the repository;
+    /// a Server personal token with REPO_ADMIN).
+    pub(crate) fn register_hook(
+        &mut self,
+        credentials: HookCredentials<'_>,
+        owner: &str,
+        slug: &str,
+        url: &str,
+        events: &[String],
+    ) -> bool {
+        let repository = match credentials {
+            HookCredentials::Cloud { key, secret_sha256 } => {
+                let Some(consumer) = self.consumer(key) else {
+                    return false;
+                };
+                let allowed = sha256(&consumer.secret) == secret_sha256
+                    && consumer.private
+                    && consumer.callback_url
+                    && consumer.scopes.iter().any(|s| covers(s, "webhook"));
+                let user = consumer.owner.clone();
+                let Some(workspace) = self.seed.workspaces.iter_mut().find(|w| w.slug == owner)
+                else {
+                    return false;
+                };
+                let admins = workspace.admins.clone();
+                let Some(repository) = workspace.repositories.iter_mut().find(|r| r.slug == slug)
+                else {
+                    return false;
+                };
+                if !allowed || !(admins.contains(&user) || repository.admins.contains(&user)) {
+                    return false;
+                }
+                repository
+            }
+            HookCredentials::Server {
+                username,
+                token_sha256,
+            } => {
+                let allowed = self.seed.server_users.iter().any(|u| {
+                    u.name == username
+                        && u.tokens.iter().any(|t| {
+                            sha256(&t.token) == token_sha256
+                                && t.kind == ServerTokenKind::Personal
+                                && t.repo_admin
+                        })
+                });
+                match self.server_repository_mut(owner, slug) {
+                    Some(repository) if allowed => repository,
+                    _ => return false,
+                }
+            }
+        };
+        match repository.hooks.iter_mut().find(|h| h.url == url) {
+            Some(hook) => {
+                hook.active = true;
+                hook.events = events.to_vec();
+            }
+            None => repository.hooks.push(SeedHook {
+                url: url.to_owned(),
+                active: true,
+                events: events.to_vec(),
+            }),
+        }
+        true
+    }
+}
+
+impl World {
+    /// [`Bitbucket::register_hook`] on this world's Bitbucket.
+    #[allow(dead_code)] // wired by the reconcile pass
+    pub(crate) fn register_hook(
+        &mut self,
+        credentials: HookCredentials<'_>,
+        owner: &str,
+        slug: &str,
+        url: &str,
+        events: &[String],
+    ) -> bool {
+        self.bitbucket
+            .register_hook(credentials, owner, slug, url, events)
+    }
+}
+
+/// The fake Bitbucket's routes.
+pub(super) fn routes(world: Shared) -> Router<Shared> {
+    Router::new()
+        .route("/site/oauth2/access_token", post(token))
+        .route("/2.0/repositories/{workspace}", get(cloud_list))
+        .route(
+            "/2.0/repositories/{workspace}/{slug}",
+            get(cloud_repository),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/hooks",
+            get(cloud_hooks),
+        )
+        .route(
+            "/rest/api/1.0/projects/{project}/repos/{slug}",
+            get(server_repository),
+        )
+        .route(
+            "/rest/api/1.0/projects/{project}/repos/{slug}/webhooks",
+            get(server_hooks),
+        )
+        .layer(middleware::from_fn_with_state(world, gate))
+}
+
+/// Every Bitbucket request: recorded, and answered 429 while [`Bitbucket::throttle`] lasts
+/// (Bitbucket Cloud "API request limits": 429 when over the hourly limit; the `Retry-After`
+/// header is inferred).
+async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    let throttled = {
+        let mut w = lock(&world);
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        w.bitbucket
+            .requests
+            .push(format!("{} {target}", request.method()));
+        if w.bitbucket.throttle > 0 {
+            w.bitbucket.throttle -= 1;
+            true
+        } else {
+            false
+        }
+    };
+    if throttled {
+        let mut response = cloud_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("0"));
+        return response;
+    }
+    next.run(request).await
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = OAuthError {
+        error: Some(error.to_owned()),
+        error_description: Some(description.to_owned()),
+    };
+    json_answer(status, "application/json", &body)
+}
+
+/// A Cloud error: `{"type": "error", "error": {"message": ...}}` (REST API "Error").
+fn cloud_error(status: StatusCode, message: &str) -> Response {
+    let body = CloudError {
+        kind: Some("error".to_owned()),
+        error: Some(CloudErrorDetail {
+            message: Some(message.to_owned()),
+        }),
+    };
+    json_answer(status, "application/json", &body)
+}
+
+/// A Server error: `{"errors": [{"message": ...}]}` (Data Center REST API "Errors").
+fn server_error(status: StatusCode, message: &str) -> Response {
+    json_answer(status, "application/json", &ServerErrors::one(message))
+}
+
+/// The `user:password` of an `Authorization: Basic` header.
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64_decode(encoded.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_owned)
+}
+
+/// Standard base64, padded (RFC 4648 §4), as HTTP Basic carries it (RFC 7617).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut buffer = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            buffer |= value(*c)? << (18 - 6 * i);
+        }
+        let [_, a, b, c] = buffer.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&[a, b, c]),
+            3 => out.extend_from_slice(&[a, b]),
+            2 => out.push(a),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `POST /site/oauth2/access_token`, `grant_type=client_credentials`, the consumer's key and
+/// secret as HTTP Basic (Bitbucket Cloud OAuth 2.0 "Client Credentials Grant"; upsun/cli
+/// `getBitbucketAccessToken`).
+async fn token(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some((key, secret)) = basic(&headers) else {
+        // RFC 6749 §5.2: `invalid_client` with 401 when the client authenticated through
+        // the `Authorization` header; here it did not at all (inferred).
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client credentials missing",
+        );
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant type",
+        );
+    }
+    let mut w = lock(&world);
+    let Some(consumer) = w.bitbucket.consumer(&key).cloned() else {
+        // An unknown key: 401 `invalid_client` (RFC 6749 §5.2; the words as in
+        // SonarSource/sonarqube `BitbucketCloudRestClientTest`).
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid OAuth client credentials",
+        );
+    };
+    if consumer.secret != secret {
+        // A wrong secret: 400 `unauthorized_client` "Invalid OAuth client credentials"
+        // (SonarSource/sonarqube `BitbucketCloudRestClientTest`).
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "Invalid OAuth client credentials",
+        );
+    }
+    if !consumer.private {
+        // SonarSource/sonarqube `BitbucketCloudRestClientTest`, word for word.
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead.",
+        );
+    }
+    if !consumer.callback_url {
+        // A 400 (upsun/cli `validateBitbucketCredentials` hints at the callback URL on a
+        // 400); the words are as users report them, inferred.
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "No callback uri defined for the OAuth client.",
+        );
+    }
+    let issued = w.bitbucket.access.len();
+    let access = format!(
+        "bbat-{issued}-{}",
+        &sha256(&format!("{}:{issued}", consumer.key))[..24]
+    );
+    w.bitbucket
+        .access
+        .insert(access.clone(), consumer.key.clone());
+    let body = OAuthToken {
+        access_token: access,
+        scopes: Some(consumer.scopes.join(" ")),
+        expires_in: Some(7200),
+        token_type: Some("bearer".to_owned()),
+    };
+    json_answer(StatusCode::OK, "application/json", &body)
+}
+
+/// The consumer behind a request's Bearer token, or the 401 (REST API "Authentication
+/// methods"; the message is inferred).
+fn cloud_caller(w: &World, headers: &HeaderMap) -> Result<SeedConsumer, Box<Response>> {
+    bearer(headers)
+        .and_then(|token| w.bitbucket.access.get(&token))
+        .and_then(|key| w.bitbucket.consumer(key))
+        .cloned()
+        .ok_or_else(|| {
+            Box::new(cloud_error(
+                StatusCode::UNAUTHORIZED,
+                "Access token expired or invalid.",
+            ))
+        })
+}
+
+/// 403 unless the consumer was granted a scope covering `needed` (Bitbucket answers "Your
+/// credentials lack one or more required privilege scopes.": SonarSource/sonarqube
+/// `BitbucketCloudRestClientTest`; 403 rather than its 400 is inferred, RFC 9110 §15.5.4).
+fn require_scope(consumer: &SeedConsumer, needed: &str) -> Result<(), Box<Response>> {
+    if consumer.scopes.iter().any(|s| covers(s, needed)) {
+        Ok(())
+    } else {
+        Err(Box::new(cloud_error(
+            StatusCode::FORBIDDEN,
+            "Your credentials lack one or more required privilege scopes.",
+        )))
+    }
+}
+
+fn cloud_view(workspace: &str, repository: &SeedRepository) -> CloudRepository {
+    CloudRepository {
+        full_name: format!("{workspace}/{}", repository.slug),
+        slug: Some(repository.slug.clone()),
+        kind: Some("repository".to_owned()),
+        is_private: Some(true),
+    }
+}
+
+/// `GET /2.0/repositories/{workspace}/{slug}`: the repository, or 404 when it does not exist
+/// or the caller cannot read it (REST API "Get a repository"; hiding a private repository as
+/// not found is inferred).
+async fn cloud_repository(
+    State(world): State<Shared>,
+    Path((workspace, slug)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let consumer = match cloud_caller(&w, &headers) {
+        Ok(consumer) => consumer,
+        Err(response) => return *response,
+    };
+    if let Err(response) = require_scope(&consumer, "repository") {
+        return *response;
+    }
+    let found = w.bitbucket.workspace(&workspace).and_then(|ws| {
+        ws.repositories
+            .iter()
+            .find(|r| r.slug == slug && Bitbucket::can_read(ws, r, &consumer.owner))
+    });
+    match found {
+        Some(repository) => json_answer(
+            StatusCode::OK,
+            "application/json",
+            &cloud_view(&workspace, repository),
+        ),
+        None => cloud_error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {workspace}/{slug} not found"),
+        ),
+    }
+}
+
+/// `GET /2.0/repositories/{workspace}?role=...&q=full_name="..."`: the workspace's
+/// repositories the caller has that role on (`member`, `contributor`, `admin`, `owner`),
+/// filtered by `q` (REST API "List repositories in a workspace"; only the `full_name="..."`
+/// filter is understood, inferred enough for bbsync's one query). One page.
+async fn cloud_list(
+    State(world): State<Shared>,
+    Path(workspace): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let consumer = match cloud_caller(&w, &headers) {
+        Ok(consumer) => consumer,
+        Err(response) => return *response,
+    };
+    if let Err(response) = require_scope(&consumer, "repository") {
+        return *response;
+    }
+    let Some(ws) = w.bitbucket.workspace(&workspace) else {
+        return cloud_error(
+            StatusCode::NOT_FOUND,
+            &format!("No workspace with identifier '{workspace}'."),
+        );
+    };
+    let admin_only = matches!(
+        query.get("role").map(String::as_str),
+        Some("admin" | "owner")
+    );
+    let wanted = query.get("q").and_then(|q| {
+        q.trim()
+            .strip_prefix("full_name=\"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .map(str::to_owned)
+    });
+    let values: Vec<CloudRepository> = ws
+        .repositories
+        .iter()
+        .filter(|r| {
+            if admin_only {
+                Bitbucket::can_admin(ws, r, &consumer.owner)
+            } else {
+                Bitbucket::can_read(ws, r, &consumer.owner)
+            }
+        })
+        .map(|r| cloud_view(&workspace, r))
+        .filter(|r| wanted.as_ref().is_none_or(|name| &r.full_name == name))
+        .collect();
+    let page = CloudPage {
+        values,
+        next: None,
+        pagelen: Some(10),
+    };
+    json_answer(StatusCode::OK, "application/json", &page)
+}
+
+/// Hooks per page of `GET .../hooks` (REST API "Pagination": `pagelen` defaults to 10).
+const CLOUD_PAGE: usize = 10;
+
+/// `GET /2.0/repositories/{workspace}/{slug}/hooks?page=N`: its webhooks, 10 a page, `next`
+/// a full URL (REST API "List webhooks for a repository", "Pagination"). Needs the `webhook`
+/// scope and admin rights on the repository (Atlassian "Repository Access Token
+/// permissions": Admin "List and edit the repository webhooks"; 403 is inferred).
+async fn cloud_hooks(
+    State(world): State<Shared>,
+    Path((workspace, slug)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let consumer = match cloud_caller(&w, &headers) {
+        Ok(consumer) => consumer,
+        Err(response) => return *response,
+    };
+    if let Err(response) = require_scope(&consumer, "webhook") {
+        return *response;
+    }
+    let Some((ws, repository)) = w.bitbucket.workspace(&workspace).and_then(|ws| {
+        ws.repositories
+            .iter()
+            .find(|r| r.slug == slug && Bitbucket::can_read(ws, r, &consumer.owner))
+            .map(|r| (ws, r))
+    }) else {
+        return cloud_error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {workspace}/{slug} not found"),
+        );
+    };
+    if !Bitbucket::can_admin(ws, repository, &consumer.owner) {
+        return cloud_error(
+            StatusCode::FORBIDDEN,
+            "You must be an administrator of this repository to manage its webhooks.",
+        );
+    }
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let values: Vec<CloudHook> = repository
+        .hooks
+        .iter()
+        .enumerate()
+        .skip((page - 1) * CLOUD_PAGE)
+        .take(CLOUD_PAGE)
+        .map(|(i, h)| CloudHook {
+            uuid: Some(format!("{{00000000-0000-4000-8000-{i:012}}}")),
+            url: h.url.clone(),
+            active: h.active,
+            events: h.events.clone(),
+            description: None,
+        })
+        .collect();
+    let next = (repository.hooks.len() > page * CLOUD_PAGE).then(|| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!(
+            "http://{host}/2.0/repositories/{workspace}/{slug}/hooks?page={}",
+            page + 1
+        )
+    });
+    let body = CloudPage {
+        values,
+        next,
+        pagelen: Some(CLOUD_PAGE as u64),
+    };
+    json_answer(StatusCode::OK, "application/json", &body)
+}
+
+/// Who a Server request is from: `(username, token)` for HTTP Basic with a personal token, or
+/// for Bearer with any token; `None` is a 401.
+///
+/// Atlassian "HTTP access tokens": personal tokens work with Basic (as the user) or as
+/// Bearer; project and repository tokens only as Bearer (inferred from that page). That a
+/// personal token is accepted with another user's name, as its owner, is inferred: it lets
+/// the username check be tested.
+fn server_caller(bb: &Bitbucket, headers: &HeaderMap) -> Option<(String, SeedServerToken)> {
+    if let Some((_, token)) = basic(headers) {
+        let (user, token) = bb.server_token(&token)?;
+        return (token.kind == ServerTokenKind::Personal)
+            .then(|| (user.name.clone(), token.clone()));
+    }
+    let token = bearer(headers)?;
+    let (user, token) = bb.server_token(&token)?;
+    let name = match token.kind {
+        ServerTokenKind::Personal => user.name.clone(),
+        // Project and repository tokens act as a bot user (inferred name).
+        _ => format!("{}-token-bot", user.name),
+    };
+    Some((name, token.clone()))
+}
+
+fn server_unauthorized() -> Response {
+    server_error(
+        StatusCode::UNAUTHORIZED,
+        "Authentication failed. Please check your credentials and try again.",
+    )
+}
+
+/// `X-AUSERNAME: user` on a Server answer (Bitbucket Server names the authenticated user in
+/// it: inferred from its answers).
+fn with_user(mut response: Response, user: &str) -> Response {
+    if let Ok(value) = header::HeaderValue::from_str(user) {
+        response.headers_mut().insert("x-ausername", value);
+    }
+    response
+}
+
+/// `GET /rest/api/1.0/projects/{project}/repos/{slug}` (Data Center REST API "Get
+/// repository"): the repository, 401 without valid credentials, 404 when missing.
+async fn server_repository(
+    State(world): State<Shared>,
+    Path((project, slug)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let Some((user, _)) = server_caller(&w.bitbucket, &headers) else {
+        return server_unauthorized();
+    };
+    let response = match w.bitbucket.server_repository(&project, &slug) {
+        Some(repository) => json_answer(
+            StatusCode::OK,
+            "application/json",
+            &ServerRepository {
+                slug: repository.slug.clone(),
+                project: ServerProject {
+                    key: project.to_uppercase(),
+                },
+            },
+        ),
+        None => server_error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {project}/{slug} does not exist."),
+        ),
+    };
+    with_user(response, &user)
+}
+
+/// Webhooks per page of `GET .../webhooks` (Data Center REST API "Paged APIs": `limit`
+/// defaults to 25).
+const SERVER_PAGE: usize = 25;
+
+/// `GET .../repos/{slug}/webhooks?start=N` (Data Center REST API "Find webhooks": "The
+/// authenticated user must have REPO_ADMIN permission"; 401 for too few permissions, as the
+/// Data Center REST API lists for its endpoints).
+async fn server_hooks(
+    State(world): State<Shared>,
+    Path((project, slug)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let Some((user, token)) = server_caller(&w.bitbucket, &headers) else {
+        return server_unauthorized();
+    };
+    let Some(repository) = w.bitbucket.server_repository(&project, &slug) else {
+        return with_user(
+            server_error(
+                StatusCode::NOT_FOUND,
+                &format!("Repository {project}/{slug} does not exist."),
+            ),
+            &user,
+        );
+    };
+    if !token.repo_admin {
+        return with_user(
+            server_error(
+                StatusCode::UNAUTHORIZED,
+                "You are not permitted to access this resource",
+            ),
+            &user,
+        );
+    }
+    let start: usize = query.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let values: Vec<ServerHook> = repository
+        .hooks
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(SERVER_PAGE)
+        .map(|(i, h)| ServerHook {
+            id: Some(i as u64 + 1),
+            name: Some("hook".to_owned()),
+            url: h.url.clone(),
+            active: h.active,
+            events: h.events.clone(),
+        })
+        .collect();
+    let end = start + values.len();
+    let last = end >= repository.hooks.len();
+    let page = ServerPage {
+        values,
+        is_last_page: last,
+        next_page_start: (!last).then_some(end as u64),
+    };
+    with_user(
+        json_answer(StatusCode::OK, "application/json", &page),
+        &user,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode() {
+        assert_eq!(base64_decode("a2V5OnNlY3JldA==").unwrap(), b"key:secret");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert!(base64_decode("!!!!").is_none());
+    }
+
+    #[test]
+    fn hooks_register_only_with_rights() {
+        let seed: BitbucketSeed = serde_json::from_value(serde_json::json!({
+            "consumers": [
+                {"key": "k", "secret": "s", "owner": "alice"},
+                {"key": "k2", "secret": "s", "owner": "bob"},
+            ],
+            "workspaces": [{"slug": "acme", "admins": ["alice"], "members": ["bob"],
+                            "repositories": [{"slug": "web"}]}],
+            "server_users": [{"name": "u", "tokens": [{"token": "t", "repo_admin": false}]}],
+            "server_projects": [{"key": "PROJ", "repositories": [{"slug": "web"}]}],
+        }))
+        .unwrap();
+        let mut bb = Bitbucket::new(seed);
+        let events = vec!["repo:push".to_owned()];
+        let cloud = |key| HookCredentials::Cloud {
+            key,
+            secret_sha256: Box::leak(sha256("s").into_boxed_str()),
+        };
+        assert!(!bb.register_hook(cloud("k2"), "acme", "web", "https://h", &events));
+        assert!(!bb.register_hook(
+            HookCredentials::Cloud {
+                key: "k",
+                secret_sha256: "wrong"
+            },
+            "acme",
+            "web",
+            "https://h",
+            &events
+        ));
+        assert!(bb.register_hook(cloud("k"), "acme", "web", "https://h", &events));
+        assert!(bb.register_hook(cloud("k"), "acme", "web", "https://h", &events));
+        assert_eq!(bb.seed.workspaces[0].repositories[0].hooks.len(), 1);
+        let server = HookCredentials::Server {
+            username: "u",
+            token_sha256: Box::leak(sha256("t").into_boxed_str()),
+        };
+        assert!(!bb.register_hook(server, "PROJ", "web", "https://h", &events));
+    }
+}
