@@ -58,12 +58,12 @@ Manifest reference: integrations.yaml.example, `bbsync schema`, and the README."
 /// Options every command takes, before or after the subcommand.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct Global {
-    /// The Platform.sh API [default: https://api.platform.sh; also read from
+    /// The Platform.sh API [default: `https://api.platform.sh`; also read from
     /// PLATFORMSH_CLI_API_URL or UPSUN_CLI_API_URL, as the official CLI names it].
     #[arg(long, global = true, value_name = "URL", env = "BBSYNC_API_URL")]
     pub api_url: Option<String>,
     /// The Platform.sh auth server, whose token URL is `{auth-url}/oauth2/token` [default:
-    /// https://auth.api.platform.sh; also read from PLATFORMSH_CLI_AUTH_URL or
+    /// `https://auth.api.platform.sh`; also read from PLATFORMSH_CLI_AUTH_URL or
     /// UPSUN_CLI_AUTH_URL].
     #[arg(long, global = true, value_name = "URL", env = "BBSYNC_AUTH_URL")]
     pub auth_url: Option<String>,
