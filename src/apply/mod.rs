@@ -127,6 +127,10 @@ pub struct ActionReport {
     pub integration_id: Option<String>,
     /// The webhook URL to add in Bitbucket by hand, when hook registration failed.
     pub hook_url: Option<String>,
+    /// The integration's webhook URL (its `#hook` link, absolute), for the webhook check
+    /// after a create or a replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
     /// The activities awaited, and how they ended.
     pub activities: Vec<ActivityReport>,
     /// A create whose answer was lost, found by re-listing instead of created twice.
@@ -235,6 +239,7 @@ fn report(action: &Action, outcome: Outcome, message: Option<String>) -> ActionR
         message,
         integration_id: action.before.as_ref().map(|b| b.id.to_string()),
         hook_url: None,
+        hook: None,
         activities: Vec::new(),
         recovered: false,
     }
@@ -275,6 +280,7 @@ async fn run(client: &Client, action: &Action, env: &Env, options: &ApplyOptions
             r.recovered = done.recovered;
             r.activities = done.activities;
             r.hook_url = done.hook_url;
+            r.hook = done.hook;
             if let Some(failed) = r
                 .activities
                 .iter()
@@ -324,6 +330,7 @@ struct Done {
     id: Option<String>,
     activities: Vec<ActivityReport>,
     hook_url: Option<String>,
+    hook: Option<String>,
     recovered: bool,
 }
 
@@ -344,20 +351,18 @@ async fn finish(
     let hook_failed = activities
         .iter()
         .any(|a| a.kind.ends_with(".register_hooks") && a.result.as_deref() == Some("failure"));
-    let hook_url = if hook_failed {
-        written
-            .entity
-            .as_ref()
-            .and_then(|e| e.links.resolved("#hook"))
-            .map(|href| client.absolute(&href))
-            .map(|href| crate::live::clean_text(&href))
-    } else {
-        None
-    };
+    let hook = written
+        .entity
+        .as_ref()
+        .and_then(|e| e.links.resolved("#hook"))
+        .map(|href| client.absolute(&href))
+        .map(|href| crate::live::clean_text(&href));
+    let hook_url = hook.clone().filter(|_| hook_failed);
     Ok(Done {
         id: written.entity.as_ref().map(|e| e.id.clone()),
         activities: activities.iter().map(activity_report).collect(),
         hook_url,
+        hook,
         recovered: written.recovered,
     })
 }

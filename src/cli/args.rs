@@ -67,6 +67,30 @@ pub(crate) struct Global {
     /// UPSUN_CLI_AUTH_URL].
     #[arg(long, global = true, value_name = "URL", env = "BBSYNC_AUTH_URL")]
     pub auth_url: Option<String>,
+    /// The Bitbucket Cloud API, for the pre-flight checks.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BBSYNC_BITBUCKET_API_URL",
+        default_value = "https://api.bitbucket.org"
+    )]
+    pub bitbucket_api_url: String,
+    /// The Bitbucket Cloud OAuth server, whose token URL is
+    /// `{bitbucket-auth-url}/site/oauth2/access_token`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BBSYNC_BITBUCKET_AUTH_URL",
+        default_value = "https://bitbucket.org"
+    )]
+    pub bitbucket_auth_url: String,
+    /// Do not check the Bitbucket side (the consumer or token, the repository, the webhook)
+    /// before and after sending credentials: for a Bitbucket Server that Platform.sh can reach
+    /// and this machine cannot. Plans say that the checks were skipped.
+    #[arg(long, global = true, env = "BBSYNC_SKIP_BITBUCKET_CHECKS")]
+    pub skip_bitbucket_checks: bool,
     /// How many API requests may be in flight at once.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::args::{Global, LogFormat};
 use super::error::Error;
-use crate::live::{Client, ClientConfig};
+use crate::live::{BitbucketClient, BitbucketConfig, Client, ClientConfig};
 use crate::model::Env;
 use crate::model::secret::Secret;
 
@@ -89,6 +89,12 @@ pub(crate) struct ApiSettings {
     pub timeout: Duration,
     /// `--max-rps`, when it caps anything.
     pub max_rps: Option<f64>,
+    /// `--bitbucket-api-url`.
+    pub bitbucket_api_url: String,
+    /// `--bitbucket-auth-url`.
+    pub bitbucket_auth_url: String,
+    /// `--skip-bitbucket-checks`.
+    pub skip_bitbucket_checks: bool,
 }
 
 impl Settings {
@@ -137,6 +143,9 @@ impl Settings {
                 concurrency: usize::from(global.concurrency),
                 timeout: global.timeout,
                 max_rps: global.max_rps.filter(|r| *r > 0.0),
+                bitbucket_api_url: global.bitbucket_api_url.clone(),
+                bitbucket_auth_url: global.bitbucket_auth_url.clone(),
+                skip_bitbucket_checks: global.skip_bitbucket_checks,
             },
             env,
             quiet: global.quiet,
@@ -154,6 +163,24 @@ impl Settings {
         config.max_rps = self.api.max_rps;
         config.timeout = self.api.timeout;
         Ok(Client::new(config)?)
+    }
+
+    /// The process's one Bitbucket client, for the pre-flight checks (its cache lasts the run).
+    pub(crate) fn bitbucket(&self) -> Result<BitbucketClient, Error> {
+        let mut config =
+            BitbucketConfig::new(&self.api.bitbucket_api_url, &self.api.bitbucket_auth_url);
+        config.timeout = self.api.timeout;
+        Ok(BitbucketClient::new(config)?)
+    }
+
+    /// The reconcile pass, with both clients.
+    pub(crate) fn reconciler(&self) -> Result<crate::reconcile::Reconciler, Error> {
+        let reconciler = crate::reconcile::Reconciler::new(self.client()?, self.env.clone());
+        Ok(if self.api.skip_bitbucket_checks {
+            reconciler.skipping_bitbucket_checks()
+        } else {
+            reconciler.with_bitbucket(self.bitbucket()?)
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use crate::apply::{self, ApplyOptions, Outcome, Report};
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
 use crate::plan::{self, Plan};
-use crate::reconcile::{Approval, Hooks, PassOptions, Reconciler, Source, Stop};
+use crate::reconcile::{Approval, Hooks, PassOptions, Source, Stop};
 use crate::render::{self, Painter};
 
 fn progress_bar(total: u64, quiet: bool, message: &'static str) -> indicatif::ProgressBar {
@@ -173,7 +173,7 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         &args.projects,
         args.rotate_credentials,
     )?;
-    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
+    let reconciler = settings.reconciler()?;
     let mut terminal = Terminal::new(settings.quiet, false, false);
     let pass = reconciler
         .pass(
@@ -231,7 +231,7 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
         )?),
     };
     let ask = saved.is_none() && !args.auto_approve;
-    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
+    let reconciler = settings.reconciler()?;
     let mut options = manifest
         .as_ref()
         .map(|(_, options)| options.clone())

@@ -6,12 +6,11 @@ use tokio_util::sync::CancellationToken;
 use super::args::{LogFormat, WatchArgs};
 use super::sandbox::shutdown_signal;
 use super::{Error, Exit, Settings};
-use crate::reconcile::Reconciler;
 use crate::watch::{Daemon, WatchOptions};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, Error> {
-    let reconciler = Reconciler::new(settings.client()?, settings.env.clone());
+    let reconciler = settings.reconciler()?;
     let mut options = WatchOptions::new(args.manifest.files.clone());
     options.interval = args.interval;
     options.debounce = args.debounce;

@@ -326,21 +326,7 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
     });
     held.sort_by(|a, b| a.project.cmp(&b.project));
     actions.sort_by(|a, b| (a.action, &a.project).cmp(&(b.action, &b.project)));
-    let mut summary = Summary {
-        errors: errors.len(),
-        ..Summary::default()
-    };
-    for action in &actions {
-        match action.action {
-            ActionKind::Create => summary.create += 1,
-            ActionKind::Update => summary.update += 1,
-            ActionKind::Delete => summary.delete += 1,
-            ActionKind::Replace => summary.replace += 1,
-            ActionKind::Noop => summary.unchanged += 1,
-            ActionKind::Blocked => summary.blocked += 1,
-            ActionKind::Error => summary.errors += 1,
-        }
-    }
+    let summary = summarize(&actions, &errors);
     Plan {
         format_version: FORMAT_VERSION.to_owned(),
         bbsync_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -352,6 +338,42 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
         warnings,
         errors,
         held,
+    }
+}
+
+/// The counts of `actions`, with the plan-level `errors`.
+fn summarize(actions: &[Action], errors: &[String]) -> Summary {
+    let mut summary = Summary {
+        errors: errors.len(),
+        ..Summary::default()
+    };
+    for action in actions {
+        match action.action {
+            ActionKind::Create => summary.create += 1,
+            ActionKind::Update => summary.update += 1,
+            ActionKind::Delete => summary.delete += 1,
+            ActionKind::Replace => summary.replace += 1,
+            ActionKind::Noop => summary.unchanged += 1,
+            ActionKind::Blocked => summary.blocked += 1,
+            ActionKind::Error => summary.errors += 1,
+        }
+    }
+    summary
+}
+
+impl Plan {
+    /// Turns `project`'s action into an `error` for `reason` (a failed check before any
+    /// write): nothing is written for it, and the counts follow.
+    pub(crate) fn refuse(&mut self, project: &ProjectId, reason: String) {
+        for action in self.actions.iter_mut().filter(|a| &a.project == project) {
+            action.action = ActionKind::Error;
+            action.reason = Some(reason.clone());
+            action.send_credentials = false;
+            action.environment_deletions = None;
+        }
+        self.actions
+            .sort_by(|a, b| (a.action, &a.project).cmp(&(b.action, &b.project)));
+        self.summary = summarize(&self.actions, &self.errors);
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod load;
 pub(crate) mod online;
+pub(crate) mod preflight;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -14,7 +15,7 @@ use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, ActionReport, ApplyOptions, Report};
-use crate::live::{self, Client};
+use crate::live::{self, BitbucketClient, Client};
 use crate::model::ids::ProjectId;
 use crate::model::live::LiveState;
 use crate::model::{DesiredState, Env};
@@ -131,12 +132,39 @@ pub(crate) struct Pass {
 pub struct Reconciler {
     client: Client,
     env: Env,
+    /// Checks the Bitbucket side before credentials are sent ([`preflight`]); none in tests
+    /// that build a pass without one.
+    bitbucket: Option<BitbucketClient>,
+    /// The checks were turned off by the user (`--skip-bitbucket-checks`): plans that send
+    /// credentials say so.
+    skipped: bool,
 }
 
 impl Reconciler {
-    /// Passes through `client`, resolving secrets from `env`.
+    /// Passes through `client`, resolving secrets from `env`; no Bitbucket checks until
+    /// [`Reconciler::with_bitbucket`].
     pub fn new(client: Client, env: Env) -> Self {
-        Self { client, env }
+        Self {
+            client,
+            env,
+            bitbucket: None,
+            skipped: false,
+        }
+    }
+
+    /// The same, with the Bitbucket checks turned off on purpose; plans that send credentials
+    /// say so in a warning.
+    #[must_use]
+    pub(crate) fn skipping_bitbucket_checks(mut self) -> Self {
+        self.skipped = true;
+        self
+    }
+
+    /// The same, with the Bitbucket pre-flight and webhook checks made through `bitbucket`.
+    #[must_use]
+    pub fn with_bitbucket(mut self, bitbucket: BitbucketClient) -> Self {
+        self.bitbucket = Some(bitbucket);
+        self
     }
 
     /// The client.
@@ -230,6 +258,23 @@ impl Reconciler {
                 (plan, LiveState::default())
             }
         };
+        let mut plan = plan;
+        if let Some(bitbucket) = &self.bitbucket {
+            // Before anything shows the plan: a project whose Bitbucket side would refuse the
+            // credentials is an `error` in the plan, not a failed write.
+            preflight::check(
+                bitbucket,
+                &mut plan,
+                &self.env,
+                self.client.config().concurrency,
+            )
+            .await;
+        } else if self.skipped && plan.actions.iter().any(|a| a.send_credentials) {
+            plan.warnings.push(
+                "the Bitbucket side (consumer or token, repository, webhook) was not checked: --skip-bitbucket-checks"
+                    .to_owned(),
+            );
+        }
         hooks.planned(&plan);
         let mut pass = Pass {
             plan,
@@ -290,7 +335,45 @@ impl Reconciler {
             &done,
         )
         .await;
+        let report = self.check_webhooks(&pass.plan, report).await;
         pass.report = Some(report);
         pass
+    }
+
+    /// After the writes: each create or replace that went well has its webhook on the
+    /// repository (DESIGN §5), or fails with the URL to add by hand.
+    async fn check_webhooks(&self, plan: &Plan, mut report: Report) -> Report {
+        let Some(bitbucket) = &self.bitbucket else {
+            return report;
+        };
+        for done in report.actions.iter_mut().filter(|a| {
+            matches!(
+                a.outcome,
+                apply::Outcome::Created | apply::Outcome::Replaced
+            )
+        }) {
+            let (Some(hook), Some(id)) = (done.hook.clone(), done.integration_id.clone()) else {
+                continue;
+            };
+            let Some(after) = plan
+                .actions
+                .iter()
+                .find(|a| a.project == done.project)
+                .and_then(|a| a.after.as_ref())
+            else {
+                continue;
+            };
+            if let Some(check) = preflight::webhook(bitbucket, after, &self.env, &hook, &id).await {
+                done.outcome = apply::Outcome::Failed;
+                done.message = Some(match &check.outcome {
+                    live::CheckOutcome::Failed { problem, .. } => {
+                        format!("the integration was made, but {problem}")
+                    }
+                    _ => preflight::refusal(&check),
+                });
+                done.hook_url = Some(hook);
+            }
+        }
+        report
     }
 }

@@ -95,6 +95,7 @@ mod tests {
                 message: Some(hostile.to_owned()),
                 integration_id: Some(hostile.to_owned()),
                 hook_url: Some(hostile.to_owned()),
+                hook: None,
                 activities: vec![],
                 recovered: false,
             }],

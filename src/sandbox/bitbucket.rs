@@ -169,6 +169,14 @@ fn yes() -> bool {
     true
 }
 
+fn open_token(token: &str) -> SeedServerToken {
+    SeedServerToken {
+        token: token.to_owned(),
+        kind: ServerTokenKind::Personal,
+        repo_admin: true,
+    }
+}
+
 /// What Platform.sh needs of a consumer (Platform.sh docs "Integrate with Bitbucket").
 fn needed_scopes() -> Vec<String> {
     [
@@ -193,7 +201,12 @@ pub struct Bitbucket {
     pub throttle: u32,
     /// Access tokens issued: token -> consumer key.
     access: HashMap<String, String>,
+    /// Nothing was seeded: the fake lets everything through ([`Bitbucket::open_up`]).
+    open: bool,
 }
+
+/// The user an open fake's consumers and tokens act as.
+const OPEN_USER: &str = "sandbox-user";
 
 /// Credentials that register a webhook, as the Platform.sh fake holds them: the secret as its
 /// SHA-256 (hex), as [`World`] stores secrets.
@@ -243,9 +256,124 @@ fn covers(granted: &str, needed: &str) -> bool {
 impl Bitbucket {
     /// A fake Bitbucket holding `seed`.
     pub(crate) fn new(seed: BitbucketSeed) -> Self {
+        let open = seed.consumers.is_empty()
+            && seed.workspaces.is_empty()
+            && seed.server_users.is_empty()
+            && seed.server_projects.is_empty();
         Self {
             seed,
+            open,
             ..Self::default()
+        }
+    }
+
+    /// An unseeded fake is open, a sandbox convenience (not Bitbucket's behaviour): before a
+    /// request is answered, what it names is made to exist and to allow it — a private
+    /// consumer with the key and secret it presents, every scope Platform.sh needs and an
+    /// owner who administers every repository; any repository (no branches); a Server user
+    /// with the personal token it presents, with REPO_ADMIN. So the Platform.sh fake works
+    /// without a Bitbucket seed, and a seeded one is strict.
+    fn open_up(&mut self, path: &str, headers: &HeaderMap) {
+        if !self.open {
+            return;
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["site", "oauth2", "access_token"] => {
+                if let Some((key, secret)) = basic(headers) {
+                    self.open_consumer(&key, &secret);
+                }
+            }
+            // The workspace listing (`?q=full_name=...`) comes after the repository's own GET
+            // in a pre-flight, which made the repository.
+            ["2.0", "repositories", workspace, rest @ ..] => {
+                self.open_cloud(workspace, rest.first().copied());
+            }
+            ["rest", "api", "1.0", "projects", project, "repos", slug, ..] => {
+                if let Some((user, token)) = basic(headers) {
+                    self.open_server(&user, &token, project, slug);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open_consumer(&mut self, key: &str, secret: &str) {
+        match self.seed.consumers.iter_mut().find(|c| c.key == key) {
+            Some(consumer) => consumer.secret = secret.to_owned(),
+            None => self.seed.consumers.push(SeedConsumer {
+                key: key.to_owned(),
+                secret: secret.to_owned(),
+                private: true,
+                callback_url: true,
+                scopes: needed_scopes(),
+                owner: OPEN_USER.to_owned(),
+            }),
+        }
+    }
+
+    fn open_cloud(&mut self, workspace: &str, slug: Option<&str>) {
+        let index = match self
+            .seed
+            .workspaces
+            .iter()
+            .position(|w| w.slug == workspace)
+        {
+            Some(index) => index,
+            None => {
+                self.seed.workspaces.push(SeedWorkspace {
+                    slug: workspace.to_owned(),
+                    admins: vec![OPEN_USER.to_owned()],
+                    ..SeedWorkspace::default()
+                });
+                self.seed.workspaces.len() - 1
+            }
+        };
+        let workspace = &mut self.seed.workspaces[index];
+        if let Some(slug) = slug
+            && !workspace.repositories.iter().any(|r| r.slug == slug)
+        {
+            workspace.repositories.push(SeedRepository {
+                slug: slug.to_owned(),
+                ..SeedRepository::default()
+            });
+        }
+    }
+
+    fn open_server(&mut self, user: &str, token: &str, project: &str, slug: &str) {
+        match self.seed.server_users.iter_mut().find(|u| u.name == user) {
+            Some(u) if u.tokens.iter().any(|t| t.token == token) => {}
+            Some(u) => u.tokens.push(open_token(token)),
+            None => self.seed.server_users.push(SeedServerUser {
+                name: user.to_owned(),
+                tokens: vec![open_token(token)],
+            }),
+        }
+        self.open_server_repository(project, slug);
+    }
+
+    fn open_server_repository(&mut self, project: &str, slug: &str) {
+        let index = match self
+            .seed
+            .server_projects
+            .iter()
+            .position(|p| p.key.eq_ignore_ascii_case(project))
+        {
+            Some(index) => index,
+            None => {
+                self.seed.server_projects.push(SeedServerProject {
+                    key: project.to_owned(),
+                    repositories: Vec::new(),
+                });
+                self.seed.server_projects.len() - 1
+            }
+        };
+        let repositories = &mut self.seed.server_projects[index].repositories;
+        if !repositories.iter().any(|r| r.slug == slug) {
+            repositories.push(SeedRepository {
+                slug: slug.to_owned(),
+                ..SeedRepository::default()
+            });
         }
     }
 
@@ -315,6 +443,27 @@ impl Bitbucket {
         url: &str,
         events: &[String],
     ) -> bool {
+        if self.open {
+            // Open: the credentials are whatever Platform.sh holds; the repository is made.
+            match credentials {
+                HookCredentials::Cloud { .. } => self.open_cloud(owner, Some(slug)),
+                HookCredentials::Server { .. } => self.open_server_repository(owner, slug),
+            }
+            let repository = match credentials {
+                HookCredentials::Cloud { .. } => self
+                    .seed
+                    .workspaces
+                    .iter_mut()
+                    .find(|w| w.slug == owner)
+                    .and_then(|w| w.repositories.iter_mut().find(|r| r.slug == slug)),
+                HookCredentials::Server { .. } => self.server_repository_mut(owner, slug),
+            };
+            let Some(repository) = repository else {
+                return false;
+            };
+            add_hook(repository, url, events);
+            return true;
+        }
         let repository = match credentials {
             HookCredentials::Cloud { key, secret_sha256 } => {
                 let Some(consumer) = self.consumer(key) else {
@@ -357,18 +506,23 @@ impl Bitbucket {
                 }
             }
         };
-        match repository.hooks.iter_mut().find(|h| h.url == url) {
-            Some(hook) => {
-                hook.active = true;
-                hook.events = events.to_vec();
-            }
-            None => repository.hooks.push(SeedHook {
-                url: url.to_owned(),
-                active: true,
-                events: events.to_vec(),
-            }),
-        }
+        add_hook(repository, url, events);
         true
+    }
+}
+
+/// Adds (or re-activates, with these events) the webhook `url` on `repository`.
+fn add_hook(repository: &mut SeedRepository, url: &str, events: &[String]) {
+    match repository.hooks.iter_mut().find(|h| h.url == url) {
+        Some(hook) => {
+            hook.active = true;
+            hook.events = events.to_vec();
+        }
+        None => repository.hooks.push(SeedHook {
+            url: url.to_owned(),
+            active: true,
+            events: events.to_vec(),
+        }),
     }
 }
 
@@ -426,6 +580,7 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
         w.bitbucket
             .requests
             .push(format!("{} {target}", request.method()));
+        w.bitbucket.open_up(request.uri().path(), request.headers());
         if w.bitbucket.throttle > 0 {
             w.bitbucket.throttle -= 1;
             true

@@ -886,6 +886,11 @@ impl World {
         steps: &[&str],
     ) -> Vec<Activity> {
         let fails = self.projects[project].seed.fail_activities;
+        // Registering the hooks registers the webhook on the fake Bitbucket with the
+        // integration's own credentials, and fails where Bitbucket would refuse them
+        // (platformsh-api.md §4.4 item 10: hook registration is the `register_hooks` activity;
+        // that it fails exactly then is inferred).
+        let registered = !steps.contains(&"register_hooks") || self.register(project, stored);
         let mut views = Vec::new();
         for step in steps {
             let id = self.next_id();
@@ -903,12 +908,66 @@ impl World {
                     kind: format!("integration.{}.{step}", stored.kind),
                     started: Instant::now(),
                     created: SystemTime::now(),
-                    fails: fails && *step == "register_hooks",
+                    fails: (fails || !registered) && *step == "register_hooks",
                 },
             );
             views.push(self.activity_view(&id).expect("just inserted"));
         }
         views
+    }
+
+    /// Registers `stored`'s webhook on the fake Bitbucket with its credentials: whether
+    /// Bitbucket allowed it.
+    fn register(&mut self, project: &str, stored: &Stored) -> bool {
+        use crate::sandbox::bitbucket::HookCredentials;
+        let hook = format!(
+            "{}/projects/{project}/integrations/{}/hook",
+            self.link_base, stored.id
+        );
+        let field = |key: &str| stored.fields.get(key).and_then(Value::as_str).unwrap_or("");
+        let secret = |key: &str| stored.secrets.get(key).map_or("", String::as_str);
+        match stored.kind.as_str() {
+            "bitbucket" => {
+                let key = stored
+                    .fields
+                    .get("app_credentials")
+                    .and_then(|c| c.get("key"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let Some((owner, slug)) = field("repository").split_once('/') else {
+                    return false;
+                };
+                let (owner, slug) = (owner.to_owned(), slug.to_owned());
+                let events = crate::live::CLOUD_HOOK_EVENTS.map(str::to_owned);
+                let secret_sha256 = secret("app_credentials.secret").to_owned();
+                self.register_hook(
+                    HookCredentials::Cloud {
+                        key,
+                        secret_sha256: &secret_sha256,
+                    },
+                    &owner,
+                    &slug,
+                    &hook,
+                    &events,
+                )
+            }
+            "bitbucket_server" => {
+                let events = crate::live::SERVER_HOOK_EVENTS.map(str::to_owned);
+                let (username, token) = (field("username").to_owned(), secret("token").to_owned());
+                let (owner, slug) = (field("project").to_owned(), field("repository").to_owned());
+                self.register_hook(
+                    HookCredentials::Server {
+                        username: &username,
+                        token_sha256: &token,
+                    },
+                    &owner,
+                    &slug,
+                    &hook,
+                    &events,
+                )
+            }
+            _ => true,
+        }
     }
 
     /// An activity as GET returns it: pending until `activity_delay` has passed.

@@ -36,10 +36,17 @@ impl Api {
     }
 
     /// The environment that points bbsync at this sandbox, with the test secrets set.
-    pub fn environment(&self) -> [(&'static str, String); 6] {
+    pub fn environment(&self) -> [(&'static str, String); 9] {
         [
+            // Their Bitbucket Server is `https://bb.example.com`, out of reach: the checks are
+            // tested on their own (`tests/it/preflight.rs`), against seeded fakes.
+            ("BBSYNC_SKIP_BITBUCKET_CHECKS", "true".to_owned()),
             ("BBSYNC_API_URL", self.sandbox.url().to_owned()),
             ("BBSYNC_AUTH_URL", self.sandbox.url().to_owned()),
+            // The sandbox serves the fake Bitbucket too (an unseeded one lets everything
+            // through; tests of the pre-flight seed it).
+            ("BBSYNC_BITBUCKET_API_URL", self.sandbox.url().to_owned()),
+            ("BBSYNC_BITBUCKET_AUTH_URL", self.sandbox.url().to_owned()),
             ("PLATFORMSH_CLI_TOKEN", self.sandbox.token().to_owned()),
             ("BITBUCKET_KEY", "consumer-key".to_owned()),
             ("BITBUCKET_SECRET", SECRET.to_owned()),
