@@ -95,7 +95,8 @@ async fn create_update_delete_send_the_exact_bodies() {
     assert_eq!(
         writes[0].body,
         json!({"type": "bitbucket", "repository": "acme/web", "app_credentials": {"key": "key", "secret": "secret"},
-               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false})
+               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false,
+               "environment_init_resources": "parent"})
     );
     assert_eq!(
         (writes[1].method.as_str(), &writes[1].body),

@@ -219,7 +219,13 @@ fn plan_then_apply_then_plan_is_empty() {
     assert_eq!(
         create.body,
         json!({"type": "bitbucket", "repository": "acme/shop", "app_credentials": {"key": "consumer-key", "secret": SECRET},
-               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false})
+               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false,
+               "environment_init_resources": "parent"}),
+        "every managed field, and what `platform integration:add` sends for an unmanaged one"
+    );
+    assert_eq!(
+        world.managed("missing")[0].fields["environment_init_resources"],
+        json!("parent")
     );
 }
 
