@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use world::{
-    Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject, World,
-    Write,
+    ActivityEnding, Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization,
+    SeedProject, World, Write,
 };
 
 use futures_util::StreamExt as _;
@@ -155,6 +155,7 @@ fn router(world: Shared) -> Router {
             "/projects/{project}/integrations/{id}/validate",
             post(validate),
         )
+        .route("/projects/{project}/activities", get(project_activities))
         .route("/projects/{project}/activities/{id}", get(activity))
         .route("/organizations/{org}/projects", get(organization_projects))
         .layer(middleware::from_fn_with_state(Arc::clone(&world), gate));
@@ -508,6 +509,17 @@ async fn activity(
     Path((project, id)): Path<(String, String)>,
 ) -> Response {
     answer(lock(&world).activity(&project, &id), StatusCode::OK)
+}
+
+async fn project_activities(
+    State(world): State<Shared>,
+    Path(project): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    answer(
+        lock(&world).project_activities(&project, &query),
+        StatusCode::OK,
+    )
 }
 
 async fn organization_projects(
