@@ -238,6 +238,7 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
     options.max_deletes = args.max_deletes;
     options.apply = Some(ApplyOptions {
         wait: !args.no_wait,
+        activity_timeout: args.activity_timeout,
         concurrency: settings.api.concurrency,
     });
     let source = match (&saved, &manifest) {

@@ -4,7 +4,9 @@ mod client;
 mod error;
 mod fetch;
 
-pub use client::{Client, ClientConfig, MAX_BODY, Stats, Validation, Written, check_url};
+pub use client::{
+    Awaited, Client, ClientConfig, MAX_BODY, Stats, Validation, Waited, Written, check_url,
+};
 pub use error::{ApiError, Call, chain};
 pub(crate) use error::{clean_text, redact};
 pub(crate) use fetch::project_state;

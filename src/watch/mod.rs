@@ -52,6 +52,8 @@ pub struct WatchOptions {
     pub max_deletes: Option<usize>,
     /// Wait for activities after writes.
     pub wait: bool,
+    /// `--activity-timeout`: how long to wait for them.
+    pub activity_timeout: Duration,
     /// Projects applied at once.
     pub concurrency: usize,
     /// Longest time to wait for the action in flight after SIGTERM.
@@ -77,6 +79,7 @@ impl WatchOptions {
             plan_only: false,
             max_deletes: None,
             wait: true,
+            activity_timeout: crate::apply::DEFAULT_ACTIVITY_TIMEOUT,
             concurrency: 16,
             grace: Duration::from_secs(60),
             history: 20,
@@ -497,6 +500,7 @@ impl Daemon {
             max_deletes: self.options.max_deletes,
             apply: (!self.options.plan_only).then_some(ApplyOptions {
                 wait: self.options.wait,
+                activity_timeout: self.options.activity_timeout,
                 concurrency: self.options.concurrency,
             }),
             ..PassOptions::default()

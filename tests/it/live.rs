@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bbsync::live::{self, Client, ClientConfig, Validation};
+use bbsync::live::{self, Awaited, Client, ClientConfig, Validation};
 use bbsync::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use bbsync::model::live::ProjectLive;
 use bbsync::model::secret::Secret;
@@ -335,10 +335,16 @@ async fn validate_and_activities() {
         .create_integration(&pid("p1"), &cloud_body(), &|_| false)
         .await
         .unwrap();
-    let finished = client
-        .wait_for_activities(&pid("p1"), created.activities)
+    let waited = client
+        .wait_for_activities(
+            &pid("p1"),
+            Awaited::Started(created.activities),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
+    assert!(!waited.timed_out);
+    let finished = waited.activities;
     assert!(finished.iter().all(|a| a.is_finished()));
     assert!(
         finished

@@ -461,9 +461,15 @@ fn a_failing_activity_is_reported_with_the_hook_url() {
     let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stdout.contains("failed    missing"), "{}", out.stdout);
+    // The activity, named with its ID; its `text`, then the tail of its log.
     assert!(
         out.stdout
-            .contains("integration.bitbucket.register_hooks` failed: Registering the webhook"),
+            .contains("activity `integration.bitbucket.register_hooks` (`"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("`) failed: Registering the webhook of the bitbucket integration for acme/shop failed (log: Registering the webhook on Bitbucket failed: the OAuth consumer lacks"),
         "{}",
         out.stdout
     );
