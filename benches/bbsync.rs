@@ -509,7 +509,7 @@ async fn apply_500() {
         let _ = client.list_integrations(&ProjectId::new("p0000000")).await;
         let options = ApplyOptions {
             wait: false,
-            concurrency,
+            ..ApplyOptions::new(concurrency)
         };
         let started = Instant::now();
         let report = apply::apply(

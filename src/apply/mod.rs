@@ -3,7 +3,8 @@
 //! Projects are applied in parallel (bounded), one action at a time within a project (a replace
 //! deletes, then creates). One failed action does not stop the others. Secrets are read from the
 //! environment only here, only for the actions that send them. After each write its activities
-//! are awaited unless `--no-wait`; a failed activity fails the action.
+//! are awaited unless `--no-wait`, for at most `--activity-timeout`; an activity that failed,
+//! was cancelled, ended without a result or did not finish in time fails the action.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::live::{Client, Written};
+use crate::live::{Awaited, Client, Written};
 use crate::model::ids::ProjectId;
 use crate::model::secret::Secret;
 use crate::model::{DesiredIntegration, Env, Field, FieldValue, IntegrationType};
@@ -57,13 +58,31 @@ pub(crate) enum ApplyError {
     Follow(#[source] crate::live::ApiError),
 }
 
+/// How long an apply waits for a write's activities by default (`--activity-timeout`): 10
+/// minutes. Inferred: the CLI waits without a bound; a fetch of a large repository takes
+/// minutes, and an unattended run must end.
+pub const DEFAULT_ACTIVITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Wait for the activities each write starts.
     pub wait: bool,
+    /// How long to wait for them ([`DEFAULT_ACTIVITY_TIMEOUT`] unless changed).
+    pub activity_timeout: std::time::Duration,
     /// Projects applied at once.
     pub concurrency: usize,
+}
+
+impl ApplyOptions {
+    /// Waiting for activities, for [`DEFAULT_ACTIVITY_TIMEOUT`], `concurrency` projects at once.
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            wait: true,
+            activity_timeout: DEFAULT_ACTIVITY_TIMEOUT,
+            concurrency,
+        }
+    }
 }
 
 /// What became of one action.
@@ -141,6 +160,9 @@ pub struct ActionReport {
 /// How an activity ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityReport {
+    /// Its ID, when the API gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// `integration.bitbucket.fetch`, ...
     #[serde(rename = "type")]
     pub kind: String,
@@ -148,8 +170,54 @@ pub struct ActivityReport {
     pub state: String,
     /// `success`, `failure`, or null.
     pub result: Option<String>,
-    /// The end of its log, when it failed.
+    /// Its plain-text description (spec `Activity.text`), when it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The end of its log, when it did not succeed.
     pub log: Option<String>,
+}
+
+impl ActivityReport {
+    /// Whether it finished (`complete` or `cancelled`, [`Activity::is_finished`]).
+    fn finished(&self) -> bool {
+        matches!(self.state.as_str(), "complete" | "cancelled")
+    }
+
+    /// Whether it finished with `success` ([`Activity::succeeded`]).
+    fn succeeded(&self) -> bool {
+        self.finished() && self.result.as_deref() == Some("success")
+    }
+
+    /// `` `integration.bitbucket.fetch` (`id`) ``: the activity, named.
+    fn name(&self) -> String {
+        match &self.id {
+            Some(id) => format!("`{}` (`{id}`)", self.kind),
+            None => format!("`{}`", self.kind),
+        }
+    }
+
+    /// What the API said about it: its `text`, then the tail of its log, never empty. The CLI
+    /// prints the description and then the log of a failed activity (legacy-cli
+    /// `src/Service/ActivityMonitor.php` `printResult`).
+    fn details(&self) -> String {
+        let text = self
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let log = self.log.as_deref().map(str::trim).filter(|l| !l.is_empty());
+        match (text, log) {
+            (Some(text), Some(log)) if text != log => format!("{text} (log: {log})"),
+            (Some(text), _) => text.to_owned(),
+            (None, Some(log)) => log.to_owned(),
+            (None, None) => match &self.id {
+                Some(id) => format!(
+                    "the API gave no text and no log for it (`platform activity:log {id}` may tell more)"
+                ),
+                None => "the API gave no text and no log for it".to_owned(),
+            },
+        }
+    }
 }
 
 /// The result of an apply.
@@ -281,25 +349,35 @@ async fn run(client: &Client, action: &Action, env: &Env, options: &ApplyOptions
             r.activities = done.activities;
             r.hook_url = done.hook_url;
             r.hook = done.hook;
-            if let Some(failed) = r
-                .activities
-                .iter()
-                .find(|a| a.result.as_deref() == Some("failure"))
-            {
+            let unfinished = r.activities.iter().find(|a| !a.finished());
+            if let (Some(timeout), Some(pending)) = (done.timed_out, unfinished) {
+                // A timeout is never a success: the write was made, what it started is unknown.
                 r.outcome = Outcome::Failed;
                 r.message = Some(format!(
-                    "the write was made, but activity `{}` failed: {}",
-                    failed.kind,
-                    failed.log.as_deref().unwrap_or("no log")
+                    "the write was made, but activity {} was still `{}` after {} (`--activity-timeout`)",
+                    pending.name(),
+                    pending.state,
+                    humantime(timeout)
                 ));
-            } else if let Some(pending) = r
-                .activities
-                .iter()
-                .find(|a| !matches!(a.state.as_str(), "complete" | "cancelled"))
+            } else if let Some(failed) =
+                r.activities.iter().find(|a| a.finished() && !a.succeeded())
             {
+                let how = match (failed.state.as_str(), failed.result.as_deref()) {
+                    ("cancelled", _) => "was cancelled",
+                    (_, Some("failure")) => "failed",
+                    _ => "ended without a success",
+                };
+                r.outcome = Outcome::Failed;
                 r.message = Some(format!(
-                    "activity `{}` was still `{}` when bbsync stopped waiting",
-                    pending.kind, pending.state
+                    "the write was made, but activity {} {how}: {}",
+                    failed.name(),
+                    failed.details()
+                ));
+            } else if let Some(pending) = unfinished {
+                r.message = Some(format!(
+                    "activity {} was `{}` when bbsync moved on (`--no-wait`)",
+                    pending.name(),
+                    pending.state
                 ));
             }
             r
@@ -332,6 +410,20 @@ struct Done {
     hook_url: Option<String>,
     hook: Option<String>,
     recovered: bool,
+    /// The wait for its activities ran out after this long.
+    timed_out: Option<std::time::Duration>,
+}
+
+/// `10m`, `90s`, `250ms`: a duration as the flags take it.
+fn humantime(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(60_000) && millis > 0 {
+        format!("{}m", millis / 60_000)
+    } else if millis.is_multiple_of(1000) {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{millis}ms")
+    }
 }
 
 async fn finish(
@@ -340,17 +432,31 @@ async fn finish(
     written: Written,
     options: &ApplyOptions,
 ) -> Result<Done, ApplyError> {
-    let activities = if options.wait && !written.activities.is_empty() {
-        client
-            .wait_for_activities(project, written.activities)
-            .await
-            .map_err(ApplyError::Follow)?
-    } else {
-        written.activities
+    // A create recovered by re-listing lost its answer, and the activities named in it: they
+    // are looked for in the project's activity listing instead.
+    let awaited = match (&written.entity, written.recovered) {
+        (Some(entity), true) if written.activities.is_empty() => {
+            Some(Awaited::OfIntegration(entity.id.clone()))
+        }
+        _ if written.activities.is_empty() => None,
+        _ => Some(Awaited::Started(written.activities.clone())),
+    };
+    let (activities, timed_out) = match awaited {
+        Some(awaited) if options.wait => {
+            let waited = client
+                .wait_for_activities(project, awaited, options.activity_timeout)
+                .await
+                .map_err(ApplyError::Follow)?;
+            (
+                waited.activities,
+                waited.timed_out.then_some(options.activity_timeout),
+            )
+        }
+        _ => (written.activities, None),
     };
     let hook_failed = activities
         .iter()
-        .any(|a| a.kind.ends_with(".register_hooks") && a.result.as_deref() == Some("failure"));
+        .any(|a| a.kind.ends_with(".register_hooks") && a.is_finished() && !a.succeeded());
     let hook = written
         .entity
         .as_ref()
@@ -364,17 +470,23 @@ async fn finish(
         hook_url,
         hook,
         recovered: written.recovered,
+        timed_out,
     })
 }
 
 fn activity_report(activity: &Activity) -> ActivityReport {
-    let failed = activity.result.as_deref() == Some("failure");
+    let failed = activity.is_finished() && !activity.succeeded();
     // The API's text, made safe to print (no terminal control sequences).
     let clean = crate::live::clean_text;
     ActivityReport {
+        id: activity.id.as_deref().map(clean),
         kind: clean(&activity.kind),
         state: clean(&activity.state),
         result: activity.result.as_deref().map(clean),
+        text: failed
+            .then(|| activity.text.as_deref().map(|t| clean(&excerpt(t))))
+            .flatten()
+            .filter(|t| !t.is_empty()),
         log: failed.then(|| clean(&excerpt(activity.log.as_deref().unwrap_or("")))),
     }
 }
@@ -471,8 +583,11 @@ fn redact_done(done: Result<Done, ApplyError>, secret: &str) -> Result<Done, App
     match done {
         Ok(mut done) => {
             for activity in &mut done.activities {
-                if let Some(log) = &mut activity.log {
-                    *log = crate::live::redact(log, secret);
+                for text in [&mut activity.log, &mut activity.text]
+                    .into_iter()
+                    .flatten()
+                {
+                    *text = crate::live::redact(text, secret);
                 }
             }
             Ok(done)

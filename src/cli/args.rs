@@ -237,6 +237,9 @@ pub(crate) struct ApplyArgs {
     /// Do not wait for the activities each write starts.
     #[arg(long)]
     pub no_wait: bool,
+    /// Longest wait for a write's activities; one still unfinished then fails its action.
+    #[arg(long, value_parser = parse_activity_timeout, default_value = "10m", conflicts_with = "no_wait")]
+    pub activity_timeout: std::time::Duration,
     /// Send the current credentials to every existing managed integration.
     #[arg(long)]
     pub rotate_credentials: bool,
@@ -297,6 +300,9 @@ pub(crate) struct WatchArgs {
     /// Do not wait for the activities each write starts.
     #[arg(long)]
     pub no_wait: bool,
+    /// Longest wait for a write's activities; one still unfinished then fails its action.
+    #[arg(long, value_parser = parse_activity_timeout, default_value = "10m", conflicts_with = "no_wait")]
+    pub activity_timeout: std::time::Duration,
     /// Quiet time that ends a burst of manifest changes.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub debounce: std::time::Duration,
@@ -388,6 +394,17 @@ pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     match parse_duration(text)? {
         std::time::Duration::ZERO => {
             Err("must be more than 0 (a zero timeout fails every request)".to_owned())
+        }
+        timeout => Ok(timeout),
+    }
+}
+
+/// `--activity-timeout`: a duration from 1ms to a week (0 would fail every write that starts
+/// an activity; `--no-wait` is how not to wait).
+pub(crate) fn parse_activity_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        std::time::Duration::ZERO => {
+            Err("must be more than 0 (to not wait at all, use `--no-wait`)".to_owned())
         }
         timeout => Ok(timeout),
     }

@@ -96,10 +96,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
         painter.paint(bold, "$ bbsync apply --auto-approve")
     )?;
     let options = PassOptions {
-        apply: Some(ApplyOptions {
-            wait: true,
-            concurrency: 8,
-        }),
+        apply: Some(ApplyOptions::new(8)),
         ..PassOptions::default()
     };
     let report = reconciler

@@ -240,6 +240,7 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
     options.max_environment_deletes = args.max_environment_deletes;
     options.apply = Some(ApplyOptions {
         wait: !args.no_wait,
+        activity_timeout: args.activity_timeout,
         concurrency: settings.api.concurrency,
     });
     let source = match (&saved, &manifest) {

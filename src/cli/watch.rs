@@ -19,6 +19,7 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
     options.max_deletes = args.max_deletes;
     options.max_environment_deletes = args.max_environment_deletes;
     options.wait = !args.no_wait;
+    options.activity_timeout = args.activity_timeout;
     options.concurrency = settings.api.concurrency;
     options.state_dir = args.state_dir.clone();
     let daemon = Daemon::new(options, reconciler);

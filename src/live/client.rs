@@ -50,10 +50,8 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// Longest backoff delay (and longest `Retry-After` honoured).
     pub max_backoff: Duration,
-    /// Time between activity polls.
+    /// Time between activity polls (1 s: the CLI's, legacy-cli `ActivityMonitor::waitMultiple`).
     pub activity_poll: Duration,
-    /// Time to wait for activities before giving up on them.
-    pub activity_timeout: Duration,
     /// The largest answer body read, in bytes ([`MAX_BODY`] unless changed).
     pub max_body: usize,
     /// How long after a create whose outcome is unclear the project is listed a second time,
@@ -83,7 +81,6 @@ impl ClientConfig {
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             activity_poll: Duration::from_secs(1),
-            activity_timeout: Duration::from_secs(600),
             max_body: MAX_BODY,
             create_recheck: Duration::from_secs(2),
         }
@@ -127,6 +124,25 @@ pub struct Written {
     pub activities: Vec<Activity>,
     /// A create whose answer was lost, found by re-listing: taken as created.
     pub recovered: bool,
+}
+
+/// The activities to wait for after a write ([`Client::wait_for_activities`]).
+#[derive(Debug, Clone)]
+pub enum Awaited {
+    /// Those the write's answer named (`_embedded.activities`).
+    Started(Vec<Activity>),
+    /// Those of this integration, found in the project's activity listing: a create recovered
+    /// by re-listing ([`Written::recovered`]), whose answer was lost.
+    OfIntegration(String),
+}
+
+/// What a wait for activities saw.
+#[derive(Debug, Clone)]
+pub struct Waited {
+    /// The activities, as last seen.
+    pub activities: Vec<Activity>,
+    /// The wait ran out of time with some not finished.
+    pub timed_out: bool,
 }
 
 /// The answer of `#validate`.
@@ -805,31 +821,123 @@ impl Client {
         }
     }
 
-    /// Polls `activities` until each is complete or cancelled (or the wait times out); returns
-    /// their last known states. `progress` is told how many are finished.
+    /// Polls the activities a write started until each is `complete` or `cancelled`, or
+    /// `timeout` passes; returns their last known states and whether the wait timed out.
+    ///
+    /// As the CLI does (legacy-cli `src/Service/ActivityMonitor.php` `waitMultiple`,
+    /// platformsh-api.md §1.9): every [`ClientConfig::activity_poll`] (1 s, the CLI's), **one**
+    /// `GET /projects/{id}/activities?starts_at=<newest created_at of those awaited>` (spec
+    /// `list-projects-activities`; `starts_at` as client-php `HasActivitiesTrait` sends it: the
+    /// listing holds activities created at or before it, newest first) refreshes all of them;
+    /// only an unfinished one missing from that listing is fetched on its own, at its `self`
+    /// link (or `/projects/{id}/activities/{activity}`, spec `get-projects-activities`).
+    ///
+    /// [`Awaited::OfIntegration`] (a create recovered by re-listing, whose answer and its
+    /// `_embedded.activities` were lost) first finds them in the listing: the activities whose
+    /// `integration` is the one created (spec `Activity.integration`) and whose type is an
+    /// `integration.*` one (platformsh-api.md §1.3). Inferred: an integration's activities name
+    /// it there, and are in the listing's first page; none found means none to wait for.
     pub async fn wait_for_activities(
         &self,
         project: &ProjectId,
-        mut activities: Vec<Activity>,
-    ) -> Result<Vec<Activity>, ApiError> {
-        let deadline = Instant::now() + self.inner.config.activity_timeout;
+        awaited: Awaited,
+        timeout: Duration,
+    ) -> Result<Waited, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut activities = match awaited {
+            Awaited::Started(activities) => activities,
+            Awaited::OfIntegration(id) => self
+                .list_activities(project, None)
+                .await?
+                .into_iter()
+                .filter(|a| {
+                    a.integration.as_deref() == Some(id.as_str())
+                        && a.kind.starts_with("integration.")
+                })
+                .collect(),
+        };
         loop {
-            if activities.iter().all(Activity::is_finished) || Instant::now() >= deadline {
-                return Ok(activities);
+            if activities.iter().all(Activity::is_finished) {
+                return Ok(Waited {
+                    activities,
+                    timed_out: false,
+                });
             }
-            tokio::time::sleep(self.inner.config.activity_poll).await;
-            for activity in activities.iter_mut().filter(|a| !a.is_finished()) {
-                let url = match (activity.links.href("self"), &activity.id) {
-                    (Some(href), _) => self.rebase(href),
-                    (None, Some(id)) => self.url(&format!("/projects/{project}/activities/{id}")),
-                    (None, None) => continue,
-                };
-                let body = self
-                    .send(Method::GET, url.clone(), None, Retry::Idempotent)
-                    .await?;
-                *activity = serde_json::from_value(body)
-                    .map_err(|e| self.shape(&url, "GET", &format!("not an activity ({e})")))?;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Waited {
+                    activities,
+                    timed_out: true,
+                });
             }
+            tokio::time::sleep((deadline - now).min(self.inner.config.activity_poll)).await;
+            self.refresh_activities(project, &mut activities).await?;
+        }
+    }
+
+    /// One poll of [`Client::wait_for_activities`]: one listing, and a GET for an unfinished
+    /// activity the listing lacks.
+    async fn refresh_activities(
+        &self,
+        project: &ProjectId,
+        activities: &mut [Activity],
+    ) -> Result<(), ApiError> {
+        // The newest `created_at` of those awaited, compared as dates (the API writes them as
+        // RFC 3339, offsets included).
+        let newest = activities
+            .iter()
+            .filter_map(|a| {
+                let text = a.created_at.as_deref()?;
+                Some((crate::wire::time::parse_rfc3339(text)?, text))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, text)| text.to_owned());
+        let listed = self.list_activities(project, newest.as_deref()).await?;
+        for activity in activities.iter_mut().filter(|a| !a.is_finished()) {
+            let found = activity
+                .id
+                .as_ref()
+                .and_then(|id| listed.iter().find(|l| l.id.as_ref() == Some(id)));
+            if let Some(found) = found {
+                *activity = found.clone();
+                continue;
+            }
+            let url = match (activity.links.href("self"), &activity.id) {
+                (Some(href), _) => self.rebase(href),
+                (None, Some(id)) => self.url(&format!("/projects/{project}/activities/{id}")),
+                (None, None) => continue,
+            };
+            let body = self
+                .send(Method::GET, url.clone(), None, Retry::Idempotent)
+                .await?;
+            *activity = serde_json::from_value(body)
+                .map_err(|e| self.shape(&url, "GET", &format!("not an activity ({e})")))?;
+        }
+        Ok(())
+    }
+
+    /// A project's activities, newest first (spec `list-projects-activities`: an
+    /// `ActivityCollection`, a bare array), created at or before `starts_at` when given. An
+    /// entry that cannot be read is skipped (it is not one bbsync waits for, or it is
+    /// fetched on its own).
+    async fn list_activities(
+        &self,
+        project: &ProjectId,
+        starts_at: Option<&str>,
+    ) -> Result<Vec<Activity>, ApiError> {
+        let mut url = self.url(&format!("/projects/{project}/activities"));
+        if let Some(at) = starts_at {
+            url.query_pairs_mut().append_pair("starts_at", at);
+        }
+        let body = self
+            .send(Method::GET, url.clone(), None, Retry::Idempotent)
+            .await?;
+        match body {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect()),
+            _ => Err(self.shape(&url, "GET", "expected a list of activities")),
         }
     }
 

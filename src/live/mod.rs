@@ -10,7 +10,9 @@ pub use bitbucket::{
     CheckOutcome, NEEDED_SCOPES, Preflight, RepositoryRef, SERVER_HOOK_EVENTS, missing_scopes,
     platform_hook_integration, scope_covers,
 };
-pub use client::{Client, ClientConfig, MAX_BODY, Stats, Validation, Written, check_url};
+pub use client::{
+    Awaited, Client, ClientConfig, MAX_BODY, Stats, Validation, Waited, Written, check_url,
+};
 pub use error::{ApiError, Call, chain, explain};
 pub(crate) use error::{clean_text, redact};
 pub use fetch::{fetch, live_integration, project_live};

@@ -74,10 +74,14 @@ fn server() -> DesiredIntegration {
     }
 }
 
-/// What the API returns after creating `wanted`: its fields plus the server's defaults
+/// What the API returns after creating `wanted`: its fields, what the create body adds for
+/// unmanaged ones ([`crate::wire::body::unmanaged_on_create`]), plus the server's defaults
 /// ([`crate::wire::defaults`], the table the sandbox applies) for the fields it omits.
 fn live_from(id: &str, wanted: &DesiredIntegration) -> LiveIntegration {
     let mut fields = wanted.fields.clone();
+    for (field, value) in crate::wire::body::unmanaged_on_create(wanted.kind) {
+        fields.entry(field).or_insert(value);
+    }
     for (field, value) in crate::wire::defaults::on_create_fields(wanted.kind) {
         fields.entry(field).or_insert(value);
     }
@@ -175,7 +179,7 @@ fn every_managed_option_drifted_is_an_update() {
 #[test]
 fn set_options_are_compared_and_not_managed_ones_never_diff() {
     let wanted = cloud(&[
-        (Field::EnvironmentInitResources, text("parent")),
+        (Field::EnvironmentInitResources, text("minimum")),
         (Field::PullRequestsCloneParentData, FieldValue::Bool(false)),
     ]);
     let mut current = live_from("i1", &cloud(&[]));

@@ -30,8 +30,8 @@ use tokio::task::JoinHandle;
 
 pub use bitbucket::{Bitbucket, BitbucketSeed};
 pub use world::{
-    Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization, SeedProject,
-    TokenErrors, World, Write,
+    ActivityEnding, Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization,
+    SeedProject, TokenErrors, World, Write,
 };
 
 use futures_util::StreamExt as _;
@@ -158,6 +158,7 @@ fn router(world: Shared) -> Router {
             "/projects/{project}/integrations/{id}/validate",
             post(validate),
         )
+        .route("/projects/{project}/activities", get(project_activities))
         .route("/projects/{project}/activities/{id}", get(activity))
         .route("/organizations/{org}", get(organization))
         .route("/organizations/{org}/projects", get(organization_projects))
@@ -619,6 +620,17 @@ async fn activity(
 
 async fn organization(State(world): State<Shared>, Path(org): Path<String>) -> Response {
     answer(lock(&world).organization(&org), StatusCode::OK)
+}
+
+async fn project_activities(
+    State(world): State<Shared>,
+    Path(project): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    answer(
+        lock(&world).project_activities(&project, &query),
+        StatusCode::OK,
+    )
 }
 
 async fn organization_projects(

@@ -187,6 +187,24 @@ pub struct LateCommit {
     pub status: Option<u16>,
 }
 
+/// How the sandbox's activities end ([`World::activity_ending`]). Each is an answer the real
+/// API can give: spec `Activity.state` and `Activity.result`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ActivityEnding {
+    /// `complete` with `success`, unless the project's seed says `fail_activities` (then the
+    /// hook registration ends `complete` with `failure`, with a `text` and a `log`).
+    #[default]
+    AsSeeded,
+    /// `cancelled` with `failure` (the CLI shows these as "cancelled" and fails the wait:
+    /// legacy-cli `src/Service/ActivityMonitor.php` `printResult`).
+    Cancelled,
+    /// `complete` with `failure`, an empty `text` and an empty `log`: a failure the API
+    /// explains nowhere (inferred possible: both are nullable or free text in the spec).
+    FailedSilently,
+    /// Never finishes: `pending`, then `in_progress` forever (an activity stuck in the queue).
+    Never,
+}
+
 /// A write the sandbox received, with its body as sent (tests assert exact shapes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
@@ -234,10 +252,25 @@ pub struct Project {
 struct ActivityRecord {
     project: String,
     integration: String,
+    /// The integration's type and repository, for the activity's text (inferred wording).
+    subject: String,
     kind: String,
     started: Instant,
     created: SystemTime,
-    fails: bool,
+    /// How long it takes ([`World::activity_delay`] when it started).
+    delay: Duration,
+    ending: Ending,
+}
+
+/// How one activity ends, decided when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Success,
+    /// The seed's `fail_activities`: hook registration fails, with a reason in `text` and `log`.
+    HookFailure,
+    Cancelled,
+    FailedSilently,
+    Never,
 }
 
 /// An API error to answer with.
@@ -309,8 +342,13 @@ pub struct World {
     pub faults: Faults,
     /// A hostile API (off by default).
     pub hostile: Hostile,
-    /// Time activities take to complete.
+    /// Time activities take to complete (the first half `pending`, the second `in_progress`).
     pub activity_delay: Duration,
+    /// How activities end (tests set it on a running sandbox).
+    pub activity_ending: ActivityEnding,
+    /// Activities a project listing returns at most without `count` (inferred: the API's
+    /// default page size is not documented; the CLI's `activity:list` shows 10 by default).
+    pub activity_page: usize,
     /// Base of HAL links (a regional host, as the real API uses).
     pub link_base: String,
     /// Projects per page of an organization listing, unless asked for fewer.
@@ -363,6 +401,8 @@ impl World {
             faults,
             hostile: Hostile::default(),
             activity_delay: Duration::ZERO,
+            activity_ending: ActivityEnding::AsSeeded,
+            activity_page: 10,
             // Links name a regional host (platformsh-api.md §1.1).
             link_base: "https://eu-3.platform.sh/api".to_owned(),
             page_size: 20,
@@ -891,6 +931,10 @@ impl World {
         // (platformsh-api.md §4.4 item 10: hook registration is the `register_hooks` activity;
         // that it fails exactly then is inferred).
         let registered = !steps.contains(&"register_hooks") || self.register(project, stored);
+        let subject = match stored.fields.get("repository").and_then(Value::as_str) {
+            Some(repository) => format!("{} integration for {repository}", stored.kind),
+            None => format!("{} integration", stored.kind),
+        };
         let mut views = Vec::new();
         for step in steps {
             let id = self.next_id();
@@ -899,16 +943,27 @@ impl World {
             {
                 self.activities.remove(&oldest);
             }
+            let ending = match self.activity_ending {
+                ActivityEnding::AsSeeded if (fails || !registered) && *step == "register_hooks" => {
+                    Ending::HookFailure
+                }
+                ActivityEnding::AsSeeded => Ending::Success,
+                ActivityEnding::Cancelled => Ending::Cancelled,
+                ActivityEnding::FailedSilently => Ending::FailedSilently,
+                ActivityEnding::Never => Ending::Never,
+            };
             self.activity_order.push_back(id.clone());
             self.activities.insert(
                 id.clone(),
                 ActivityRecord {
                     project: project.to_owned(),
                     integration: stored.id.clone(),
+                    subject: subject.clone(),
                     kind: format!("integration.{}.{step}", stored.kind),
                     started: Instant::now(),
                     created: SystemTime::now(),
-                    fails: (fails || !registered) && *step == "register_hooks",
+                    delay: self.activity_delay,
+                    ending,
                 },
             );
             views.push(self.activity_view(&id).expect("just inserted"));
@@ -970,7 +1025,7 @@ impl World {
         }
     }
 
-    /// An activity as GET returns it: pending until `activity_delay` has passed.
+    /// An activity as GET returns it.
     pub(crate) fn activity(&self, project: &str, id: &str) -> Result<Value, Rejection> {
         self.project(project)?;
         match self.activities.get(id) {
@@ -981,21 +1036,150 @@ impl World {
         }
     }
 
-    /// An activity: `in_progress` until done, then `complete` with a `success` or `failure`
-    /// result (spec `Activity` states and results).
+    /// A project's activities, newest first: spec `list-projects-activities`, an
+    /// `ActivityCollection` (a bare array). The spec documents no query parameters; these are
+    /// the ones client-php's `HasActivitiesTrait::getActivities` sends: `type`, `state` and
+    /// `result` filter (several values: repeated or comma-separated, inferred), `starts_at`
+    /// keeps those created at or before it ("Only activities created before this date will
+    /// be listed", the CLI's `--start`; inclusive, inferred from `ActivityMonitor`, which
+    /// passes the newest `created_at` of the activities it waits for and expects them all),
+    /// and `count` caps the page (default [`World::activity_page`]).
+    pub(crate) fn project_activities(
+        &self,
+        project: &str,
+        query: &[(String, String)],
+    ) -> Result<Value, Rejection> {
+        self.project(project)?;
+        let values = |name: &str| -> Vec<String> {
+            query
+                .iter()
+                .filter(|(key, _)| key == name || key.strip_suffix("[]") == Some(name))
+                .flat_map(|(_, value)| value.split(',').map(str::trim).map(str::to_owned))
+                .filter(|value| !value.is_empty())
+                .collect()
+        };
+        let (types, states, results) = (values("type"), values("state"), values("result"));
+        let starts_at = match values("starts_at").first() {
+            Some(text) => Some(crate::wire::time::parse_rfc3339(text).ok_or_else(|| {
+                Rejection::invalid("starts_at", format!("`{text}` is not a date"))
+            })?),
+            None => None,
+        };
+        let count = match values("count").first() {
+            Some(text) => text
+                .parse::<usize>()
+                .map_err(|_| Rejection::invalid("count", format!("`{text}` is not a number")))?,
+            None => self.activity_page,
+        };
+        let mut views: Vec<Activity> = self
+            .activity_order
+            .iter()
+            .rev()
+            .filter(|id| self.activities[*id].project == project)
+            .filter(|id| {
+                // Dates are to the second: compare whole seconds.
+                starts_at.is_none_or(|at| {
+                    crate::wire::time::unix_seconds(self.activities[*id].created).floor() <= at
+                })
+            })
+            .filter_map(|id| self.activity_view(id))
+            .filter(|a| types.is_empty() || types.contains(&a.kind))
+            .filter(|a| states.is_empty() || states.contains(&a.state))
+            .filter(|a| {
+                results.is_empty() || a.result.as_ref().is_some_and(|r| results.contains(r))
+            })
+            .collect();
+        views.truncate(count);
+        Ok(to_json(&views))
+    }
+
+    /// Every activity of `project` as the sandbox answers it (newest first, unfiltered, no
+    /// page limit): for tests that check its answers against the spec.
+    pub fn activities_of(&self, project: &str) -> Vec<Value> {
+        self.activity_order
+            .iter()
+            .rev()
+            .filter(|id| self.activities[*id].project == project)
+            .filter_map(|id| self.activity_view(id))
+            .map(|a| to_json(&a))
+            .collect()
+    }
+
+    /// An activity: `pending` for the first half of its delay, `in_progress` for the
+    /// second, then `complete` or `cancelled` with a result (spec `Activity`: its `state` enum,
+    /// its nullable `result` enum, and every field of its `required` list, plus `id` (Upsun
+    /// spec), `integration` and `_links.self`). `text` and `log` wording are inferred.
     fn activity_view(&self, id: &str) -> Option<Activity> {
         let record = self.activities.get(id)?;
-        let done = record.started.elapsed() >= self.activity_delay;
-        let (state, result, log) = match (done, record.fails) {
-            (false, _) => ("in_progress", None, String::new()),
-            (true, false) => ("complete", Some("success"), "Done.".to_owned()),
-            (true, true) => (
+        let elapsed = record.started.elapsed();
+        let done = elapsed >= record.delay && record.ending != Ending::Never;
+        let started = done || elapsed >= record.delay / 2;
+        let step = record.kind.rsplit('.').next().unwrap_or("");
+        let doing = match step {
+            "register_hooks" => "Registering the webhook of",
+            "fetch" => "Fetching from",
+            _ => "Working on",
+        };
+        let text = format!("{doing} the {}", record.subject);
+        let (state, result, text, log) = match (done, record.ending) {
+            (false, _) if started => ("in_progress", None, text, format!("{doing}...")),
+            (false, _) => ("pending", None, text, String::new()),
+            (true, Ending::Success | Ending::Never) => {
+                ("complete", Some("success"), text, "Done.".to_owned())
+            }
+            (true, Ending::HookFailure) => (
                 "complete",
                 Some("failure"),
+                format!("Registering the webhook of the {} failed", record.subject),
                 "Registering the webhook on Bitbucket failed: the OAuth consumer lacks the Webhooks Read and Write permission."
                     .to_owned(),
             ),
+            (true, Ending::Cancelled) => ("cancelled", Some("failure"), text, String::new()),
+            (true, Ending::FailedSilently) => {
+                ("complete", Some("failure"), String::new(), String::new())
+            }
         };
+        let created = rfc3339(record.created);
+        let at = |offset: Duration| rfc3339(record.created + offset);
+        let mut other = Map::new();
+        let null = Value::Null;
+        other.insert(
+            "updated_at".to_owned(),
+            at(elapsed.min(record.delay)).into(),
+        );
+        other.insert("parameters".to_owned(), Value::Object(Map::new()));
+        other.insert("environments".to_owned(), Value::Array(Vec::new()));
+        other.insert(
+            "started_at".to_owned(),
+            if started {
+                at(record.delay / 2).into()
+            } else {
+                null.clone()
+            },
+        );
+        let finished_at = if done {
+            at(record.delay).into()
+        } else {
+            null.clone()
+        };
+        let cancelled = done && state == "cancelled";
+        other.insert(
+            "completed_at".to_owned(),
+            if cancelled {
+                null.clone()
+            } else {
+                finished_at.clone()
+            },
+        );
+        other.insert(
+            "cancelled_at".to_owned(),
+            if cancelled { finished_at } else { null.clone() },
+        );
+        other.insert("timings".to_owned(), Value::Object(Map::new()));
+        other.insert("payload".to_owned(), Value::Object(Map::new()));
+        other.insert("description".to_owned(), text.clone().into());
+        other.insert("expires_at".to_owned(), null);
+        other.insert("commands".to_owned(), Value::Array(Vec::new()));
         Some(Activity {
             id: Some(id.to_owned()),
             kind: record.kind.clone(),
@@ -1003,9 +1187,15 @@ impl World {
             result: result.map(str::to_owned),
             project: Some(record.project.clone()),
             integration: Some(record.integration.clone()),
-            created_at: Some(rfc3339(record.created)),
-            completion_percent: Some(if done { 100 } else { 50 }),
+            created_at: Some(created),
+            completion_percent: Some(match (done, started) {
+                (true, _) => 100,
+                (false, true) => 50,
+                (false, false) => 0,
+            }),
+            text: Some(text),
             log: Some(log),
+            other,
             links: Links::new().with(
                 "self",
                 format!(
@@ -1366,6 +1556,85 @@ mod tests {
         let seed: Seed =
             serde_json::from_value(json!({"projects": [{"id": "p1"}, {"id": "p2"}]})).unwrap();
         World::new(seed, Faults::default()).unwrap()
+    }
+
+    #[test]
+    fn activities_go_pending_then_in_progress_then_complete() {
+        let mut w = world();
+        w.activity_delay = Duration::from_millis(300);
+        let body = json!({"type": "bitbucket", "repository": "a/b"});
+        let answer = w.create("p1", &body).unwrap();
+        let first = &answer["_embedded"]["activities"][0];
+        assert_eq!(
+            (&first["state"], &first["result"], &first["started_at"]),
+            (&json!("pending"), &Value::Null, &Value::Null)
+        );
+        let id = first["id"].as_str().unwrap().to_owned();
+        std::thread::sleep(Duration::from_millis(160));
+        assert_eq!(w.activity("p1", &id).unwrap()["state"], "in_progress");
+        std::thread::sleep(Duration::from_millis(160));
+        let done = w.activity("p1", &id).unwrap();
+        assert_eq!(
+            (&done["state"], &done["result"]),
+            (&json!("complete"), &json!("success"))
+        );
+        assert!(done["completed_at"].is_string() && done["cancelled_at"].is_null());
+        // The spec's states only; `text` and `log` are strings (no invented field).
+        assert!(crate::wire::STATES.contains(&done["state"].as_str().unwrap()));
+        assert!(done["text"].is_string() && done["log"].is_string());
+    }
+
+    #[test]
+    fn cancelled_and_never_ending_activities() {
+        let mut w = world();
+        w.activity_ending = ActivityEnding::Cancelled;
+        let body = json!({"type": "bitbucket", "repository": "a/b"});
+        let answer = w.create("p1", &body).unwrap();
+        let cancelled = &answer["_embedded"]["activities"][0];
+        assert_eq!(
+            (&cancelled["state"], &cancelled["result"]),
+            (&json!("cancelled"), &json!("failure"))
+        );
+        assert!(cancelled["cancelled_at"].is_string() && cancelled["completed_at"].is_null());
+        w.activity_ending = ActivityEnding::Never;
+        let answer = w.create("p2", &body).unwrap();
+        assert_eq!(answer["_embedded"]["activities"][0]["state"], "in_progress");
+    }
+
+    #[test]
+    fn the_project_activity_listing_filters_like_the_clients_ask() {
+        let mut w = world();
+        let body = json!({"type": "bitbucket", "repository": "a/b"});
+        w.create("p1", &body).unwrap();
+        w.create("p2", &body).unwrap();
+        let query = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let all = w.project_activities("p1", &[]).unwrap();
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 2, "only the project's own");
+        // Newest first: the create started register_hooks, then fetch.
+        assert_eq!(all[0]["type"], "integration.bitbucket.fetch");
+        let created = all[0]["created_at"].as_str().unwrap();
+        let listed = |pairs: &[(&str, &str)]| {
+            w.project_activities("p1", &query(pairs))
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(listed(&[("starts_at", created)]), 2, "inclusive");
+        assert_eq!(listed(&[("starts_at", "2000-01-01T00:00:00+00:00")]), 0);
+        assert_eq!(listed(&[("type", "integration.bitbucket.fetch")]), 1);
+        assert_eq!(listed(&[("state", "complete"), ("result", "success")]), 2);
+        assert_eq!(listed(&[("state", "pending,in_progress")]), 0);
+        assert_eq!(listed(&[("count", "1")]), 1);
+        let bad = w.project_activities("p1", &query(&[("starts_at", "soon")]));
+        assert_eq!(bad.unwrap_err().status, 400);
+        assert_eq!(w.project_activities("nope", &[]).unwrap_err().status, 404);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct WatchOptions {
     pub max_environment_deletes: usize,
     /// Wait for activities after writes.
     pub wait: bool,
+    /// `--activity-timeout`: how long to wait for them.
+    pub activity_timeout: Duration,
     /// Projects applied at once.
     pub concurrency: usize,
     /// Longest time to wait for the action in flight after SIGTERM.
@@ -80,6 +82,7 @@ impl WatchOptions {
             max_deletes: None,
             max_environment_deletes: 0,
             wait: true,
+            activity_timeout: crate::apply::DEFAULT_ACTIVITY_TIMEOUT,
             concurrency: 16,
             grace: Duration::from_secs(60),
             history: 20,
@@ -505,6 +508,7 @@ impl Daemon {
             max_environment_deletes: self.options.max_environment_deletes,
             apply: (!self.options.plan_only).then_some(ApplyOptions {
                 wait: self.options.wait,
+                activity_timeout: self.options.activity_timeout,
                 concurrency: self.options.concurrency,
             }),
             ..PassOptions::default()

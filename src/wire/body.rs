@@ -8,7 +8,26 @@ use serde_json::{Map, Value};
 use crate::model::secret::Secret;
 use crate::model::{Field, FieldValue, IntegrationType, SecretField};
 
-/// The body of a POST: the type, every field, and the credentials.
+/// What a create sends for a field the manifest leaves unmanaged, as `platform integration:add`
+/// does: `environment_init_resources: parent`. Source: legacy-cli
+/// `src/Command/Integration/IntegrationCommandBase.php`, field `environment_init_resources`
+/// (option `--resources-init`, `'default' => 'parent'`, `'required' => false`, for the types
+/// bitbucket, bitbucket_server, github and gitlab); the add command sends every field whose
+/// conditions hold with its default (platformsh-api.md §4.1, §4.2, §2.3 examples). The API's own
+/// default when the field is omitted is unknown (§2.1), so sending it makes the result known.
+/// Only on create: the field stays unmanaged, never compared nor patched.
+pub(crate) fn unmanaged_on_create(kind: IntegrationType) -> Vec<(Field, FieldValue)> {
+    [(
+        Field::EnvironmentInitResources,
+        FieldValue::Text("parent".to_owned()),
+    )]
+    .into_iter()
+    .filter(|(field, _)| field.applies_to(kind))
+    .collect()
+}
+
+/// The body of a POST: the type, every field, what the CLI sends for the fields left
+/// unmanaged ([`unmanaged_on_create`]), and the credentials.
 pub fn create(
     kind: IntegrationType,
     fields: &BTreeMap<Field, FieldValue>,
@@ -18,6 +37,11 @@ pub fn create(
     body.insert("type".to_owned(), kind.as_str().into());
     for (field, value) in fields {
         put(&mut body, field.api_path(), value.to_json());
+    }
+    for (field, value) in unmanaged_on_create(kind) {
+        if !fields.contains_key(&field) {
+            put(&mut body, field.api_path(), value.to_json());
+        }
     }
     put(&mut body, secret.0.api_path(), secret.1.expose().into());
     Value::Object(body)
@@ -99,7 +123,47 @@ mod tests {
         assert_eq!(
             body,
             json!({"type": "bitbucket", "repository": "a/b", "app_credentials": {"key": "k", "secret": "s"},
-                   "fetch_branches": false, "prune_branches": false})
+                   "fetch_branches": false, "prune_branches": false, "environment_init_resources": "parent"})
+        );
+    }
+
+    #[test]
+    fn create_sends_the_cli_default_for_unmanaged_init_resources() {
+        let secret = Secret::new("s");
+        for kind in [IntegrationType::Bitbucket, IntegrationType::BitbucketServer] {
+            let unmanaged = create(
+                kind,
+                &fields(&[(Field::Repository, FieldValue::Text("a/b".into()))]),
+                (kind.secret_field(false), &secret),
+            );
+            assert_eq!(
+                unmanaged["environment_init_resources"],
+                json!("parent"),
+                "{kind}"
+            );
+            // A managed value is sent as it is, never overridden.
+            let managed = create(
+                kind,
+                &fields(&[
+                    (Field::Repository, FieldValue::Text("a/b".into())),
+                    (
+                        Field::EnvironmentInitResources,
+                        FieldValue::Text("minimum".into()),
+                    ),
+                ]),
+                (kind.secret_field(false), &secret),
+            );
+            assert_eq!(
+                managed["environment_init_resources"],
+                json!("minimum"),
+                "{kind}"
+            );
+        }
+        // A PATCH never sends it unless it changes.
+        let changes = fields(&[(Field::BuildPullRequests, FieldValue::Bool(false))]);
+        assert_eq!(
+            patch(&changes, &changes, None),
+            Ok(json!({"build_pull_requests": false}))
         );
     }
 

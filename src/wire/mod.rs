@@ -92,7 +92,8 @@ impl Links {
 }
 
 /// An activity started by a write: spec `Activity` (its `id` is in the Upsun spec and in
-/// practice: platformsh-api.md §1.3). Fields bbsync does not read are kept only when given.
+/// practice: platformsh-api.md §1.3; `_links` as on every HAL object, §1.4). The fields bbsync
+/// reads are named; every other one is kept as given, in [`Activity::other`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Activity {
     /// Its ID (absent in the oldest spec; present in practice). Not written when absent.
@@ -101,7 +102,7 @@ pub struct Activity {
     /// `integration.bitbucket.fetch`, ... (platformsh-api.md §1.3).
     #[serde(default, rename = "type")]
     pub kind: String,
-    /// `pending`, `in_progress`, `complete`, `cancelled`, ... (spec `Activity.state`).
+    /// One of [`STATES`] (spec `Activity.state`).
     #[serde(default)]
     pub state: String,
     /// `success`, `failure` or null (spec `Activity.result`, nullable: written as null).
@@ -114,14 +115,15 @@ pub struct Activity {
         skip_serializing_if = "Option::is_none"
     )]
     pub project: Option<String>,
-    /// The integration's ID.
+    /// The integration's ID (spec `Activity.integration`; not in its `required` list, so not
+    /// written when absent).
     #[serde(
         default,
         deserialize_with = "lenient",
         skip_serializing_if = "Option::is_none"
     )]
     pub integration: Option<String>,
-    /// When it was created (RFC 3339).
+    /// When it was created (RFC 3339; spec: nullable, required).
     #[serde(
         default,
         deserialize_with = "lenient",
@@ -135,19 +137,57 @@ pub struct Activity {
         skip_serializing_if = "Option::is_none"
     )]
     pub completion_percent: Option<u32>,
-    /// The activity log (deprecated by the API, still useful for an excerpt).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// "The description of the activity, formatted as plain text" (spec `Activity.text`,
+    /// nullable). What a failure is reported with first (legacy-cli
+    /// `src/Service/ActivityMonitor.php` `printResult` prints the description).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub text: Option<String>,
+    /// The activity log (spec `Activity.log`: a string, deprecated; client-php 1.x reads the
+    /// log from `_links.log` instead). Only its tail is reported, after `text`.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub log: Option<String>,
+    /// Every other field, as given (the sandbox writes the rest of the spec's `required`
+    /// list here: `updated_at`, `started_at`, `payload`, ...).
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
     /// HAL links (`self`). Not written when there are none.
     #[serde(default, rename = "_links", skip_serializing_if = "Links::is_empty")]
     pub links: Links,
 }
 
+/// Every state of spec `Activity.state`.
+pub const STATES: [&str; 6] = [
+    "cancelled",
+    "complete",
+    "in_progress",
+    "pending",
+    "scheduled",
+    "staged",
+];
+
 impl Activity {
-    /// Whether the activity will change no more (the CLI waits for these two states:
-    /// platformsh-api.md §1.9).
+    /// Whether the activity will change no more: `complete` or `cancelled`, the two states the
+    /// CLI stops waiting at (legacy-cli `src/Service/ActivityMonitor.php` `waitMultiple`:
+    /// `isComplete() || state === STATE_CANCELLED`; platformsh-api.md §1.9). Every other state
+    /// (`pending`, `in_progress`, `scheduled`, `staged`, or one the spec does not list) is not
+    /// finished.
     pub fn is_finished(&self) -> bool {
         matches!(self.state.as_str(), "complete" | "cancelled")
+    }
+
+    /// Whether it succeeded: finished with `result: success`. The CLI counts anything else as
+    /// a failure: `failure`, a cancel, or no result at all (`ActivityMonitor::waitMultiple`:
+    /// `$success = $activity->result === Activity::RESULT_SUCCESS && $success`).
+    pub fn succeeded(&self) -> bool {
+        self.is_finished() && self.result.as_deref() == Some("success")
     }
 }
 

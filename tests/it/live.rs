@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bbsync::live::{self, Client, ClientConfig, Validation};
+use bbsync::live::{self, Awaited, Client, ClientConfig, Validation};
 use bbsync::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use bbsync::model::live::ProjectLive;
 use bbsync::model::secret::Secret;
@@ -100,7 +100,8 @@ async fn create_update_delete_send_the_exact_bodies() {
     assert_eq!(
         writes[0].body,
         json!({"type": "bitbucket", "repository": "acme/web", "app_credentials": {"key": "key", "secret": "secret"},
-               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false})
+               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false,
+               "environment_init_resources": "parent"})
     );
     assert_eq!(
         (writes[1].method.as_str(), &writes[1].body),
@@ -340,10 +341,16 @@ async fn validate_and_activities() {
         .create_integration(&pid("p1"), &cloud_body(), &|_| false)
         .await
         .unwrap();
-    let finished = client
-        .wait_for_activities(&pid("p1"), created.activities)
+    let waited = client
+        .wait_for_activities(
+            &pid("p1"),
+            Awaited::Started(created.activities),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
+    assert!(!waited.timed_out);
+    let finished = waited.activities;
     assert!(finished.iter().all(|a| a.is_finished()));
     assert!(
         finished

@@ -1,5 +1,6 @@
 //! bbsync's integration tests: one binary, one module per area (as just and uv do).
 
+mod activities;
 mod adopt;
 mod architecture;
 mod auth;

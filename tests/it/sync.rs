@@ -226,7 +226,13 @@ fn plan_then_apply_then_plan_is_empty() {
     assert_eq!(
         create.body,
         json!({"type": "bitbucket", "repository": "acme/shop", "app_credentials": {"key": "consumer-key", "secret": SECRET},
-               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false})
+               "fetch_branches": false, "prune_branches": false, "build_pull_requests": true, "resync_pull_requests": false,
+               "environment_init_resources": "parent"}),
+        "every managed field, and what `platform integration:add` sends for an unmanaged one"
+    );
+    assert_eq!(
+        world.managed("missing")[0].fields["environment_init_resources"],
+        json!("parent")
     );
 }
 
@@ -469,9 +475,15 @@ fn a_failing_activity_is_reported_with_the_hook_url() {
     let out = api.run(dir.path(), &["apply", "--auto-approve"]).run();
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stdout.contains("failed    missing"), "{}", out.stdout);
+    // The activity, named with its ID; its `text`, then the tail of its log.
     assert!(
         out.stdout
-            .contains("integration.bitbucket.register_hooks` failed: Registering the webhook"),
+            .contains("activity `integration.bitbucket.register_hooks` (`"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("`) failed: Registering the webhook of the bitbucket integration for acme/shop failed (log: Registering the webhook on Bitbucket failed: the OAuth consumer lacks"),
         "{}",
         out.stdout
     );
