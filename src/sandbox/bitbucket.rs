@@ -99,6 +99,10 @@ pub struct SeedRepository {
     /// Its webhooks.
     #[serde(default)]
     pub hooks: Vec<SeedHook>,
+    /// A webhook registered on it does not stay (a test knob: a hook deleted by hand right
+    /// after Platform.sh registered it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drops_hooks: bool,
 }
 
 /// A webhook.
@@ -513,6 +517,9 @@ impl Bitbucket {
 
 /// Adds (or re-activates, with these events) the webhook `url` on `repository`.
 fn add_hook(repository: &mut SeedRepository, url: &str, events: &[String]) {
+    if repository.drops_hooks {
+        return;
+    }
     match repository.hooks.iter_mut().find(|h| h.url == url) {
         Some(hook) => {
             hook.active = true;

@@ -14,6 +14,7 @@ mod hostile_render;
 mod hostile_secrets;
 mod live;
 mod openapi;
+mod preflight;
 mod real_api;
 mod reliability;
 mod render;
