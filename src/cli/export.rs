@@ -112,6 +112,41 @@ pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, 
     })
 }
 
+/// The Bitbucket checklist of one project: one line per check, and for a failure what is
+/// wrong and what to change.
+fn write_bitbucket_checklist(
+    out: &mut impl std::io::Write,
+    check: &online::ProjectCheck,
+) -> std::io::Result<()> {
+    use crate::live::CheckOutcome;
+    if let Some(why) = &check.bitbucket_unchecked {
+        writeln!(out, "             bitbucket: not checked: {why}")?;
+    }
+    for c in &check.bitbucket {
+        match &c.outcome {
+            CheckOutcome::Passed { note } => {
+                writeln!(out, "             [ok]      {:<10}  {note}", c.kind.name())?;
+            }
+            CheckOutcome::Failed { problem, hint } => {
+                writeln!(
+                    out,
+                    "             [failed]  {:<10}  {problem}",
+                    c.kind.name()
+                )?;
+                writeln!(out, "                                   fix: {hint}")?;
+            }
+            CheckOutcome::Skipped { reason } => {
+                writeln!(
+                    out,
+                    "             [skipped] {:<10}  {reason}",
+                    c.kind.name()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `bbsync validate --online`, after the offline checks passed.
 pub(crate) async fn validate_online(
     settings: &Settings,
@@ -119,7 +154,19 @@ pub(crate) async fn validate_online(
 ) -> Result<Exit, Error> {
     let (desired, _) = load(&manifest.files, &settings.env)?;
     let client = settings.client()?;
-    let checks = online::check(&client, &desired, settings.api.concurrency).await;
+    let bitbucket = if settings.api.skip_bitbucket_checks {
+        None
+    } else {
+        Some(settings.bitbucket()?)
+    };
+    let checks = online::check(
+        &client,
+        bitbucket.as_ref(),
+        &settings.env,
+        &desired,
+        settings.api.concurrency,
+    )
+    .await;
     let mut out = output::stdout();
     let (mut invalid, mut unchecked, mut unvalidated) = (0, 0, 0);
     let (mut org_invalid, mut org_unchecked) = (false, false);
@@ -149,6 +196,11 @@ pub(crate) async fn validate_online(
     }
     for check in &checks {
         match &check.verdict {
+            Verdict::Valid { note } if check.bitbucket_failed() => writeln!(
+                out,
+                "  invalid    {}  {note}, but the Bitbucket side fails a check:",
+                check.project
+            )?,
             Verdict::Valid { note } => writeln!(out, "  ok         {}  {note}", check.project)?,
             Verdict::Invalid { problems } => {
                 invalid += 1;
@@ -163,6 +215,18 @@ pub(crate) async fn validate_online(
             Verdict::Unchecked { error } => {
                 unchecked += 1;
                 writeln!(out, "  unchecked  {}  {error}", check.project)?;
+            }
+        }
+        write_bitbucket_checklist(&mut out, check)?;
+        if check.bitbucket_failed()
+            && matches!(
+                check.verdict,
+                Verdict::Valid { .. } | Verdict::CannotValidate { .. }
+            )
+        {
+            invalid += 1;
+            if matches!(check.verdict, Verdict::CannotValidate { .. }) {
+                unvalidated -= 1;
             }
         }
     }

@@ -8,10 +8,10 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::live::{ApiError, Client, Validation};
+use crate::live::{ApiError, BitbucketClient, Check, Client, Validation};
 use crate::model::ids::ProjectId;
 use crate::model::live::{LiveIntegration, ProjectLive};
-use crate::model::{DesiredState, IntegrationType, Target};
+use crate::model::{DesiredState, Env, IntegrationType, Target};
 
 /// The verdict on one project.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +48,18 @@ pub(crate) struct ProjectCheck {
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,
+    /// The Bitbucket side (DESIGN §5): token, scopes, repository, admin (and username, token
+    /// kind on Server), and the webhook of the existing integration; empty when not checked.
+    pub bitbucket: Vec<Check>,
+    /// Why the Bitbucket side was not checked, when it was not.
+    pub bitbucket_unchecked: Option<String>,
+}
+
+impl ProjectCheck {
+    /// Whether a Bitbucket check failed.
+    pub(crate) fn bitbucket_failed(&self) -> bool {
+        self.bitbucket.iter().any(Check::is_failed)
+    }
 }
 
 /// Whether `capabilities` allow `kind` integrations: `integrations.enabled`, and
@@ -80,16 +92,19 @@ pub(crate) fn type_allowed(capabilities: &Value, kind: IntegrationType) -> Resul
     }
 }
 
-/// Checks every project of `desired` against the API, `concurrency` at a time.
+/// Checks every project of `desired` against the API, `concurrency` at a time, and with
+/// `bitbucket` the Bitbucket side too, with the credentials from `env`.
 pub(crate) async fn check(
     client: &Client,
+    bitbucket: Option<&BitbucketClient>,
+    env: &Env,
     desired: &DesiredState,
     concurrency: usize,
 ) -> Vec<ProjectCheck> {
     let checks: Vec<_> = desired
         .projects
         .values()
-        .map(|p| check_project(client, &p.id, &p.target))
+        .map(|p| check_project(client, bitbucket, env, &p.id, &p.target))
         .collect();
     let mut results: Vec<ProjectCheck> = futures_util::stream::iter(checks)
         .buffer_unordered(concurrency.max(1))
@@ -99,8 +114,15 @@ pub(crate) async fn check(
     results
 }
 
-async fn check_project(client: &Client, project: &ProjectId, target: &Target) -> ProjectCheck {
-    let verdict = match verdict(client, project, target).await {
+async fn check_project(
+    client: &Client,
+    bitbucket: Option<&BitbucketClient>,
+    env: &Env,
+    project: &ProjectId,
+    target: &Target,
+) -> ProjectCheck {
+    let mut hook = None;
+    let verdict = match verdict(client, project, target, &mut hook).await {
         Ok(verdict) => verdict,
         Err(error) if error.status() == Some(404) => Verdict::Invalid {
             problems: vec!["the project does not exist, or the API token cannot see it".to_owned()],
@@ -109,16 +131,42 @@ async fn check_project(client: &Client, project: &ProjectId, target: &Target) ->
             error: crate::live::explain(&error),
         },
     };
+    let (mut checks, mut unchecked) = (Vec::new(), None);
+    if let (Some(bitbucket), Target::Present(wanted)) = (bitbucket, target) {
+        match super::preflight::target(wanted, env) {
+            Ok(t) => {
+                checks = bitbucket
+                    .preflight(&t.credentials, &t.repository)
+                    .await
+                    .checks;
+                if let Some((id, url)) = &hook
+                    && !checks.iter().any(Check::is_failed)
+                {
+                    checks.push(
+                        bitbucket
+                            .webhook(&t.credentials, &t.repository, url, std::slice::from_ref(id))
+                            .await,
+                    );
+                }
+            }
+            Err(why) => unchecked = Some(why),
+        }
+    }
     ProjectCheck {
         project: project.clone(),
         verdict,
+        bitbucket: checks,
+        bitbucket_unchecked: unchecked,
     }
 }
 
+/// The API's verdict on `project`; `hook` gets the existing integration's ID and webhook URL
+/// (its `#hook` link, absolute).
 async fn verdict(
     client: &Client,
     project: &ProjectId,
     target: &Target,
+    hook: &mut Option<(String, String)>,
 ) -> Result<Verdict, ApiError> {
     client.project(project).await?;
     let Target::Present(wanted) = target else {
@@ -133,6 +181,15 @@ async fn verdict(
         });
     }
     let list = client.list_integrations(project).await?;
+    if let [one] = list
+        .iter()
+        .filter(|i| IntegrationType::from_api(&i.kind).is_some())
+        .collect::<Vec<_>>()
+        .as_slice()
+        && let Some(url) = one.links.resolved("#hook")
+    {
+        *hook = Some((one.id.clone(), client.absolute(&url)));
+    }
     // Read as a plan reads it: an odd ID, type or link is a verdict, never followed.
     let current: Vec<LiveIntegration> = match crate::live::project_state(client, project, &list) {
         ProjectLive::Known { managed, .. } => managed,

@@ -151,3 +151,25 @@ fn skipping_the_checks_is_said_in_the_plan() {
     );
     assert!(api.sandbox.world().bitbucket.requests.is_empty());
 }
+
+/// `validate --online` prints the Bitbucket checklist of each project and exits 4 when a check
+/// fails; pinned by a snapshot.
+#[test]
+fn validate_online_prints_a_checklist_per_project() {
+    let mut seed = seed();
+    let mut same = cloud_live("acme/same");
+    same["id"] = json!("sameintegration1");
+    seed["projects"][3]["integrations"] = json!([same]);
+    seed["bitbucket"]["workspaces"][0]["repositories"][2]["hooks"] = json!([{
+        "url": "https://eu-3.platform.sh/api/projects/same/integrations/sameintegration1/hook",
+        "events": bbsync::live::CLOUD_HOOK_EVENTS,
+    }]);
+    let api = Api::start(seed, Faults::default());
+    let manifest = format!(
+        "{MANIFEST}  same:\n    bitbucket:\n      repository: acme/same\n      app_credentials: {{key: consumer-key, secret: \"${{BITBUCKET_SECRET}}\"}}\n"
+    );
+    let dir = dir_with(&manifest);
+    let out = checked(&api, dir.path(), &["validate", "--online"]);
+    assert_eq!(out.code, 4, "{out:#?}");
+    insta::assert_snapshot!(out.stdout);
+}
