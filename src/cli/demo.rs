@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Error, Exit, Settings, stdout_color};
 use crate::apply::ApplyOptions;
-use crate::live::{Client, ClientConfig};
+use crate::live::{BitbucketClient, BitbucketConfig, Client, ClientConfig};
 use crate::model::secret::Secret;
 use crate::model::{self, Env};
 use crate::plan::Plan;
@@ -42,8 +42,24 @@ pub(crate) fn seed() -> Seed {
                 cloud("acme/blog", true),
                 {"type": "github", "repository": "acme/blog-theme", "build_pull_requests": true}
             ]},
-            {"id": "ffffintra0006", "title": "Intranet", "organization": org, "integrations": [cloud("acme/intranet", true)]}
-        ]
+            {"id": "ffffintra0006", "title": "Intranet", "organization": org, "integrations": [cloud("acme/intranet", true)]},
+            {"id": "ggggapp000007", "title": "App", "organization": org, "integrations": []}
+        ],
+        // The Bitbucket side: the demo consumer, owned by a workspace admin; a second consumer
+        // left *public* by mistake, which the pre-flight catches before any write; the
+        // company's Bitbucket Server with the bot's personal token.
+        "bitbucket": {
+            "consumers": [
+                {"key": "demo-consumer-key", "secret": "demo-consumer-secret", "owner": "acme-bot"},
+                {"key": "demo-public-key", "secret": "demo-consumer-secret", "owner": "acme-bot", "private": false}
+            ],
+            "workspaces": [{"slug": "acme", "admins": ["acme-bot"], "repositories": [
+                {"slug": "website"}, {"slug": "docs"}, {"slug": "shop"}, {"slug": "legacy"},
+                {"slug": "blog"}, {"slug": "intranet"}, {"slug": "app"}
+            ]}],
+            "server_users": [{"name": "platform-bot", "tokens": [{"token": "demo-server-token"}]}],
+            "server_projects": [{"key": "INTRA", "repositories": [{"slug": "portal"}]}]
+        }
     }))
     .expect("the demo seed is valid")
 }
@@ -54,6 +70,7 @@ fn demo_env() -> Env {
         ("DEMO_BITBUCKET_KEY", "demo-consumer-key"),
         ("DEMO_BITBUCKET_SECRET", "demo-consumer-secret"),
         ("DEMO_BBS_TOKEN", "demo-server-token"),
+        ("DEMO_PUBLIC_KEY", "demo-public-key"),
     ])
 }
 
@@ -77,12 +94,16 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     let mut config = ClientConfig::new(sandbox.url(), sandbox.url(), Secret::new(sandbox.token()));
     config.activity_poll = Duration::from_millis(100);
     config.concurrency = settings.api.concurrency;
-    let reconciler = Reconciler::new(Client::new(config)?, demo_env());
+    // The Bitbucket fake is served by the sandbox too; the demo's fictitious Server as well.
+    let mut bitbucket = BitbucketConfig::new(sandbox.url(), sandbox.url());
+    bitbucket.server_override = Some(sandbox.url().to_owned());
+    let reconciler = Reconciler::new(Client::new(config)?, demo_env())
+        .with_bitbucket(BitbucketClient::new(bitbucket)?);
 
     writeln!(out, "{}", painter.paint(bold, "bbsync demo"))?;
     writeln!(
         out,
-        "A sandbox Platform.sh API is running in this process at {}, holding an organization\nwith 6 projects. The manifest is examples/demo.yaml (6 projects). No token or network is used.\n",
+        "A sandbox Platform.sh API is running in this process at {}, holding an organization\nwith 7 projects, and a sandbox Bitbucket. The manifest is examples/demo.yaml (7 projects). No token or\nnetwork is used.\n",
         sandbox.url()
     )?;
 
@@ -123,7 +144,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     writeln!(out, "\n{}", painter.paint(bold, "What happened"))?;
     writeln!(
         out,
-        "- The first plan compared the manifest with the live API: a drifted option on bbbbdocs00002\n  (pull-request builds turned off by hand), a missing integration on ccccshop00003, an\n  integration to delete on ddddlegacy004, and a type change (Cloud to Server) on ffffintra0006.\n- apply carried out exactly that plan, waited for each write's activities, and reported per project.\n- The second plan is empty: the live state now matches the manifest.\n- The GitHub integration on eeeeblog00005 was {} bbsync manages only Bitbucket integrations.\n- Secrets were read from the environment at apply time and never printed: plans show `${{NAME}}`.",
+        "- The first plan compared the manifest with the live API: a drifted option on bbbbdocs00002\n  (pull-request builds turned off by hand), a missing integration on ccccshop00003, an\n  integration to delete on ddddlegacy004, and a type change (Cloud to Server) on ffffintra0006.\n- Before anything was written, the Bitbucket pre-flight checked each consumer that would be sent:\n  the one for ggggapp000007 is public, which Platform.sh cannot use, so that project is an error and\n  nothing was sent for it (tick \"This is a private consumer\" in Bitbucket to fix it).\n- apply carried out exactly the rest, waited for each write's activities, checked that Bitbucket has\n  each new integration's webhook, and reported per project.\n- The second plan is empty but for that consumer: the live state now matches the manifest.\n- The GitHub integration on eeeeblog00005 was {} bbsync manages only Bitbucket integrations.\n- Secrets were read from the environment at apply time and never printed: plans show `${{NAME}}`.",
         if github_untouched {
             "left alone:"
         } else {
@@ -137,8 +158,27 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
         started.elapsed().as_secs_f64()
     )?;
     sandbox.stop().await;
-    let converged =
-        !second.has_changes() && !second.has_errors() && !report.failed() && github_untouched;
+    // Converged: nothing left to do but the project the pre-flight stopped, on purpose, and
+    // nothing else failed.
+    let only_the_public_consumer = |plan: &Plan| {
+        plan.actions
+            .iter()
+            .filter(|a| a.action == crate::plan::ActionKind::Error)
+            .all(|a| a.project.as_str() == "ggggapp000007")
+            && plan.errors.is_empty()
+    };
+    let applied_the_rest = report.actions.iter().all(|a| {
+        a.project.as_str() == "ggggapp000007"
+            || !matches!(
+                a.outcome,
+                crate::apply::Outcome::Failed | crate::apply::Outcome::Unknown
+            )
+    });
+    let converged = !second.has_changes()
+        && only_the_public_consumer(&first)
+        && only_the_public_consumer(&second)
+        && applied_the_rest
+        && github_untouched;
     Ok(if converged { Exit::Ok } else { Exit::Failed })
 }
 

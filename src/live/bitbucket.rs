@@ -64,6 +64,9 @@ pub struct BitbucketConfig {
     pub backoff: Duration,
     /// Longest backoff delay (and longest `Retry-After` honoured).
     pub max_backoff: Duration,
+    /// Send every Bitbucket Server request to this base URL instead of the integration's
+    /// `url`: for `bbsync demo`, whose Server is fictitious and served by the sandbox.
+    pub server_override: Option<String>,
 }
 
 impl BitbucketConfig {
@@ -78,6 +81,7 @@ impl BitbucketConfig {
             max_attempts: 5,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            server_override: None,
         }
     }
 }
@@ -541,6 +545,13 @@ struct Inner {
     requests: AtomicU64,
 }
 
+impl BitbucketClient {
+    /// Where a Server at `base` is reached ([`BitbucketConfig::server_override`]).
+    fn server_base<'a>(&'a self, base: &'a str) -> &'a str {
+        self.inner.config.server_override.as_deref().unwrap_or(base)
+    }
+}
+
 impl fmt::Debug for BitbucketClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BitbucketClient")
@@ -953,7 +964,7 @@ impl BitbucketClient {
             segment(&repository.workspace_or_project),
             segment(&repository.slug)
         );
-        let url = match server_url(base, &repo_path) {
+        let url = match server_url(self.server_base(base), &repo_path) {
             Ok(url) => url,
             Err(problem) => {
                 preflight.push(Check::failed(
@@ -1071,7 +1082,7 @@ impl BitbucketClient {
         // repositories").
         if preflight.failed().is_none() {
             let hooks_path = format!("{repo_path}/webhooks");
-            let check = match server_url(base, &hooks_path) {
+            let check = match server_url(self.server_base(base), &hooks_path) {
                 Err(problem) => no_answer(CheckKind::Admin, &problem),
                 Ok(url) => match self.get(&url, Auth::Basic(username, token), &scrub).await {
                     Ok(answer) if (200..300).contains(&answer.status) => Check::passed(
@@ -1195,7 +1206,7 @@ impl BitbucketClient {
             segment(&repository.workspace_or_project),
             segment(&repository.slug)
         );
-        let first = server_url(base, &path)?;
+        let first = server_url(self.server_base(base), &path)?;
         let mut hooks = Vec::new();
         let mut start: Option<u64> = None;
         for _ in 0..100 {

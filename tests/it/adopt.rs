@@ -260,7 +260,16 @@ fn the_demo_plans_applies_and_plans_nothing() {
         plans[0]
     );
     assert!(
-        plans[1].starts_with("Plan: 0 to create, 0 to update, 0 to delete, 0 to replace"),
+        plans[0].contains("1 error")
+            && out.stdout.contains("x error    ggggapp000007")
+            && out.stdout.contains("`demo-public-key` is public"),
+        "the pre-flight catches the public consumer: {}",
+        out.stdout
+    );
+    assert!(
+        plans[1].starts_with(
+            "Plan: 0 to create, 0 to update, 0 to delete, 0 to replace, 6 unchanged, 0 blocked, 1 error"
+        ),
         "{}",
         plans[1]
     );
@@ -270,7 +279,6 @@ fn the_demo_plans_applies_and_plans_nothing() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("No changes"));
     assert!(
         !out.stdout.contains("demo-consumer-secret") && !out.stdout.contains("demo-server-token")
     );
