@@ -1111,8 +1111,8 @@ impl BitbucketClient {
         preflight
     }
 
-    /// Every hook of a Cloud repository: `GET /2.0/repositories/{w}/{r}/hooks`, paged by
-    /// `next` (REST API "Webhooks", "List webhooks for a repository"; "Pagination").
+    /// Every hook of a Cloud repository: `GET /2.0/repositories/{w}/{r}/hooks` (REST API
+    /// "Webhooks", "List webhooks for a repository").
     async fn cloud_hooks(
         &self,
         credentials: &BitbucketCredentials,
@@ -1120,6 +1120,29 @@ impl BitbucketClient {
         secret: &Secret,
         repository: &RepositoryRef,
     ) -> Result<Vec<Hook>, String> {
+        let hooks: Vec<CloudHook> = self
+            .cloud_list(credentials, key, secret, repository, "/hooks")
+            .await?;
+        Ok(hooks
+            .into_iter()
+            .map(|h| Hook {
+                url: h.url,
+                active: h.active,
+                events: h.events,
+            })
+            .collect())
+    }
+
+    /// Every item of a Cloud repository listing `GET /2.0/repositories/{w}/{r}{below}`, paged
+    /// by `next` (REST API "Pagination"), with the consumer's access token.
+    async fn cloud_list<T: serde::de::DeserializeOwned>(
+        &self,
+        credentials: &BitbucketCredentials,
+        key: &str,
+        secret: &Secret,
+        repository: &RepositoryRef,
+        below: &str,
+    ) -> Result<Vec<T>, String> {
         let cached = {
             let tokens = self.inner.tokens.lock().await;
             tokens
@@ -1141,12 +1164,12 @@ impl BitbucketClient {
         };
         let scrub = [secret.clone(), access.clone()];
         let path = format!(
-            "/2.0/repositories/{}/{}/hooks",
+            "/2.0/repositories/{}/{}{below}",
             segment(&repository.workspace_or_project),
             segment(&repository.slug)
         );
         let mut url = self.api_url(&path, &[]);
-        let mut hooks = Vec::new();
+        let mut items = Vec::new();
         let mut seen = BTreeSet::new();
         loop {
             let answer = self.get(&url, Auth::Bearer(&access), &scrub).await?;
@@ -1157,14 +1180,10 @@ impl BitbucketClient {
                     self.said(&answer, &scrub)
                 ));
             }
-            let page: CloudPage<CloudHook> = serde_json::from_slice(&answer.body)
+            let page: CloudPage<T> = serde_json::from_slice(&answer.body)
                 .map_err(|_| format!("GET {path} returned an unexpected response"))?;
             let empty = page.values.is_empty();
-            hooks.extend(page.values.into_iter().map(|h| Hook {
-                url: h.url,
-                active: h.active,
-                events: h.events,
-            }));
+            items.extend(page.values);
             let Some(next) = page.next.filter(|n| !n.trim().is_empty()) else {
                 break;
             };
@@ -1188,11 +1207,11 @@ impl BitbucketClient {
             rebased.set_query(next.query());
             url = rebased;
         }
-        Ok(hooks)
+        Ok(items)
     }
 
-    /// Every webhook of a Server repository: `GET .../repos/{slug}/webhooks`, paged by
-    /// `start` / `nextPageStart` (Data Center REST API "Find webhooks", "Paged APIs").
+    /// Every webhook of a Server repository: `GET .../repos/{slug}/webhooks` (Data Center
+    /// REST API "Find webhooks").
     async fn server_hooks(
         &self,
         base: &str,
@@ -1200,14 +1219,66 @@ impl BitbucketClient {
         token: &Secret,
         repository: &RepositoryRef,
     ) -> Result<Vec<Hook>, String> {
+        let hooks: Vec<ServerHook> = self
+            .server_list(base, username, token, repository, "/webhooks")
+            .await?;
+        Ok(hooks
+            .into_iter()
+            .map(|h| Hook {
+                url: h.url,
+                active: h.active,
+                events: h.events,
+            })
+            .collect())
+    }
+
+    /// The names of the repository's branches: Cloud `GET /2.0/repositories/{w}/{r}/refs/branches`
+    /// (REST API "List open branches", `values[].name`), Server `.../repos/{slug}/branches`
+    /// (Data Center REST API "Get branches", `values[].displayId`), every page, with the same
+    /// credentials as the pre-flight. For the environment preview (DESIGN §5).
+    pub async fn branches(
+        &self,
+        credentials: &BitbucketCredentials,
+        repository: &RepositoryRef,
+    ) -> Result<BTreeSet<String>, String> {
+        match credentials {
+            BitbucketCredentials::Cloud { key, secret } => {
+                let branches: Vec<crate::wire::bitbucket::CloudBranch> = self
+                    .cloud_list(credentials, key, secret, repository, "/refs/branches")
+                    .await?;
+                Ok(branches.into_iter().map(|b| b.name).collect())
+            }
+            BitbucketCredentials::Server {
+                url,
+                username,
+                token,
+            } => {
+                let branches: Vec<crate::wire::bitbucket::ServerBranch> = self
+                    .server_list(url, username, token, repository, "/branches")
+                    .await?;
+                Ok(branches.into_iter().map(|b| b.display_id).collect())
+            }
+        }
+    }
+
+    /// Every item of a Server repository listing `GET .../repos/{slug}{below}`, paged by
+    /// `start` / `nextPageStart` (Data Center REST API "Paged APIs").
+    async fn server_list<T: serde::de::DeserializeOwned>(
+        &self,
+        base: &str,
+        username: &str,
+        token: &Secret,
+        repository: &RepositoryRef,
+        below: &str,
+    ) -> Result<Vec<T>, String> {
         let scrub = [token.clone()];
         let path = format!(
-            "/rest/api/1.0/projects/{}/repos/{}/webhooks",
+            "/rest/api/1.0/projects/{}/repos/{}{below}",
             segment(&repository.workspace_or_project),
             segment(&repository.slug)
         );
         let first = server_url(self.server_base(base), &path)?;
-        let mut hooks = Vec::new();
+        let mut items = Vec::new();
         let mut start: Option<u64> = None;
         for _ in 0..100 {
             let mut url = first.clone();
@@ -1223,18 +1294,14 @@ impl BitbucketClient {
                     self.said(&answer, &scrub)
                 ));
             }
-            let page: ServerPage<ServerHook> = serde_json::from_slice(&answer.body)
+            let page: ServerPage<T> = serde_json::from_slice(&answer.body)
                 .map_err(|_| format!("GET {path} returned an unexpected response"))?;
-            hooks.extend(page.values.into_iter().map(|h| Hook {
-                url: h.url,
-                active: h.active,
-                events: h.events,
-            }));
+            items.extend(page.values);
             match page.next_page_start {
                 Some(next) if !page.is_last_page && start.is_none_or(|s| next > s) => {
                     start = Some(next);
                 }
-                _ => return Ok(hooks),
+                _ => return Ok(items),
             }
         }
         Err(format!(

@@ -1030,7 +1030,6 @@ impl Client {
 
     /// A project's environments (`GET /projects/{id}/environments`, spec
     /// `list-projects-environments`: an array, not paged).
-    #[allow(dead_code)] // wired with the Bitbucket branches (issue 16)
     pub(crate) async fn environments(
         &self,
         project: &ProjectId,

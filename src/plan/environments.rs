@@ -104,6 +104,17 @@ pub fn needs_preview(action: &Action) -> bool {
     }
 }
 
+/// Whether a first fetch could delete `environment` at all, whatever the branches: not a
+/// pull-request environment, and deployed locally (docs#5451; no target is taken as local,
+/// inferred).
+pub fn deletable(environment: &LiveEnvironment) -> bool {
+    !environment.is_pr
+        && environment
+            .deployment_target
+            .as_deref()
+            .is_none_or(|t| t == "local")
+}
+
 /// The environments a first fetch with pruning deletes, given the project's `environments`
 /// and the repository's `branches`: those that are not pull-request environments, deploy
 /// locally, and match no branch. With a warning when the main environment is among them
@@ -114,10 +125,7 @@ pub fn would_delete(
 ) -> (Vec<String>, Option<String>) {
     let mut deleted: Vec<String> = environments
         .iter()
-        .filter(|e| !e.is_pr)
-        // "Only environments with local deployment targets are deleted" (docs#5451); an
-        // environment without one is taken as local (inferred: the default target).
-        .filter(|e| e.deployment_target.as_deref().is_none_or(|t| t == "local"))
+        .filter(|e| deletable(e))
         .filter(|e| !branches.contains(&e.name))
         .map(|e| e.name.clone())
         .collect();

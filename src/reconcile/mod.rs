@@ -275,6 +275,51 @@ impl Reconciler {
                     .to_owned(),
             );
         }
+        // Which environments each first fetch would make Platform.sh delete (DESIGN §5).
+        let saved_deletions: Vec<_> = plan
+            .actions
+            .iter()
+            .map(|a| (a.project.clone(), a.environment_deletions.clone()))
+            .collect();
+        let previews = preflight::environment_previews(
+            &self.client,
+            self.bitbucket.as_ref(),
+            &plan,
+            &self.env,
+            self.client.config().concurrency,
+        )
+        .await;
+        plan::environments::annotate(&mut plan, &previews);
+        if let Source::Saved(_) = source {
+            // A saved plan records the environments it was made against: a change is stale.
+            let changed: Vec<(ProjectId, String)> = plan
+                .actions
+                .iter()
+                .filter(|a| {
+                    saved_deletions
+                        .iter()
+                        .any(|(p, d)| p == &a.project && d != &a.environment_deletions)
+                })
+                .map(|a| {
+                    (
+                        a.project.clone(),
+                        "the environments Platform.sh would delete at the first fetch changed since the plan was made"
+                            .to_owned(),
+                    )
+                })
+                .collect();
+            if !changed.is_empty() {
+                return Pass {
+                    plan,
+                    live: LiveState::default(),
+                    stop: Some(Stop::Stale {
+                        at_prompt: false,
+                        projects: changed,
+                    }),
+                    report: None,
+                };
+            }
+        }
         hooks.planned(&plan);
         let mut pass = Pass {
             plan,

@@ -1,7 +1,7 @@
 //! The Bitbucket side, checked before credentials are sent (DESIGN §5): the pre-flight
 //! before a write that sends them, and the webhook after a create or a replace.
 //!
-//! Policy lives here; the requests live in [`crate::live::bitbucket`]. A project whose check
+//! Policy lives here; the requests live in [`BitbucketClient`]. A project whose check
 //! fails gets an `error` instead of its action, naming the check; the other projects go on.
 
 use futures_util::StreamExt as _;
@@ -122,13 +122,11 @@ pub(crate) async fn check(
             )),
         }
     }
-    let results: Vec<(ProjectId, Option<Check>)> =
-        futures_util::stream::iter(checks.into_iter().map(|(project, target)| async move {
-            let preflight = bitbucket
-                .preflight(&target.credentials, &target.repository)
-                .await;
-            (project, preflight.failed().cloned())
-        }))
+    let checks: Vec<_> = checks
+        .into_iter()
+        .map(|(project, target)| failed_check(bitbucket, project, target))
+        .collect();
+    let results: Vec<(ProjectId, Option<Check>)> = futures_util::stream::iter(checks)
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -138,6 +136,104 @@ pub(crate) async fn check(
         }
     }
     plan.warnings.extend(unchecked);
+}
+
+/// The failed check of `target`'s pre-flight, if any.
+async fn failed_check(
+    bitbucket: &BitbucketClient,
+    project: ProjectId,
+    target: Target,
+) -> (ProjectId, Option<Check>) {
+    let preflight = bitbucket
+        .preflight(&target.credentials, &target.repository)
+        .await;
+    (project, preflight.failed().cloned())
+}
+
+/// What Platform.sh would delete at each first fetch `plan` causes ([`crate::plan::environments`]):
+/// the project's environments, and, when some could be deleted, the repository's branches,
+/// read with the credentials the action sends. Unknown (never absent) when either cannot be
+/// read.
+pub(crate) async fn environment_previews(
+    client: &crate::live::Client,
+    bitbucket: Option<&BitbucketClient>,
+    plan: &Plan,
+    env: &Env,
+    concurrency: usize,
+) -> std::collections::BTreeMap<ProjectId, crate::plan::environments::Preview> {
+    let needed: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| crate::plan::environments::needs_preview(a))
+        .collect();
+    // Named `async fn`s, not `async` closures, keep the pass `Send` (the daemon spawns it).
+    let previews: Vec<_> = needed
+        .into_iter()
+        .map(|action| preview(client, bitbucket, action, env))
+        .collect();
+    futures_util::stream::iter(previews)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// One action's [`environment_previews`] entry.
+async fn preview(
+    client: &crate::live::Client,
+    bitbucket: Option<&BitbucketClient>,
+    action: &Action,
+    env: &Env,
+) -> (ProjectId, crate::plan::environments::Preview) {
+    (
+        action.project.clone(),
+        read_preview(client, bitbucket, action, env).await,
+    )
+}
+
+async fn read_preview(
+    client: &crate::live::Client,
+    bitbucket: Option<&BitbucketClient>,
+    action: &Action,
+    env: &Env,
+) -> crate::plan::environments::Preview {
+    let environments: Vec<crate::model::live::LiveEnvironment> = client
+        .environments(&action.project)
+        .await
+        .map_err(|e| {
+            format!(
+                "its environments could not be read: {}",
+                crate::live::chain(&e)
+            )
+        })?
+        .into_iter()
+        .map(|e| crate::model::live::LiveEnvironment {
+            name: e.name,
+            is_pr: e.is_pr,
+            is_main: e.is_main,
+            deployment_target: e.deployment_target,
+        })
+        .collect();
+    if !environments
+        .iter()
+        .any(crate::plan::environments::deletable)
+    {
+        // Nothing Platform.sh could delete: the branches do not matter.
+        return Ok((environments, std::collections::BTreeSet::new()));
+    }
+    let bitbucket = bitbucket.ok_or_else(|| {
+        "the repository's branches were not read (--skip-bitbucket-checks)".to_owned()
+    })?;
+    let after = action
+        .after
+        .as_ref()
+        .ok_or_else(|| "no integration to read the branches with".to_owned())?;
+    let target = target(after, env)
+        .map_err(|why| format!("the repository's branches cannot be read: {why}"))?;
+    let branches = bitbucket
+        .branches(&target.credentials, &target.repository)
+        .await
+        .map_err(|e| format!("the repository's branches could not be read: {e}"))?;
+    Ok((environments, branches))
 }
 
 /// The webhook check after a create or replace: `project`'s repository has an active hook to

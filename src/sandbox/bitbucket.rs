@@ -570,6 +570,14 @@ pub(super) fn routes(world: Shared) -> Router<Shared> {
             "/rest/api/1.0/projects/{project}/repos/{slug}/webhooks",
             get(server_hooks),
         )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/refs/branches",
+            get(cloud_branches),
+        )
+        .route(
+            "/rest/api/1.0/projects/{project}/repos/{slug}/branches",
+            get(server_branches),
+        )
         .layer(middleware::from_fn_with_state(world, gate))
 }
 
@@ -1084,6 +1092,93 @@ async fn server_hooks(
         json_answer(StatusCode::OK, "application/json", &page),
         &user,
     )
+}
+
+/// `GET /2.0/repositories/{w}/{r}/refs/branches`: the seeded branches, one page (REST API
+/// "List open branches"; reading needs the `repository` scope, the fake's own rule).
+async fn cloud_branches(
+    State(world): State<Shared>,
+    Path((workspace, slug)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let consumer = match cloud_caller(&w, &headers) {
+        Ok(consumer) => consumer,
+        Err(response) => return *response,
+    };
+    if let Err(response) = require_scope(&consumer, "repository") {
+        return *response;
+    }
+    let Some(repository) = w.bitbucket.workspace(&workspace).and_then(|ws| {
+        ws.repositories
+            .iter()
+            .find(|r| r.slug == slug && Bitbucket::can_read(ws, r, &consumer.owner))
+    }) else {
+        return cloud_error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {workspace}/{slug} not found"),
+        );
+    };
+    let values: Vec<crate::wire::bitbucket::CloudBranch> = repository
+        .branches
+        .iter()
+        .map(|name| crate::wire::bitbucket::CloudBranch { name: name.clone() })
+        .collect();
+    let page = CloudPage {
+        values,
+        next: None,
+        pagelen: None,
+    };
+    json_answer(StatusCode::OK, "application/json", &page)
+}
+
+/// `GET .../repos/{slug}/branches`: the seeded branches, one page (Data Center REST API "Get
+/// branches").
+async fn server_branches(
+    State(world): State<Shared>,
+    Path((project, slug)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    let Some((user, _)) = server_caller(&w.bitbucket, &headers) else {
+        return server_unauthorized();
+    };
+    let Some(repository) = w.bitbucket.server_repository(&project, &slug) else {
+        return with_user(
+            server_error(
+                StatusCode::NOT_FOUND,
+                &format!("Repository {project}/{slug} does not exist."),
+            ),
+            &user,
+        );
+    };
+    let values: Vec<crate::wire::bitbucket::ServerBranch> = repository
+        .branches
+        .iter()
+        .map(|name| crate::wire::bitbucket::ServerBranch {
+            display_id: name.clone(),
+        })
+        .collect();
+    let page = ServerPage {
+        values,
+        is_last_page: true,
+        next_page_start: None,
+    };
+    with_user(
+        json_answer(StatusCode::OK, "application/json", &page),
+        &user,
+    )
+}
+
+impl Bitbucket {
+    /// The branches of repository `owner/slug` (a Cloud workspace, else a Server project), for
+    /// the Platform.sh fake's first fetch; `None` when there is no such repository.
+    pub(crate) fn branches_of(&self, owner: &str, slug: &str) -> Option<Vec<String>> {
+        self.workspace(owner)
+            .and_then(|w| w.repositories.iter().find(|r| r.slug == slug))
+            .or_else(|| self.server_repository(owner, slug))
+            .map(|r| r.branches.clone())
+    }
 }
 
 #[cfg(test)]

@@ -715,6 +715,7 @@ impl World {
         self.project(project)?;
         let id = self.insert(project, body, None, true)?;
         let stored = self.find(project, &id)?.clone();
+        self.first_fetch(project, &stored);
         // A source integration's create registers hooks and fetches (platformsh-api.md §1.3,
         // §4.4 item 10).
         let activities = self.start_activities(project, &stored, &["register_hooks", "fetch"]);
@@ -969,6 +970,36 @@ impl World {
             views.push(self.activity_view(&id).expect("just inserted"));
         }
         views
+    }
+
+    /// The first fetch of a new source integration with `fetch_branches` and `prune_branches`
+    /// on: the project's environments that match no branch of the repository are deleted,
+    /// pull-request environments and non-local deployment targets spared
+    /// (platformsh/platformsh-docs#5451). A repository the fake Bitbucket does not know
+    /// deletes nothing (inferred: the fetch fails).
+    fn first_fetch(&mut self, project: &str, stored: &Stored) {
+        let on = |key: &str| stored.fields.get(key).and_then(Value::as_bool) == Some(true);
+        if !(on("fetch_branches") && on("prune_branches")) {
+            return;
+        }
+        let text = |key: &str| stored.fields.get(key).and_then(Value::as_str).unwrap_or("");
+        let (owner, slug) = match stored.kind.as_str() {
+            "bitbucket" => match text("repository").split_once('/') {
+                Some((owner, slug)) => (owner.to_owned(), slug.to_owned()),
+                None => return,
+            },
+            _ => (text("project").to_owned(), text("repository").to_owned()),
+        };
+        let Some(branches) = self.bitbucket.branches_of(&owner, &slug) else {
+            return;
+        };
+        if let Some(p) = self.projects.get_mut(project) {
+            p.seed.environments.retain(|e| {
+                e.is_pr
+                    || e.deployment_target.as_deref().is_some_and(|t| t != "local")
+                    || branches.contains(&e.name)
+            });
+        }
     }
 
     /// Registers `stored`'s webhook on the fake Bitbucket with its credentials: whether

@@ -319,3 +319,19 @@ mod tests {
         assert_eq!(page.next_page_start, Some(25));
     }
 }
+
+/// A Cloud branch (REST API "List open branches": `values[].name`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CloudBranch {
+    /// Its name.
+    pub name: String,
+}
+
+/// A Server branch (Data Center REST API "Get branches": `values[].displayId`, the name
+/// without `refs/heads/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServerBranch {
+    /// Its name.
+    #[serde(rename = "displayId")]
+    pub display_id: String,
+}

@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod bitbucket;
 mod common;
+mod environments;
 mod errors;
 mod hostile_api;
 mod hostile_daemon;
