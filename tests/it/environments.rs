@@ -148,3 +148,40 @@ fn a_saved_plan_is_stale_when_the_environments_it_would_delete_changed() {
     );
     assert_eq!(api.writes(), 0);
 }
+
+#[test]
+fn unknown_environments_are_not_no_environments() {
+    let api = Api::start(seed(), Faults::default());
+    api.sandbox
+        .world()
+        .hostile
+        .canned
+        .push(bbsync::sandbox::Canned {
+            method: "GET".to_owned(),
+            path: "/projects/site/environments".to_owned(),
+            status: 500,
+            body: bbsync::sandbox::CannedBody::Json(json!({"message": "Internal Server Error"})),
+            times: None,
+        });
+    let dir = dir_with(MANIFEST);
+    let plan = checked(&api, dir.path(), &["plan", "--format", "json"]);
+    let parsed: Value =
+        serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {plan:#?}"));
+    let deletions = &parsed["actions"][0]["environment_deletions"];
+    assert_eq!(deletions["known"], json!(false), "{deletions}");
+    assert!(
+        deletions["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("its environments could not be read"),
+        "{deletions}"
+    );
+    let apply = checked(
+        &api,
+        dir.path(),
+        &["apply", "--auto-approve", "--max-environment-deletes", "99"],
+    );
+    assert_eq!(apply.code, 3, "{apply:#?}");
+    assert_eq!(api.writes(), 0);
+    assert_eq!(environments(&api).len(), 5);
+}
