@@ -43,7 +43,11 @@ pub(crate) fn seed() -> Seed {
                 {"type": "github", "repository": "acme/blog-theme", "build_pull_requests": true}
             ]},
             {"id": "ffffintra0006", "title": "Intranet", "organization": org, "integrations": [cloud("acme/intranet", true)]},
-            {"id": "ggggapp000007", "title": "App", "organization": org, "integrations": []}
+            {"id": "ggggapp000007", "title": "App", "organization": org, "integrations": []},
+            {"id": "hhhhwiki00008", "title": "Wiki", "organization": org, "integrations": [], "environments": [
+                {"name": "main", "is_main": true, "deployment_target": "local"},
+                {"name": "staging-2019", "deployment_target": "local"}
+            ]}
         ],
         // The Bitbucket side: the demo consumer, owned by a workspace admin; a second consumer
         // left *public* by mistake, which the pre-flight catches before any write; the
@@ -55,7 +59,8 @@ pub(crate) fn seed() -> Seed {
             ],
             "workspaces": [{"slug": "acme", "admins": ["acme-bot"], "repositories": [
                 {"slug": "website"}, {"slug": "docs"}, {"slug": "shop"}, {"slug": "legacy"},
-                {"slug": "blog"}, {"slug": "intranet"}, {"slug": "app"}
+                {"slug": "blog"}, {"slug": "intranet"}, {"slug": "app"},
+                {"slug": "wiki", "branches": ["main"]}
             ]}],
             "server_users": [{"name": "platform-bot", "tokens": [{"token": "demo-server-token"}]}],
             "server_projects": [{"key": "INTRA", "repositories": [{"slug": "portal"}]}]
@@ -103,7 +108,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     writeln!(out, "{}", painter.paint(bold, "bbsync demo"))?;
     writeln!(
         out,
-        "A sandbox Platform.sh API is running in this process at {}, holding an organization\nwith 7 projects, and a sandbox Bitbucket. The manifest is examples/demo.yaml (7 projects). No token or\nnetwork is used.\n",
+        "A sandbox Platform.sh API is running in this process at {}, holding an organization\nwith 8 projects, and a sandbox Bitbucket. The manifest is examples/demo.yaml (7 projects). No token or\nnetwork is used.\n",
         sandbox.url()
     )?;
 
@@ -136,6 +141,72 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     let second = plan_once(&reconciler, &desired).await;
     write!(out, "{}", render::plan_text(&second, painter, false))?;
 
+    // A project with environments of its own joins the manifest: its first fetch would delete
+    // one, and the guard stops the whole apply; the first sync without pruning keeps it.
+    let wiki = "  hhhhwiki00008:                  # has environments; `staging-2019` matches no branch\n    bitbucket:\n      repository: acme/wiki\n      app_credentials: {key: \"${DEMO_BITBUCKET_KEY}\", secret: \"${DEMO_BITBUCKET_SECRET}\"}\n";
+    let with = |extra: &str| {
+        let text = format!("{MANIFEST}{extra}");
+        let file = crate::manifest::parse("examples/demo.yaml", text.as_bytes())
+            .expect("the demo manifest parses");
+        model::build(std::slice::from_ref(&file), &demo_env())
+            .state
+            .expect("the demo manifest is valid")
+    };
+    writeln!(
+        out,
+        "\n{}",
+        painter.paint(
+            bold,
+            "$ bbsync apply --auto-approve    # hhhhwiki00008 added to the manifest"
+        )
+    )?;
+    let guarded = reconciler
+        .pass(
+            Source::Manifest(&with(wiki)),
+            &options,
+            &mut Quiet,
+            &CancellationToken::new(),
+        )
+        .await;
+    if let Some(line) = guarded
+        .plan
+        .actions
+        .iter()
+        .find_map(crate::render::text::environment_line)
+    {
+        writeln!(out, "  {line}")?;
+    }
+    let stopped = match &guarded.stop {
+        Some(crate::reconcile::Stop::Guard(violation)) => {
+            writeln!(out, "error: refused (exit 3): {violation}")?;
+            true
+        }
+        _ => false,
+    };
+    writeln!(
+        out,
+        "\n{}",
+        painter.paint(
+            bold,
+            "$ bbsync apply --auto-approve    # with `prune_branches: false` for the first sync"
+        )
+    )?;
+    let kept = reconciler
+        .pass(
+            Source::Manifest(&with(&format!("{wiki}      prune_branches: false\n"))),
+            &options,
+            &mut Quiet,
+            &CancellationToken::new(),
+        )
+        .await
+        .report
+        .unwrap_or_default();
+    write!(out, "{}", report_text(&kept, painter, false))?;
+    let survived = sandbox
+        .world()
+        .projects
+        .get("hhhhwiki00008")
+        .is_some_and(|p| p.seed.environments.iter().any(|e| e.name == "staging-2019"));
     let github_untouched = sandbox
         .world()
         .projects
@@ -144,7 +215,17 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     writeln!(out, "\n{}", painter.paint(bold, "What happened"))?;
     writeln!(
         out,
-        "- The first plan compared the manifest with the live API: a drifted option on bbbbdocs00002\n  (pull-request builds turned off by hand), a missing integration on ccccshop00003, an\n  integration to delete on ddddlegacy004, and a type change (Cloud to Server) on ffffintra0006.\n- Before anything was written, the Bitbucket pre-flight checked each consumer that would be sent:\n  the one for ggggapp000007 is public, which Platform.sh cannot use, so that project is an error and\n  nothing was sent for it (tick \"This is a private consumer\" in Bitbucket to fix it).\n- apply carried out exactly the rest, waited for each write's activities, checked that Bitbucket has\n  each new integration's webhook, and reported per project.\n- The second plan is empty but for that consumer: the live state now matches the manifest.\n- The GitHub integration on eeeeblog00005 was {} bbsync manages only Bitbucket integrations.\n- Secrets were read from the environment at apply time and never printed: plans show `${{NAME}}`.",
+        "- The first plan compared the manifest with the live API: a drifted option on bbbbdocs00002\n  (pull-request builds turned off by hand), a missing integration on ccccshop00003, an\n  integration to delete on ddddlegacy004, and a type change (Cloud to Server) on ffffintra0006.\n- Before anything was written, the Bitbucket pre-flight checked each consumer that would be sent:\n  the one for ggggapp000007 is public, which Platform.sh cannot use, so that project is an error and\n  nothing was sent for it (tick \"This is a private consumer\" in Bitbucket to fix it).\n- apply carried out exactly the rest, waited for each write's activities, checked that Bitbucket has\n  each new integration's webhook, and reported per project.\n- The second plan is empty but for that consumer: the live state now matches the manifest.\n- Adding hhhhwiki00008, whose environment `staging-2019` matches no branch of acme/wiki: Platform.sh\n  would delete it, with its data, at the first fetch. The plan said so, and apply refused to write\n  anything ({}); with `prune_branches: false` for the first sync it was created and the environment\n  {}.\n- The GitHub integration on eeeeblog00005 was {} bbsync manages only Bitbucket integrations.\n- Secrets were read from the environment at apply time and never printed: plans show `${{NAME}}`.",
+        if stopped {
+            "exit 3, --max-environment-deletes"
+        } else {
+            "NOT refused (a bug!)"
+        },
+        if survived {
+            "survived"
+        } else {
+            "was lost (a bug!)"
+        },
         if github_untouched {
             "left alone:"
         } else {
@@ -174,7 +255,9 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
                 crate::apply::Outcome::Failed | crate::apply::Outcome::Unknown
             )
     });
-    let converged = !second.has_changes()
+    let converged = stopped
+        && survived
+        && !second.has_changes()
         && only_the_public_consumer(&first)
         && only_the_public_consumer(&second)
         && applied_the_rest

@@ -4,7 +4,7 @@
 pub(crate) mod export;
 mod markdown;
 mod report;
-mod text;
+pub(crate) mod text;
 
 pub use markdown::{MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
 pub use report::report_text;

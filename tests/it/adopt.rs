@@ -279,6 +279,17 @@ fn the_demo_plans_applies_and_plans_nothing() {
         "{}",
         out.stdout
     );
+    // The environment guard: the deletion is shown and refused, and the environment survives.
+    assert!(
+        out.stdout.contains(
+            "! Platform.sh will delete 1 environment when it first fetches acme/wiki: staging-2019"
+        ) && out
+            .stdout
+            .contains("error: refused (exit 3): Platform.sh would delete 1 environment(s)")
+            && out.stdout.contains("created   hhhhwiki00008"),
+        "{}",
+        out.stdout
+    );
     assert!(
         !out.stdout.contains("demo-consumer-secret") && !out.stdout.contains("demo-server-token")
     );
