@@ -530,6 +530,42 @@ fn resolve(
     Ok((fields, Secret::new(secret)))
 }
 
+/// Every environment variable the writes of `plan` need and `env` does not set, with the
+/// projects that need it: the secrets of the actions that send credentials, and the deferred
+/// `${NAME}` values of creates and replaces. Checked before the first write, so that an apply
+/// never stops part-way for a missing variable.
+pub(crate) fn missing_variables(
+    plan: &crate::plan::Plan,
+    env: &Env,
+) -> BTreeMap<String, Vec<ProjectId>> {
+    let mut missing: BTreeMap<String, Vec<ProjectId>> = BTreeMap::new();
+    for action in plan.actions.iter().filter(|a| a.action.writes()) {
+        let Some(after) = &action.after else {
+            continue;
+        };
+        let creates = matches!(action.action, ActionKind::Create | ActionKind::Replace);
+        if !(creates || action.send_credentials) {
+            continue;
+        }
+        let mut names: Vec<String> = after
+            .deferred
+            .values()
+            .filter_map(|t| t.resolve(env).err())
+            .flatten()
+            .collect();
+        if env.get(&after.secret.variable).is_none_or(|v| v.is_empty()) {
+            names.push(after.secret.variable.clone());
+        }
+        for name in names {
+            let projects = missing.entry(name).or_default();
+            if !projects.contains(&action.project) {
+                projects.push(action.project.clone());
+            }
+        }
+    }
+    missing
+}
+
 /// Whether the create half of a replace has every value it needs.
 fn replace_ready(action: &Action, env: &Env) -> Result<(), ApplyError> {
     let after = action.after.as_ref().ok_or(ApplyError::Incomplete {

@@ -71,6 +71,9 @@ pub(crate) enum Error {
     /// A guard refused the plan.
     #[error("{0}; nothing was written")]
     Guard(GuardViolation),
+    /// Variables the writes need are not set; nothing was written.
+    #[error("environment variables the writes need are not set, so nothing was written: {0}")]
+    MissingVariables(String),
     /// A value given on the command line cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -127,6 +130,7 @@ impl Error {
             | Error::NoTerminal
             | Error::Usage(_) => Exit::Usage,
             Error::NoToken
+            | Error::MissingVariables(_)
             | Error::Api(_)
             | Error::Write { .. }
             | Error::Output(_)
@@ -170,8 +174,14 @@ impl Error {
             Error::Stale { path: None, .. } => vec![
                 "run `bbsync apply` again to plan against the live state as it is now".to_owned(),
             ],
-            Error::Guard(_) => vec![
+            Error::Guard(GuardViolation::TooManyDeletes { .. }) => vec![
                 "review the deletions, then pass `--max-deletes N` to allow them".to_owned(),
+            ],
+            Error::Guard(GuardViolation::Environments(_)) => vec![
+                "set `prune_branches: false` for the first sync, or review the environments and pass `--max-environment-deletes N`".to_owned(),
+            ],
+            Error::MissingVariables(_) => vec![
+                "set them (the manifest names them as `${NAME}`), then run again".to_owned(),
             ],
             Error::NoTerminal => vec![
                 "review with `bbsync plan`, then run `bbsync apply --auto-approve` (or `bbsync apply PLANFILE`)"

@@ -273,6 +273,9 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
             projects,
             path: args.plan_file.clone(),
         }),
+        Some(Stop::MissingVariables(missing)) => Err(Error::MissingVariables(
+            crate::reconcile::describe_missing(&missing),
+        )),
         Some(Stop::Declined) => {
             eprintln_redacted!("Apply cancelled; nothing was written.");
             Ok(Exit::Ok)

@@ -112,6 +112,21 @@ pub(crate) enum Stop {
     },
     /// Not approved.
     Declined,
+    /// Variables the writes need are not set: nothing was written. Name -> the projects
+    /// that need it.
+    MissingVariables(BTreeMap<String, Vec<ProjectId>>),
+}
+
+/// `BITBUCKET_SECRET` (needed by `web`, `docs`); `BBS_TOKEN` (needed by `intra`).
+pub(crate) fn describe_missing(missing: &BTreeMap<String, Vec<ProjectId>>) -> String {
+    missing
+        .iter()
+        .map(|(name, projects)| {
+            let projects: Vec<String> = projects.iter().map(|p| format!("`{p}`")).collect();
+            format!("`{name}` (needed by {})", projects.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The result of a pass.
@@ -337,6 +352,12 @@ impl Reconciler {
             options.max_environment_deletes,
         ) {
             pass.stop = Some(Stop::Guard(violation));
+            return pass;
+        }
+        // Every variable the writes need, before the first write: never part-way.
+        let missing = apply::missing_variables(&pass.plan, &self.env);
+        if !missing.is_empty() {
+            pass.stop = Some(Stop::MissingVariables(missing));
             return pass;
         }
         if pass.plan.has_changes() {

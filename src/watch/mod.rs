@@ -589,6 +589,16 @@ impl Daemon {
                 self.note_blocks(blocked);
                 return;
             }
+            Some(Stop::MissingVariables(missing)) => {
+                // Nothing written, and the run says which variables to set.
+                record.result = RunResult::Failed;
+                record.error = Some(format!(
+                    "environment variables the writes need are not set, so nothing was written: {}",
+                    crate::reconcile::describe_missing(&missing)
+                ));
+                record.actions = recorded(plan, Some("not started: a variable is not set"));
+                return;
+            }
             Some(Stop::Declined) => {
                 // The manifest changed after it was planned (or while a destructive change
                 // was held): nothing was written; the changed one is planned next.

@@ -509,7 +509,7 @@ fn a_failing_activity_is_reported_with_the_hook_url() {
 }
 
 #[test]
-fn a_missing_secret_fails_only_its_action() {
+fn a_missing_secret_stops_the_apply_before_any_write() {
     let api = Api::start(world(), Faults::default());
     let dir = dir_with(MANIFEST);
     let out = api
@@ -517,9 +517,19 @@ fn a_missing_secret_fails_only_its_action() {
         .env("BBS_TOKEN", "")
         .run();
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(out.stdout.contains("failed    toreplace"), "{}", out.stdout);
-    assert!(out.stdout.contains("environment variable `BBS_TOKEN` is not set (needed for `token` at integrations.yaml:22:14)"), "{}", out.stdout);
-    assert_eq!(api.managed("missing").len(), 1, "the others went ahead");
+    assert!(
+        out.stderr.contains(
+            "error: environment variables the writes need are not set, so nothing was written: `BBS_TOKEN` (needed by `toreplace`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: set them"), "{}", out.stderr);
+    assert_eq!(
+        api.writes(),
+        0,
+        "never part-way: nothing at all was written"
+    );
 }
 
 #[test]
@@ -531,12 +541,6 @@ fn a_replace_without_its_secret_deletes_nothing() {
         .env("BBS_TOKEN", "")
         .run();
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stdout
-            .contains("the existing integration was left in place"),
-        "{}",
-        out.stdout
-    );
     assert_eq!(
         api.managed("toreplace")[0].0,
         "bitbucket",
