@@ -205,6 +205,11 @@ impl Daemon {
     /// Runs until `stop` is cancelled (SIGTERM/SIGINT), then lets the run in flight finish its
     /// actions in flight (at most `grace`) and returns.
     pub async fn run(mut self, stop: CancellationToken) -> notify::Result<()> {
+        // A path that is not there yet (a git-sync sidecar's first clone) is waited for,
+        // with `/readyz` saying so, rather than an exit that would crash-loop the pod.
+        if !self.wait_for_paths(&stop).await {
+            return Ok(());
+        }
         let (events, received) = mpsc::unbounded_channel();
         let watcher = triggers::watch_files(&self.options.files, events)?;
         let shared = self.shared();
@@ -268,6 +273,31 @@ impl Daemon {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// Waits until every manifest path exists, polling once a second; false when stopped
+    /// first.
+    async fn wait_for_paths(&self, stop: &CancellationToken) -> bool {
+        let mut logged = None;
+        loop {
+            let missing = self.options.files.iter().find(|p| !p.exists()).cloned();
+            let Some(missing) = missing else {
+                self.shared.status.lock().expect("status lock").waiting_for = None;
+                return true;
+            };
+            let shown = missing.display().to_string();
+            if logged.as_ref() != Some(&shown) {
+                tracing::info!(path = %shown, "waiting for the manifest path to appear");
+                logged = Some(shown.clone());
+            }
+            self.shared.status.lock().expect("status lock").waiting_for = Some(shown);
+            // Waiting is alive: `/healthz` must not have the pod killed meanwhile.
+            self.shared.beat();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
     }
 
     /// One reconciliation.

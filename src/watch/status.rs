@@ -93,6 +93,9 @@ pub struct RunRecord {
 pub struct Status {
     /// Whether the manifest on disk is valid now.
     pub manifest_valid: bool,
+    /// A manifest path that does not exist yet, which the daemon waits for before it starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// The digest of the manifest in force (the last valid one).
     pub manifest_digest: Option<String>,
     /// Why the manifest on disk is invalid.
@@ -130,6 +133,7 @@ impl Status {
     pub(crate) fn new(plan_only: bool, history: usize) -> Self {
         Self {
             manifest_valid: false,
+            waiting_for: None,
             manifest_digest: None,
             manifest_error: None,
             restored_from: None,
@@ -158,6 +162,11 @@ impl Status {
 
     /// `Ok` when ready (a valid manifest is loaded and the last run reached the API), else why not.
     pub(crate) fn readiness(&self) -> Result<(), String> {
+        if let Some(path) = &self.waiting_for {
+            return Err(format!(
+                "waiting for `{path}` to appear (a git-sync sidecar's first clone?)"
+            ));
+        }
         if self.manifest_digest.is_none() {
             return Err("no valid manifest has been loaded yet".to_owned());
         }

@@ -463,6 +463,31 @@ fn a_standing_block_is_reported_once_and_the_run_counts_as_completed() {
     assert_eq!(daemon.terminate(), 0);
 }
 
+/// The attack as found: under git-sync, `/git/current` appears only after the first clone, and
+/// the daemon exited at start (a crash loop). Now it waits, not ready, and starts when the path
+/// appears.
+#[test]
+fn a_manifest_path_that_appears_later_is_waited_for() {
+    let api = Api::start(world(), Faults::default());
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &api,
+        root.path(),
+        &["--interval", "1h", "-f", "current/integrations.yaml"],
+    );
+    let (code, body) = daemon.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("waiting for `current/integrations.yaml`"),
+        "{body}"
+    );
+    assert_eq!(daemon.get("/healthz").0, 200, "waiting is alive");
+    std::fs::create_dir(root.path().join("current")).unwrap();
+    std::fs::write(root.path().join("current/integrations.yaml"), MANIFEST).unwrap();
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    assert_eq!(daemon.terminate(), 0);
+}
+
 #[test]
 fn a_git_sync_symlink_swap_triggers_a_run() {
     let api = Api::start(world(), Faults::default());
