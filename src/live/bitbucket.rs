@@ -415,6 +415,26 @@ struct Hook {
     events: Vec<String>,
 }
 
+impl From<CloudHook> for Hook {
+    fn from(h: CloudHook) -> Self {
+        Self {
+            url: h.url,
+            active: h.active,
+            events: h.events,
+        }
+    }
+}
+
+impl From<ServerHook> for Hook {
+    fn from(h: ServerHook) -> Self {
+        Self {
+            url: h.url,
+            active: h.active,
+            events: h.events,
+        }
+    }
+}
+
 /// The webhook check of `hooks` for `hook_url`, needing `needed` events; `kind_name` and
 /// `where_to` word the hint.
 fn judge_hooks(
@@ -587,13 +607,10 @@ impl BitbucketClient {
             auth.as_str().trim_end_matches('/')
         ))
         .map_err(|e| ApiError::Config(format!("bad Bitbucket auth URL: {e}")))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("bbsync/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = super::client::http_client(
+            config.timeout,
+            config.timeout.min(Duration::from_secs(10)),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -1123,14 +1140,7 @@ impl BitbucketClient {
         let hooks: Vec<CloudHook> = self
             .cloud_list(credentials, key, secret, repository, "/hooks")
             .await?;
-        Ok(hooks
-            .into_iter()
-            .map(|h| Hook {
-                url: h.url,
-                active: h.active,
-                events: h.events,
-            })
-            .collect())
+        Ok(hooks.into_iter().map(Hook::from).collect())
     }
 
     /// Every item of a Cloud repository listing `GET /2.0/repositories/{w}/{r}{below}`, paged
@@ -1222,14 +1232,7 @@ impl BitbucketClient {
         let hooks: Vec<ServerHook> = self
             .server_list(base, username, token, repository, "/webhooks")
             .await?;
-        Ok(hooks
-            .into_iter()
-            .map(|h| Hook {
-                url: h.url,
-                active: h.active,
-                events: h.events,
-            })
-            .collect())
+        Ok(hooks.into_iter().map(Hook::from).collect())
     }
 
     /// The names of the repository's branches: Cloud `GET /2.0/repositories/{w}/{r}/refs/branches`

@@ -198,13 +198,7 @@ impl Client {
             auth.as_str().trim_end_matches('/')
         ))
         .map_err(|e| ApiError::Config(format!("bad auth URL: {e}")))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("bbsync/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = http_client(config.timeout, config.connect_timeout)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -1047,6 +1041,22 @@ impl Client {
         let url = self.url(&format!("/projects/{project}/capabilities"));
         self.send(Method::GET, url, None, Retry::Idempotent).await
     }
+}
+
+/// The HTTP client both API clients use: rustls, bbsync's user agent, `timeout` per request
+/// (answer included) and `connect` to connect, and no redirects (a redirect could carry a
+/// token elsewhere).
+pub(crate) fn http_client(
+    timeout: Duration,
+    connect: Duration,
+) -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("bbsync/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(connect)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Pages of one listing read at most (100 projects a page: ten million projects).

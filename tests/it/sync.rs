@@ -54,6 +54,21 @@ impl Api {
         ]
     }
 
+    /// `bbsync ARGS` in `dir`, pointed at this sandbox, started and left running (stdout and
+    /// stderr piped), for tests that signal it.
+    pub fn spawn(&self, dir: &Path, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(crate::common::binary())
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .envs(self.environment())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// `bbsync ARGS` in `dir`, pointed at this sandbox (no verbosity added).
     pub fn run_quietly(&self, dir: &Path, args: &[&str]) -> Run {
         self.environment()
@@ -897,16 +912,10 @@ fn ctrl_c_during_apply_finishes_the_action_in_flight_and_reports() {
     config.faults.latency = std::time::Duration::from_millis(1500);
     let api = Api::start_with(config);
     let dir = dir_with(MANIFEST);
-    let child = std::process::Command::new(crate::common::binary())
-        .args(["apply", "--auto-approve", "--concurrency", "1"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .envs(api.environment())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = api.spawn(
+        dir.path(),
+        &["apply", "--auto-approve", "--concurrency", "1"],
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let is_write =
         |r: &String| r.starts_with("POST") || r.starts_with("PATCH") || r.starts_with("DELETE");
@@ -961,16 +970,7 @@ fn sigterm_during_a_replace_finishes_both_halves() {
     let manifest = MANIFEST.split("\n  ").next().unwrap().to_owned()
         + &MANIFEST[MANIFEST.find("\n  toreplace:").unwrap()..];
     let dir = dir_with(&manifest);
-    let child = std::process::Command::new(crate::common::binary())
-        .args(["apply", "--auto-approve"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .envs(api.environment())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = api.spawn(dir.path(), &["apply", "--auto-approve"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !api
         .sandbox
