@@ -679,3 +679,27 @@ mod tests;
 
 pub mod environments;
 pub use environments::EnvironmentDeletions;
+
+/// Plans and actions for other modules' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::{Action, ActionKind, Plan, PlanOptions};
+    use crate::model::DesiredState;
+    use crate::model::live::LiveState;
+
+    /// An action of `kind` for `project`, with nothing else set.
+    pub(crate) fn action(project: &str, kind: ActionKind) -> Action {
+        super::base(&project.parse().expect("a project ID"), kind)
+    }
+
+    /// A plan with no actions.
+    pub(crate) fn empty_plan() -> Plan {
+        let desired = DesiredState {
+            organization: None,
+            prune: false,
+            projects: Default::default(),
+            digest: String::new(),
+        };
+        super::plan(&desired, &LiveState::default(), &PlanOptions::default())
+    }
+}

@@ -36,6 +36,8 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     drifted: Gauge,
     blocked_projects: Gauge,
+    contested_projects: Gauge,
+    writer_conflicts: Counter,
     blocked_deletes: Counter,
     api_requests: Family<CodeLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
@@ -78,6 +80,18 @@ impl Default for Metrics {
             "Projects whose drift bbsync refuses to fix (protect, a guard), as of the last run",
             blocked_projects.clone(),
         );
+        let contested_projects = Gauge::default();
+        registry.register(
+            "contested_projects",
+            "Projects another writer keeps changing back, which bbsync no longer writes",
+            contested_projects.clone(),
+        );
+        let writer_conflicts = Counter::default();
+        registry.register(
+            "writer_conflicts",
+            "Times a project became contested: its writes undone by another writer, repeatedly",
+            writer_conflicts.clone(),
+        );
         let blocked_deletes = Counter::default();
         registry.register(
             "blocked_deletes",
@@ -115,6 +129,8 @@ impl Default for Metrics {
             actions,
             drifted,
             blocked_projects,
+            contested_projects,
+            writer_conflicts,
             blocked_deletes,
             api_requests,
             last_success,
@@ -162,6 +178,17 @@ impl Metrics {
     pub(crate) fn blocked_projects(&self, count: usize) {
         self.blocked_projects
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Projects contested by another writer.
+    pub(crate) fn contested_projects(&self, count: usize) {
+        self.contested_projects
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A project became contested.
+    pub(crate) fn writer_conflict(&self) {
+        self.writer_conflicts.inc();
     }
 
     /// Projects drifted at the last plan.

@@ -6,18 +6,22 @@
 //! guards as `apply --auto-approve`. Projects that keep failing back off exponentially without
 //! holding up the others. SIGTERM/SIGINT let the action in flight finish, then the daemon exits.
 
+mod audit;
 pub(crate) mod metrics;
 mod server;
 mod settle;
 pub(crate) mod snapshot;
 pub(crate) mod status;
 pub(crate) mod triggers;
+mod writers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +31,13 @@ use crate::manifest::diagnostic::Diagnostic;
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
 use crate::model::live::ProjectLive;
-use crate::plan::{ActionKind, Plan};
+use crate::plan::{Action, ActionKind, Plan};
 use crate::reconcile::{Approval, Hooks, PassOptions, Reconciler, Source, Stop};
 use metrics::Metrics;
 use snapshot::Snapshot;
 use status::{RecordedAction, RunRecord, RunResult, Status};
 use triggers::{Trigger, Triggers};
+use writers::Writers;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -132,7 +137,7 @@ impl Shared {
     }
 }
 
-/// A failing project's backoff.
+/// A failing project's backoff, on tokio's clock (so paused time drives it in tests).
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
     failures: u32,
@@ -152,6 +157,8 @@ pub struct Daemon {
     /// The digest of the snapshot in `--state-dir`, once known.
     saved: Option<String>,
     backoff: HashMap<ProjectId, Backoff>,
+    /// What the daemon wrote, to notice another writer undoing it.
+    writers: Writers,
     runs: u64,
 }
 
@@ -174,6 +181,7 @@ impl Daemon {
             dropped: Vec::new(),
             saved: None,
             backoff: HashMap::new(),
+            writers: Writers::default(),
             runs: 0,
         }
     }
@@ -424,6 +432,20 @@ impl Daemon {
                 }
                 if self.in_force.as_ref().map(|s| &s.digest) != Some(&state.digest) {
                     tracing::info!(digest = %state.digest, projects = state.projects.len(), "manifest loaded");
+                    // New values: what another writer undid of the old ones no longer counts.
+                    if !self.writers.contested().is_empty() {
+                        tracing::info!(
+                            "the manifest changed: contested projects are written again"
+                        );
+                    }
+                    self.writers.reset();
+                    self.shared.metrics.contested_projects(0);
+                    self.shared
+                        .status
+                        .lock()
+                        .expect("status lock")
+                        .contested
+                        .clear();
                     // Projects the previous valid manifest listed and this one does not: their
                     // deletes wait for a confirmation from disk.
                     self.dropped = self.in_force.as_ref().map_or_else(Vec::new, |old| {
@@ -518,20 +540,7 @@ impl Daemon {
     async fn reconcile(&mut self, record: &mut RunRecord, stop: &CancellationToken) {
         let desired = self.in_force.clone().expect("checked by the caller");
         record.manifest_digest = Some(desired.digest.clone());
-        let now = Instant::now();
-        let held: BTreeMap<ProjectId, String> = self
-            .backoff
-            .iter()
-            .filter(|(_, b)| b.until > now)
-            .map(|(project, b)| {
-                let wait = b.until.saturating_duration_since(now).as_secs();
-                let why = format!(
-                    "backing off after {} failure(s); next attempt in {wait}s",
-                    b.failures
-                );
-                (project.clone(), why)
-            })
-            .collect();
+        let held = self.held(Instant::now());
         let options = PassOptions {
             held,
             max_deletes: self.options.max_deletes,
@@ -545,6 +554,10 @@ impl Daemon {
         };
         let mut recorder = Recorder {
             shared: &self.shared,
+            writers: (!self.options.plan_only).then_some(&mut self.writers),
+            run: record.id,
+            triggers: record.triggers.clone(),
+            planned: Vec::new(),
             files: &self.options.files,
             env: self.reconciler.env(),
             observed: self.observed.as_deref().unwrap_or(""),
@@ -559,6 +572,7 @@ impl Daemon {
             .pass(Source::Manifest(&desired), &options, &mut recorder, stop)
             .await;
         let (changed, confirmed) = (recorder.changed, recorder.confirmed);
+        drop(recorder);
         if confirmed {
             self.dropped.clear();
         }
@@ -663,6 +677,9 @@ impl Daemon {
                 message: action.message.clone(),
             });
             self.note_outcome(&action.project, action.outcome);
+            if let Some(planned) = audit::planned(&plan.actions, action) {
+                self.writers.wrote(planned, action.outcome);
+            }
         }
         let blocked = report.count(Outcome::Blocked);
         self.shared.metrics.blocked_deletes(blocked);
@@ -729,6 +746,29 @@ impl Daemon {
             .clear();
     }
 
+    /// The projects this run leaves alone, with why: those backing off after failures, and
+    /// those another writer keeps changing ([`writers`]).
+    fn held(&self, now: Instant) -> BTreeMap<ProjectId, String> {
+        let backing_off = self
+            .backoff
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(project, b)| {
+                let wait = b.until.saturating_duration_since(now).as_secs();
+                let why = format!(
+                    "backing off after {} failure(s); next attempt in {wait}s",
+                    b.failures
+                );
+                (project.clone(), why)
+            });
+        let contested = self
+            .writers
+            .contested()
+            .iter()
+            .map(|(project, why)| (project.clone(), why.clone()));
+        backing_off.chain(contested).collect()
+    }
+
     /// Records the standing blocks of this run: in `/status`, in `bbsync_blocked_projects`, and
     /// at WARN for each block that is new or changed (not on every run).
     fn note_blocks(&mut self, blocked: BTreeMap<ProjectId, String>) {
@@ -772,6 +812,13 @@ impl Daemon {
 /// last look at the manifest before anything is written.
 struct Recorder<'a> {
     shared: &'a Shared,
+    /// Where writes are noted to see another writer undo them; `None` in `--plan-only`.
+    writers: Option<&'a mut Writers>,
+    /// The run, and what started it, for the audit trail.
+    run: u64,
+    triggers: Vec<&'static str>,
+    /// The plan's writes, for the audit trail.
+    planned: Vec<Action>,
     files: &'a [PathBuf],
     env: &'a crate::model::Env,
     /// What the loader saw of the manifest that was planned.
@@ -822,7 +869,24 @@ impl Hooks for Recorder<'_> {
     fn planned(&mut self, plan: &Plan) {
         let drift = drift(plan);
         self.shared.metrics.drifted(drift.len());
-        self.shared.status.lock().expect("status lock").drift = drift;
+        self.planned = plan
+            .actions
+            .iter()
+            .filter(|a| a.action.writes())
+            .cloned()
+            .collect();
+        let mut status = self.shared.status.lock().expect("status lock");
+        status.drift = drift;
+        if let Some(writers) = self.writers.as_deref_mut() {
+            for (project, why) in writers.observe(plan, Instant::now()) {
+                tracing::warn!(%project, reason = %why, "another writer is changing this project; bbsync stops writing it");
+                self.shared.metrics.writer_conflict();
+            }
+            status.contested = writers.contested().clone();
+            self.shared
+                .metrics
+                .contested_projects(status.contested.len());
+        }
     }
 
     fn done(&self, report: &apply::ActionReport) {
@@ -834,6 +898,18 @@ impl Hooks for Recorder<'_> {
                 message = report.message.as_deref().unwrap_or(""),
                 "action"
             );
+        }
+        // The audit trail: what the write changed, as it happens.
+        let at = crate::wire::time::rfc3339(SystemTime::now());
+        if let Some(change) = audit::planned(&self.planned, report)
+            .and_then(|action| audit::change(action, report, self.run, &self.triggers, at))
+        {
+            audit::log(&change);
+            self.shared
+                .status
+                .lock()
+                .expect("status lock")
+                .change(change);
         }
     }
 }
@@ -898,5 +974,55 @@ async fn hangups(shared: Arc<Shared>, stop: CancellationToken) {
     #[cfg(not(unix))]
     {
         let _ = (shared, stop);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::{Client, ClientConfig};
+    use crate::model::Env;
+
+    fn daemon() -> Daemon {
+        let config = ClientConfig::new(
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/",
+            crate::model::secret::Secret::new("unused"),
+        );
+        let reconciler = Reconciler::new(Client::new(config).unwrap(), Env::new::<&str, &str>([]));
+        Daemon::new(WatchOptions::new(vec![PathBuf::from("m.yaml")]), reconciler)
+    }
+
+    fn held_for(daemon: &Daemon, project: &ProjectId) -> Option<String> {
+        daemon.held(Instant::now()).remove(project)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_project_backs_off_on_the_tokio_clock_doubling_per_failure() {
+        let mut daemon = daemon();
+        let project: ProjectId = "abcdefgh1234k".parse().unwrap();
+        daemon.note_outcome(&project, Outcome::Failed);
+        let why = held_for(&daemon, &project).expect("held after a failure");
+        assert!(why.contains("1 failure(s); next attempt in 30s"), "{why}");
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(held_for(&daemon, &project).is_some(), "still backing off");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            held_for(&daemon, &project).is_none(),
+            "tried again after 30 s"
+        );
+        daemon.note_outcome(&project, Outcome::Skipped);
+        let why = held_for(&daemon, &project).expect("held after a second failure");
+        assert!(why.contains("2 failure(s); next attempt in 60s"), "{why}");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        // Success clears it at once; "not started" (SIGTERM) is no failure.
+        daemon.note_outcome(&project, Outcome::Updated);
+        daemon.note_outcome(&project, Outcome::NotStarted);
+        assert!(daemon.backoff.is_empty());
+        for _ in 0..20 {
+            daemon.note_outcome(&project, Outcome::Failed);
+        }
+        let why = held_for(&daemon, &project).unwrap();
+        assert!(why.contains("next attempt in 3600s"), "capped: {why}");
     }
 }

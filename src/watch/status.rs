@@ -117,6 +117,11 @@ pub struct Status {
     /// Projects whose drift bbsync refuses to fix, with why (`protect`, a guard): standing
     /// blocks, as of the last run that planned.
     pub blocked: BTreeMap<ProjectId, String>,
+    /// Projects another writer keeps changing, with why: bbsync no longer writes them
+    /// (`writers`).
+    pub contested: BTreeMap<ProjectId, String>,
+    /// The daemon's last writes, newest last: what each changed, field by field.
+    pub changes: VecDeque<super::audit::Change>,
     /// Projects backing off after failures: failures in a row.
     pub backing_off: BTreeMap<ProjectId, u32>,
     /// The last error, of any run.
@@ -142,6 +147,8 @@ impl Status {
             runs: VecDeque::new(),
             drift: BTreeMap::new(),
             blocked: BTreeMap::new(),
+            contested: BTreeMap::new(),
+            changes: VecDeque::new(),
             backing_off: BTreeMap::new(),
             last_error: None,
             last_success: None,
@@ -157,6 +164,14 @@ impl Status {
         self.runs.push_back(run);
         while self.runs.len() > self.history {
             self.runs.pop_front();
+        }
+    }
+
+    /// Adds a write to the audit trail, dropping the oldest beyond [`super::audit::KEPT`].
+    pub(crate) fn change(&mut self, change: super::audit::Change) {
+        self.changes.push_back(change);
+        while self.changes.len() > super::audit::KEPT {
+            self.changes.pop_front();
         }
     }
 

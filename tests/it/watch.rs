@@ -662,3 +662,149 @@ fn the_last_valid_manifest_survives_a_restart_with_state_dir() {
     assert!(restored.logs().contains("enforcing the last valid one"));
     assert_eq!(restored.terminate(), 0);
 }
+
+/// The attack as found: the daemon reverted a hand-made change and logged only
+/// `outcome="updated"`. Every write now says what it changed, field by field, in the log and
+/// in `/status`, with the secret as its reference.
+#[test]
+fn every_write_is_audited_field_by_field() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    let status = daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    let changes = status["changes"].as_array().expect("changes in /status");
+    let change = |project: &str| {
+        changes
+            .iter()
+            .find(|c| c["project"] == project)
+            .unwrap_or_else(|| panic!("no change for {project}: {status:#}"))
+    };
+    let drifted = change("drifted");
+    assert_eq!(drifted["action"], "update");
+    assert_eq!(drifted["run"], 1);
+    assert_eq!(drifted["triggers"], json!(["startup"]));
+    assert!(drifted["integration"].is_string(), "{drifted:#}");
+    assert_eq!(
+        drifted["fields"],
+        json!([{"field": "build_pull_requests", "before": false, "after": true}]),
+    );
+    assert!(drifted["at"].is_string());
+    let created = change("missing");
+    assert_eq!(created["action"], "create");
+    let fields = created["fields"].as_array().unwrap();
+    assert!(
+        fields.contains(&json!({"field": "repository", "before": null, "after": "acme/shop"})),
+        "{created:#}"
+    );
+    assert!(
+        fields.contains(&json!({"field": "app_credentials.secret", "before": null, "after": "${BITBUCKET_SECRET}"})),
+        "the secret as its reference: {created:#}"
+    );
+    let deleted = change("todelete");
+    assert!(
+        deleted["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "repository", "before": "acme/old", "after": null})),
+        "{deleted:#}"
+    );
+    let replaced = change("toreplace");
+    assert!(
+        replaced["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "repository", "before": "acme/moved", "after": "moved"})),
+        "the live side of a replace: {replaced:#}"
+    );
+    // A hand-made change, reverted: the log says what was put back, as JSON fields.
+    assert!(
+        api.sandbox
+            .world()
+            .tamper("insync", "build_pull_requests", json!(false))
+    );
+    daemon.hangup();
+    daemon.wait_for("the reverting run", |s| run_count(s) >= 2);
+    let (_, logs) = daemon.stop();
+    let reverted: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["message"] == "changed" && l["project"] == "insync")
+        .collect();
+    assert_eq!(reverted.len(), 1, "{logs}");
+    let line = &reverted[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["field"], "build_pull_requests");
+    assert_eq!(line["before"], "false");
+    assert_eq!(line["after"], "true");
+    assert_eq!(line["triggers"], "signal");
+    assert_eq!(line["action"], "update");
+}
+
+/// The attack as found: a CI `apply` and the daemon on one organization reverted each other
+/// for ever, silently. Three undos of the daemon's write within the hour stop its writes to
+/// that project, and it says so.
+#[test]
+fn a_second_writer_undoing_the_daemons_writes_is_reported_and_left_alone() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    let daemon = Daemon::start(&api, dir.path(), &["--interval", "1h"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    // The first run wrote `drifted`; another writer puts it back, three times.
+    for run in 2..=4 {
+        assert!(
+            api.sandbox
+                .world()
+                .tamper("drifted", "build_pull_requests", json!(false))
+        );
+        daemon.hangup();
+        daemon.wait_for("a run", |s| run_count(s) >= run);
+    }
+    let status = daemon.status();
+    let why = status["contested"]["drifted"]
+        .as_str()
+        .unwrap_or_else(|| panic!("contested: {status:#}"));
+    assert!(
+        why.contains("another writer is changing this project"),
+        "{why}"
+    );
+    // The third undo was still reverted; from now on the project is left alone.
+    assert_eq!(
+        api.managed("drifted")[0].1["build_pull_requests"],
+        json!(true)
+    );
+    let writes = api.writes();
+    assert!(
+        api.sandbox
+            .world()
+            .tamper("drifted", "build_pull_requests", json!(false))
+    );
+    daemon.hangup();
+    let status = daemon.wait_for("a fifth run", |s| run_count(s) >= 5);
+    assert_eq!(api.writes(), writes, "no write to the contested project");
+    assert_eq!(
+        api.managed("drifted")[0].1["build_pull_requests"],
+        json!(false)
+    );
+    assert_eq!(
+        status["drift"]["drifted"], "update",
+        "still reported: {status:#}"
+    );
+    assert_eq!(
+        status["runs"][4]["backing_off"],
+        json!(["drifted"]),
+        "{status:#}"
+    );
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(metrics.contains("bbsync_contested_projects 1"), "{metrics}");
+    assert!(
+        metrics.contains("bbsync_writer_conflicts_total 1"),
+        "{metrics}"
+    );
+    let (_, logs) = daemon.stop();
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("another writer is changing this project; bbsync stops writing it"))
+        .collect();
+    assert_eq!(warned.len(), 1, "once:\n{logs}");
+    assert!(warned[0].contains("\"WARN\""), "{}", warned[0]);
+}
