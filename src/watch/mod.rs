@@ -219,7 +219,7 @@ impl Daemon {
             return Ok(());
         }
         let (events, received) = mpsc::unbounded_channel();
-        let watcher = triggers::watch_files(&self.options.files, events)?;
+        let mut watcher = triggers::watch_files(&self.options.files, events.clone())?;
         let shared = self.shared();
         let debouncer = {
             let (shared, stop, quiet) = (Arc::clone(&shared), stop.clone(), self.options.debounce);
@@ -245,7 +245,10 @@ impl Daemon {
                 tokio::select! {
                     fired = shared.triggers.next() => break Some(fired),
                     () = stop.cancelled() => break None,
-                    _ = heartbeat.tick() => shared.beat(),
+                    _ = heartbeat.tick() => {
+                        shared.beat();
+                        self.rewatch(&mut watcher, &events);
+                    }
                 }
             };
             let Some(fired) = fired else { break };
@@ -281,6 +284,32 @@ impl Daemon {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// Begins the file watch again when a watched directory was deleted and made again (its
+    /// old watch hears nothing of the new one), and plans what is there now.
+    fn rewatch(&self, watcher: &mut triggers::FileWatch, events: &mpsc::UnboundedSender<usize>) {
+        match watcher.check() {
+            triggers::Watched::Same => {}
+            triggers::Watched::Gone(dir) => {
+                tracing::warn!(dir = %dir.display(), "a watched manifest directory was deleted; waiting for it to come back (the manifest in force stays)");
+            }
+            triggers::Watched::Replaced => {
+                match triggers::watch_files(&self.options.files, events.clone()) {
+                    Ok(fresh) => {
+                        tracing::info!(
+                            "a watched manifest directory was made again; watching it anew"
+                        );
+                        *watcher = fresh;
+                        self.shared.triggers.fire(Trigger::File);
+                    }
+                    Err(error) => {
+                        // Tried again at the next tick.
+                        tracing::debug!(%error, "cannot watch the manifest directory yet");
+                    }
+                }
+            }
+        }
     }
 
     /// Waits until every manifest path exists, polling once a second; false when stopped

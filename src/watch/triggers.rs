@@ -200,6 +200,71 @@ fn forward(
 pub(crate) struct FileWatch {
     _files: Debouncer<RecommendedWatcher, RecommendedCache>,
     _links: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    /// The directories watched, and which directory each was when the watch began.
+    dirs: Vec<(PathBuf, Option<DirId>)>,
+    /// A watched directory was seen gone since.
+    gone: bool,
+}
+
+/// What [`FileWatch::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Watched {
+    /// The directories watched are the ones the watch began on.
+    Same,
+    /// This one was deleted (first seen so now).
+    Gone(PathBuf),
+    /// A directory is not the one the watch began on (deleted and made again, or a symlink on
+    /// the way swapped): the watch hears nothing of it any more and must begin again.
+    Replaced,
+}
+
+/// What identifies a directory: one deleted and made again is another, with another inode (or,
+/// where the inode is reused, another birth time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DirId {
+    device: u64,
+    inode: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+fn dir_id(path: &Path) -> Option<DirId> {
+    let metadata = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let (device, inode) = {
+        use std::os::unix::fs::MetadataExt as _;
+        (metadata.dev(), metadata.ino())
+    };
+    #[cfg(not(unix))]
+    let (device, inode) = (0, 0);
+    Some(DirId {
+        device,
+        inode,
+        born: metadata.created().ok(),
+    })
+}
+
+impl FileWatch {
+    /// Whether the directories watched are still the ones the watch began on. The daemon
+    /// calls it once a second; a deletion seen gone counts as a replacement once the directory
+    /// is back, even were it to get the same inode.
+    pub(crate) fn check(&mut self) -> Watched {
+        for (dir, began) in &self.dirs {
+            match dir_id(dir) {
+                None if self.gone => return Watched::Same,
+                None => {
+                    self.gone = true;
+                    return Watched::Gone(dir.clone());
+                }
+                Some(now) if Some(&now) != began.as_ref() => return Watched::Replaced,
+                Some(_) => {}
+            }
+        }
+        if self.gone {
+            Watched::Replaced
+        } else {
+            Watched::Same
+        }
+    }
 }
 
 /// Watches the manifest files and directories. Editors save by writing a temporary file and
@@ -241,9 +306,15 @@ pub(crate) fn watch_files(
         }
         Some(watcher)
     };
+    let dirs = targets
+        .iter()
+        .map(|t| (t.dir.clone(), dir_id(&t.dir)))
+        .collect();
     Ok(FileWatch {
         _files: files,
         _links: links,
+        dirs,
+        gone: false,
     })
 }
 
@@ -303,6 +374,34 @@ mod tests {
         assert_eq!(counted.load(Ordering::Relaxed), 50);
         stop.cancel();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn a_directory_deleted_and_made_again_is_noticed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut watch = watch_files(std::slice::from_ref(&dir), tx).unwrap();
+        assert_eq!(watch.check(), Watched::Same);
+        std::fs::write(dir.join("a.yaml"), "x").unwrap();
+        assert_eq!(
+            watch.check(),
+            Watched::Same,
+            "a change inside is no replacement"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(watch.check(), Watched::Gone(dir.clone()));
+        assert_eq!(watch.check(), Watched::Same, "gone is said once");
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(watch.check(), Watched::Replaced);
+        // Deleted and made again between two looks: another inode, or another birth time.
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut watch = watch_files(std::slice::from_ref(&dir), tx).unwrap();
+        let keep = dir.with_file_name("old");
+        std::fs::rename(&dir, &keep).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(watch.check(), Watched::Replaced);
     }
 
     #[tokio::test(start_paused = true)]

@@ -507,7 +507,7 @@ fn a_git_sync_symlink_swap_triggers_a_run() {
     std::fs::create_dir(&v2).unwrap();
     std::fs::write(
         v2.join("integrations.yaml"),
-        MANIFEST.replace("todelete:\n    absent: true\n", ""),
+        MANIFEST.replace("  todelete:\n    absent: true\n", ""),
     )
     .unwrap();
     std::os::unix::fs::symlink(&v2, root.path().join("current.tmp")).unwrap();
@@ -515,9 +515,56 @@ fn a_git_sync_symlink_swap_triggers_a_run() {
     std::fs::remove_dir_all(&v1).unwrap();
     let status = daemon.wait_for("the run after the swap", |s| run_count(s) >= 2);
     assert_eq!(status["runs"][1]["triggers"], json!(["file"]), "{status:#}");
+    assert_eq!(status["runs"][1]["result"], "ok", "{status:#}");
     assert_ne!(
         status["runs"][1]["manifest_digest"],
         status["runs"][0]["manifest_digest"]
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
+
+/// The attack as found: after the manifest's directory was deleted and made again, file events
+/// were lost for good, and only the hourly resync noticed changes. Now the watch begins again.
+#[test]
+fn a_manifest_directory_deleted_and_made_again_is_watched_again() {
+    let api = Api::start(world(), Faults::default());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("integrations.yaml"), MANIFEST).unwrap();
+    let daemon = Daemon::start(&api, root.path(), &["--interval", "1h", "-f", "manifests"]);
+    daemon.wait_for("the first run", |s| run_count(s) >= 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !daemon
+        .logs()
+        .contains("a watched manifest directory was deleted")
+    {
+        assert!(Instant::now() < deadline, "not noticed:\n{}", daemon.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("integrations.yaml"),
+        MANIFEST.replace("  todelete:\n    absent: true\n", ""),
+    )
+    .unwrap();
+    let status = daemon.wait_for("the run after the directory came back", |s| {
+        run_count(s) >= 2 && s["manifest_digest"] != s["runs"][0]["manifest_digest"]
+    });
+    assert_eq!(status["runs"][1]["triggers"], json!(["file"]), "{status:#}");
+    // And the new directory is watched: an edit in it is a run.
+    std::fs::write(
+        dir.join("integrations.yaml"),
+        MANIFEST.replace("      fetch_branches: false\n", ""),
+    )
+    .unwrap();
+    let runs = run_count(&status);
+    let status = daemon.wait_for("a run after an edit", |s| run_count(s) > runs);
+    assert_eq!(
+        status["runs"][runs]["triggers"],
+        json!(["file"]),
+        "{status:#}"
     );
     assert_eq!(daemon.terminate(), 0);
 }
