@@ -165,8 +165,15 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon that reconciles through `reconciler` (its client and environment).
     pub fn new(options: WatchOptions, reconciler: Reconciler) -> Self {
+        let mut status = Status::new(options.plan_only, options.history);
+        // Said from the start, so that `/readyz` never answers before the wait is known.
+        status.waiting_for = options
+            .files
+            .iter()
+            .find(|p| !p.exists())
+            .map(|p| p.display().to_string());
         let shared = Arc::new(Shared {
-            status: Mutex::new(Status::new(options.plan_only, options.history)),
+            status: Mutex::new(status),
             metrics: Metrics::default(),
             triggers: Triggers::default(),
             env: reconciler.env().clone(),
