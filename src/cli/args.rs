@@ -205,6 +205,11 @@ pub(crate) struct PlanArgs {
     /// can be posted as a pull-request comment (GitHub refuses more than 65,536). 0: no limit.
     #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT, value_parser = parse_markdown_limit)]
     pub markdown_limit: usize,
+    /// With `--format markdown`: `bitbucket` (the default) is CommonMark that Bitbucket Cloud
+    /// and Data Center render in pull-request comments; `github` adds GitHub's alerts and
+    /// collapsible details.
+    #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = crate::render::Flavor::Bitbucket)]
+    pub markdown_flavor: crate::render::Flavor,
     /// Also write the plan (JSON, no secret values) to this file, for `bbsync apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,

@@ -191,7 +191,7 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         Format::Json => render::plan_json(&plan),
         Format::Markdown => {
             let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
-            render::plan_markdown_within(&plan, limit)
+            render::plan_markdown_within(&plan, limit, args.markdown_flavor)
         }
     };
     output::stdout().write_all(text.as_bytes())?;

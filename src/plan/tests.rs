@@ -751,8 +751,8 @@ proptest! {
         let projects = targets.iter().enumerate().map(|(i, (t, protect))| (names[i], t.clone(), *protect)).collect();
         let l = live(names.iter().copied().zip(lives).collect());
         let p = plan(&desired(projects), &l, &PlanOptions::default());
-        let full = crate::render::plan_markdown(&p);
-        let short = crate::render::plan_markdown_within(&p, Some(limit));
+        let full = crate::render::plan_markdown(&p, crate::render::Flavor::Github);
+        let short = crate::render::plan_markdown_within(&p, Some(limit), crate::render::Flavor::Github);
         let size = short.chars().count();
         prop_assert!(size <= limit, "{size} characters for a limit of {limit}:\n{short}");
         let summary = crate::render::summary_line(&p.summary);

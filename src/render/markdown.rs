@@ -6,6 +6,17 @@
 //! read escaped ([`prose`]), text inside HTML is entity-escaped ([`html`]), a table cell has
 //! its `|` escaped ([`cell`]), and line breaks and control characters are made visible
 //! everywhere ([`visible`]).
+//!
+//! Two flavours ([`Flavor`]). The default, [`Flavor::Bitbucket`], is plain CommonMark plus pipe
+//! tables, which Bitbucket Cloud and Data Center render in pull-request comments: no HTML
+//! (Data Center escapes every HTML tag and Cloud runs Markdown in safe mode: Atlassian's
+//! "Markdown syntax guide" for Bitbucket Data Center, and bitbucket.org/tutorials/markdowndemo),
+//! no GitHub alerts (`[!WARNING]` is GitHub's alone), and emoji as Unicode characters rather
+//! than `:shortcodes:` (inferred: neither guide documents shortcodes; a character needs no
+//! support). Pipe tables: inferred from both products' guides, which build on CommonMark "with a
+//! few extensions"; the test renders the output through pulldown-cmark with tables on, and
+//! checks that no HTML and no alert syntax is left. [`Flavor::Github`] keeps collapsible
+//! `<details>` blocks, `<sub>` and alerts for GitHub.
 
 use std::fmt::Write as _;
 
@@ -17,10 +28,73 @@ use crate::plan::{Action, ActionKind, Plan};
 /// step may add a header of its own.
 pub const MARKDOWN_LIMIT: usize = 60_000;
 
-/// The plan as Markdown: a summary, a table of actions (deletes flagged), and collapsible
-/// details per project. Never shortened; see [`plan_markdown_within`].
-pub fn plan_markdown(plan: &Plan) -> String {
-    plan_markdown_within(plan, None)
+/// Which Markdown to write (`--markdown-flavor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// CommonMark with pipe tables and Unicode emoji: renders in Bitbucket Cloud and Data
+    /// Center comments (and on GitHub, plainly).
+    #[default]
+    #[value(alias = "commonmark")]
+    Bitbucket,
+    /// GitHub's richer form: alerts, collapsible details, `<sub>`.
+    Github,
+}
+
+impl Flavor {
+    fn github(self) -> bool {
+        self == Flavor::Github
+    }
+
+    /// An emoji: a GitHub shortcode, or the Unicode character.
+    fn emoji(self, name: &'static str) -> &'static str {
+        if self.github() {
+            return match name {
+                "siren" => ":rotating_light:",
+                "warning" => ":warning:",
+                "x" => ":x:",
+                "lock" => ":lock:",
+                "plus" => ":heavy_plus_sign:",
+                "info" => ":information_source:",
+                _ => ":pencil2:",
+            };
+        }
+        match name {
+            "siren" => "\u{1f6a8}",
+            "warning" => "\u{26a0}\u{fe0f}",
+            "x" => "\u{274c}",
+            "lock" => "\u{1f512}",
+            "plus" => "\u{2795}",
+            "info" => "\u{2139}\u{fe0f}",
+            _ => "\u{270f}\u{fe0f}",
+        }
+    }
+
+    /// A call-out: a GitHub alert, or a quoted paragraph led by an emoji and a bold word.
+    fn alert(self, kind: &'static str, text: &str) -> String {
+        if self.github() {
+            let tag = match kind {
+                "warning" | "siren" => "WARNING",
+                "x" => "CAUTION",
+                "lock" => "IMPORTANT",
+                _ => "NOTE",
+            };
+            return format!("> [!{tag}]\n> {text}\n\n");
+        }
+        let word = match kind {
+            "warning" => "Warning",
+            "siren" => "Environments",
+            "x" => "Caution",
+            "lock" => "Blocked",
+            _ => "Note",
+        };
+        format!("> {} **{word}:** {text}\n\n", self.emoji(kind))
+    }
+}
+
+/// The plan as Markdown: a summary, a table of actions (deletes flagged), and details per
+/// project. Never shortened; see [`plan_markdown_within`].
+pub fn plan_markdown(plan: &Plan, flavor: Flavor) -> String {
+    plan_markdown_within(plan, None, flavor)
 }
 
 /// The plan as Markdown in at most `limit` characters, so that it can still be posted as a
@@ -28,8 +102,8 @@ pub fn plan_markdown(plan: &Plan) -> String {
 /// always kept; then, while they fit, the rows of the action table in plan order (errors,
 /// blocked, deletes and replaces first), plan-level errors, the per-project field diffs, and the
 /// warnings. A note under the summary says what was left out.
-pub fn plan_markdown_within(plan: &Plan, limit: Option<usize>) -> String {
-    let parts = Parts::of(plan);
+pub fn plan_markdown_within(plan: &Plan, limit: Option<usize>, flavor: Flavor) -> String {
+    let parts = Parts::of(plan, flavor);
     let full = parts.assemble(&Kept::all(&parts), None);
     let Some(limit) = limit.filter(|limit| chars(&full) > *limit) else {
         return full;
@@ -60,14 +134,15 @@ pub fn plan_markdown_within(plan: &Plan, limit: Option<usize>) -> String {
         details,
         warnings,
     };
-    let note = shortened_note(limit, &parts, &kept);
+    let note = shortened_note(limit, &parts, &kept, flavor);
     parts.assemble(&kept, Some(&note))
 }
 
 /// Characters kept free for the note about what was left out.
 const NOTE_ROOM: usize = 400;
 
-const TABLE_HEADER: &str = "| | Project | Action | Type | Why |\n|---|---|---|---|---|\n";
+const TABLE_HEADER: &str =
+    "| | Project | Repository | Action | Type | Why |\n|---|---|---|---|---|---|\n";
 
 fn chars(text: &str) -> usize {
     text.chars().count()
@@ -104,35 +179,27 @@ impl Kept {
 }
 
 impl Parts {
-    fn of(plan: &Plan) -> Self {
+    fn of(plan: &Plan, flavor: Flavor) -> Self {
         let shown: Vec<_> = plan
             .actions
             .iter()
             .filter(|a| a.action != ActionKind::Noop)
             .collect();
         Self {
-            head: head(plan),
-            rows: shown.iter().map(|action| row(action)).collect(),
+            head: head(plan, flavor),
+            rows: shown.iter().map(|action| row(action, flavor)).collect(),
             details: shown
                 .iter()
-                .filter(|a| !a.fields.is_empty())
-                .map(|action| details(action))
+                .filter(|a| !a.fields.is_empty() || a.action == ActionKind::Delete)
+                .map(|action| details(action, flavor))
                 .collect(),
             errors: plan
                 .errors
                 .iter()
-                .map(|error| format!("- :x: {}\n", prose(error)))
+                .map(|error| format!("- {} {}\n", flavor.emoji("x"), prose(error)))
                 .collect(),
-            warnings: warnings(&plan.warnings),
-            footer: format!(
-                "\n<sub>bbsync {} · manifest {}</sub>\n",
-                escape_text(&visible(&plan.bbsync_version), false),
-                code(
-                    plan.manifest_digest
-                        .get(..19)
-                        .unwrap_or(&plan.manifest_digest)
-                )
-            ),
+            warnings: warnings(&plan.warnings, flavor),
+            footer: footer(plan, flavor),
             nothing_to_do: shown.is_empty() && plan.errors.is_empty(),
         }
     }
@@ -163,22 +230,59 @@ impl Parts {
     }
 }
 
-fn head(plan: &Plan) -> String {
+fn footer(plan: &Plan, flavor: Flavor) -> String {
+    let version = escape_text(&visible(&plan.bbsync_version), false);
+    let digest = code(
+        plan.manifest_digest
+            .get(..19)
+            .unwrap_or(&plan.manifest_digest),
+    );
+    if flavor.github() {
+        format!("\n<sub>bbsync {version} · manifest {digest}</sub>\n")
+    } else {
+        format!("\n_bbsync {version} · manifest {digest}_\n")
+    }
+}
+
+fn head(plan: &Plan, flavor: Flavor) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### bbsync plan\n");
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     let deletions = plan.summary.delete + plan.summary.replace;
+    let environments = plan
+        .actions
+        .iter()
+        .filter(|a| crate::render::text::environment_line(a).is_some())
+        .count();
+    if environments > 0 {
+        out.push_str(&flavor.alert(
+            "siren",
+            &format!(
+                "Platform.sh **may delete environments, with their data,** in {environments} project(s): see the rows marked {}.",
+                flavor.emoji("siren")
+            ),
+        ));
+    }
     if deletions > 0 {
-        let _ = writeln!(
-            out,
-            "> [!WARNING]\n> This plan **deletes {deletions} integration(s)** (replaces included). Review them before applying.\n"
-        );
+        out.push_str(&flavor.alert(
+            "warning",
+            &format!("This plan **deletes {deletions} integration(s)** (replaces included). Review them before applying."),
+        ));
+    }
+    if plan.summary.blocked > 0 {
+        out.push_str(&flavor.alert(
+            "lock",
+            &format!(
+                "**{} action(s) are blocked** (`protect`, a guard): bbsync will not make them, and `apply` exits 3 until the block is lifted.",
+                plan.summary.blocked
+            ),
+        ));
     }
     if plan.has_errors() {
-        let _ = writeln!(
-            out,
-            "> [!CAUTION]\n> Some projects could not be planned; `apply` will not touch them.\n"
-        );
+        out.push_str(&flavor.alert(
+            "x",
+            "Some projects could not be planned; `apply` will not touch them.",
+        ));
     }
     if plan.partial {
         let _ = writeln!(
@@ -189,20 +293,36 @@ fn head(plan: &Plan) -> String {
     out
 }
 
-fn row(action: &Action) -> String {
+/// The repository an action is about: `workspace/slug`, or `URL PROJECT/slug` on a Server.
+fn repository(action: &Action) -> String {
+    let described = crate::render::text::describe(action);
+    described
+        .split_once(' ')
+        .map_or(String::new(), |(_, repository)| repository.to_owned())
+}
+
+fn row(action: &Action, flavor: Flavor) -> String {
     let environments = crate::render::text::environment_line(action);
-    let flag = match action.action {
-        _ if environments.is_some() => ":rotating_light:",
-        ActionKind::Delete | ActionKind::Replace => ":warning:",
-        ActionKind::Error => ":x:",
-        ActionKind::Blocked => ":lock:",
-        ActionKind::Create => ":heavy_plus_sign:",
-        _ => ":pencil2:",
-    };
+    let flag = flavor.emoji(match action.action {
+        _ if environments.is_some() => "siren",
+        ActionKind::Delete | ActionKind::Replace => "warning",
+        ActionKind::Error => "x",
+        ActionKind::Blocked => "lock",
+        ActionKind::Create => "plus",
+        _ => "pencil",
+    });
     let kind = action.kind.map(|k| format!("`{k}`")).unwrap_or_default();
     let action_word = match action.action {
-        ActionKind::Delete | ActionKind::Replace => format!("**{}**", action.action.as_str()),
+        ActionKind::Delete | ActionKind::Replace | ActionKind::Blocked => {
+            format!("**{}**", action.action.as_str())
+        }
         other => other.as_str().to_owned(),
+    };
+    let repository = repository(action);
+    let repository = if repository.is_empty() {
+        String::new()
+    } else {
+        cell(&code(&repository))
     };
     let mut reason = cell(&prose(action.reason.as_deref().unwrap_or("")));
     if let Some(line) = environments {
@@ -215,29 +335,59 @@ fn row(action: &Action) -> String {
         ));
     }
     format!(
-        "| {flag} | {} | {action_word} | {kind} | {reason} |\n",
+        "| {flag} | {} | {repository} | {action_word} | {kind} | {reason} |\n",
         cell(&code(action.project.as_str())),
     )
 }
 
-fn details(action: &Action) -> String {
+fn details(action: &Action, flavor: Flavor) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<details><summary><code>{}</code>: {} ({} field{})</summary>\n",
-        html(action.project.as_str()),
-        action.action.as_str(),
-        action.fields.len(),
-        if action.fields.len() == 1 { "" } else { "s" }
-    );
+    let live = action.before.as_ref().map(|b| &b.fields);
+    let count = if action.action == ActionKind::Delete {
+        live.map_or(0, |l| l.len())
+    } else {
+        action.fields.len()
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    if flavor.github() {
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code>: {} ({count} field{plural})</summary>\n",
+            html(action.project.as_str()),
+            action.action.as_str(),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "**{}**: {} ({count} field{plural})\n",
+            code(action.project.as_str()),
+            action.action.as_str(),
+        );
+    }
     let _ = writeln!(out, "| Field | Live | Manifest |");
     let _ = writeln!(out, "|---|---|---|");
+    if action.action == ActionKind::Delete {
+        // What is going away: the live integration, field by field.
+        for (field, value) in live.into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | _deleted_ |",
+                cell(&code(field.name())),
+                cell(&code(&value.to_string())),
+            );
+        }
+    }
     for change in &action.fields {
+        // A replace plans from scratch; its live side is the integration it replaces.
+        let before = change
+            .before
+            .as_ref()
+            .or_else(|| live.and_then(|l| l.get(&change.name)));
         let _ = writeln!(
             out,
             "| {} | {} | {} |",
             cell(&code(change.name.name())),
-            cell(&code(&show(change.before.as_ref()))),
+            cell(&code(&show(before))),
             cell(&code(&change.after.to_string()))
         );
     }
@@ -254,29 +404,39 @@ fn details(action: &Action) -> String {
             cell(&code(&after.secret.reference()))
         );
     }
-    let _ = writeln!(out, "\n</details>\n");
+    if flavor.github() {
+        let _ = writeln!(out, "\n</details>\n");
+    } else {
+        out.push('\n');
+    }
     out
 }
 
-fn warnings(warnings: &[String]) -> String {
+fn warnings(warnings: &[String], flavor: Flavor) -> String {
     if warnings.is_empty() {
         return String::new();
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\n<details><summary>{} warning(s)</summary>\n",
-        warnings.len()
-    );
+    if flavor.github() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} warning(s)</summary>\n",
+            warnings.len()
+        );
+    } else {
+        let _ = writeln!(out, "\n**{} warning(s)**\n", warnings.len());
+    }
     for warning in warnings {
         let _ = writeln!(out, "- {}", prose(warning));
     }
-    let _ = writeln!(out, "\n</details>");
+    if flavor.github() {
+        let _ = writeln!(out, "\n</details>");
+    }
     out
 }
 
 /// What a shortened rendering left out, and where to see everything.
-fn shortened_note(limit: usize, parts: &Parts, kept: &Kept) -> String {
+fn shortened_note(limit: usize, parts: &Parts, kept: &Kept, flavor: Flavor) -> String {
     let mut left_out = Vec::new();
     let mut count = |kept: usize, all: usize, what: &str| {
         if kept < all {
@@ -289,9 +449,12 @@ fn shortened_note(limit: usize, parts: &Parts, kept: &Kept) -> String {
     if !kept.warnings {
         left_out.push("the warnings".to_owned());
     }
-    format!(
-        "> [!NOTE]\n> Shortened to fit {limit} characters: {} not shown. `bbsync plan` (text or `--format json`) shows the whole plan.\n\n",
-        left_out.join(", ")
+    flavor.alert(
+        "info",
+        &format!(
+            "Shortened to fit {limit} characters: {} not shown. `bbsync plan` (text or `--format json`) shows the whole plan.",
+            left_out.join(", ")
+        ),
     )
 }
 
@@ -553,30 +716,34 @@ mod tests {
     /// text), and nothing leaves the `<summary>`.
     fn assert_contained(h: &Hostile) {
         let plan = hostile_plan(h);
-        let markdown = plan_markdown(&plan);
+        let markdown = plan_markdown(&plan, Flavor::Github);
         assert!(raw_unsafe(&markdown).is_empty(), "{markdown:?}");
         let mut project_cells = 0;
         let mut key_rows = 0;
         for line in markdown.lines() {
             if line.starts_with("| :") {
                 let cells = cells(line);
-                assert_eq!(cells.len(), 5, "{line}\n{markdown}");
+                assert_eq!(cells.len(), 6, "{line}\n{markdown}");
                 let projects = code_spans(&cells[1]);
                 assert_eq!(projects.len(), 1, "{line}");
-                code_spans(&cells[4]);
+                code_spans(&cells[2]);
+                code_spans(&cells[5]);
                 if projects[0] == shown(&h.project) {
                     project_cells += 1;
                 }
             } else if line.starts_with("| `") {
                 let cells = cells(line);
                 assert_eq!(cells.len(), 3, "{line}\n{markdown}");
-                for cell in cells.iter().filter(|c| *c != "_write-only_") {
+                for cell in cells
+                    .iter()
+                    .filter(|c| !["_write-only_", "_deleted_"].contains(&c.as_str()))
+                {
                     code_spans(
                         cell.trim_end_matches(" (sent)")
                             .trim_end_matches(" (not sent)"),
                     );
                 }
-                if cells[0] == "`app_credentials.key`" {
+                if cells[0] == "`app_credentials.key`" && cells[2] != "_deleted_" {
                     let live = show(Some(&FieldValue::Text(h.key.clone())));
                     assert_eq!(code_spans(&cells[1]), [shown(&live)], "{line}");
                     key_rows += 1;
@@ -593,8 +760,8 @@ mod tests {
             } else if line.starts_with('|') {
                 assert!(
                     [
-                        "| | Project | Action | Type | Why |",
-                        "|---|---|---|---|---|",
+                        "| | Project | Repository | Action | Type | Why |",
+                        "|---|---|---|---|---|---|",
                         "| Field | Live | Manifest |",
                         "|---|---|---|"
                     ]

@@ -6,7 +6,7 @@ mod markdown;
 mod report;
 pub(crate) mod text;
 
-pub use markdown::{MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
+pub use markdown::{Flavor, MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
 pub use report::report_text;
 pub use text::{Painter, plan_text, summary_line};
 

@@ -76,7 +76,7 @@ fn symbol(kind: ActionKind) -> &'static str {
 }
 
 /// What the integration is, in a few words: `bitbucket acme/web`.
-fn describe(action: &Action) -> String {
+pub(crate) fn describe(action: &Action) -> String {
     let fields = action
         .after
         .as_ref()

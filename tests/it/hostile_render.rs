@@ -186,20 +186,20 @@ fn markdown_keeps_hostile_values_inside_their_code_spans_and_cells() {
         key_row.contains(r#"| ```"old`` `\|\n\u{1b}[31m\| x \|"``` |"#),
         "{key_row}"
     );
-    // The project with the hostile ID: its row keeps five cells, its ID one code span.
+    // The project with the hostile ID: its row keeps six cells, its ID one code span.
     let evil_row = markdown
         .lines()
         .find(|l| l.contains("| error |"))
         .unwrap_or_else(|| panic!("no delete row:\n{markdown}"));
-    assert_eq!(cell_separators(evil_row), 6, "{evil_row}");
+    assert_eq!(cell_separators(evil_row), 7, "{evil_row}");
     assert!(
         evil_row.contains(r"| ``evil`x\|y\u{1b}[2J<b>`` |"),
         "{evil_row}"
     );
     for row in markdown.lines().filter(|l| l.starts_with('|')) {
-        let actions =
-            row.starts_with("| :") || row.starts_with("| |") || row == "|---|---|---|---|---|";
-        assert_eq!(cell_separators(row), if actions { 6 } else { 4 }, "{row}");
+        let fields =
+            row.starts_with("| `") || row.starts_with("| Field |") || row == "|---|---|---|";
+        assert_eq!(cell_separators(row), if fields { 4 } else { 7 }, "{row}");
     }
 }
 

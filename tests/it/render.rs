@@ -9,7 +9,7 @@ use bbsync::model::live::{
 };
 use bbsync::model::{self, Field, FieldValue, IntegrationType};
 use bbsync::plan::{self, Plan, PlanOptions};
-use bbsync::render::{self, Painter};
+use bbsync::render::{self, Flavor, Painter};
 
 const MANIFEST: &str = r#"version: 1
 organization: org1
@@ -196,29 +196,81 @@ fn json() {
 
 #[test]
 fn markdown() {
-    insta::assert_snapshot!(render::plan_markdown(&every_kind_of_plan()));
+    insta::assert_snapshot!(render::plan_markdown(&every_kind_of_plan(), Flavor::Github));
 }
 
 /// Shortened for a pull-request comment: the summary, the alerts and the rows in plan order
 /// (errors, blocked, deletes and replaces first) stay; diffs and then rows go, and a note says so.
+/// What a CommonMark renderer with pipe tables (what Bitbucket Cloud and Data Center support)
+/// makes of `markdown`: the raw HTML it would pass on (Bitbucket escapes it), the tables, and
+/// the text.
+fn commonmark(markdown: &str) -> (Vec<String>, usize, String) {
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+    let (mut html, mut tables, mut text) = (Vec::new(), 0, String::new());
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES) {
+        match event {
+            Event::Html(h) | Event::InlineHtml(h) => html.push(h.to_string()),
+            Event::Start(Tag::Table(_)) => tables += 1,
+            Event::Text(t) | Event::Code(t) => {
+                text.push_str(&t);
+                text.push('\n');
+            }
+            _ => {}
+        }
+    }
+    (html, tables, text)
+}
+
+#[test]
+fn markdown_for_bitbucket() {
+    let markdown = render::plan_markdown(&every_kind_of_plan(), Flavor::Bitbucket);
+    insta::assert_snapshot!(markdown);
+    let (html, tables, text) = commonmark(&markdown);
+    assert!(
+        html.is_empty(),
+        "raw HTML, which Bitbucket escapes: {html:?}"
+    );
+    assert!(
+        tables >= 2,
+        "the action table and the field tables: {markdown}"
+    );
+    assert!(!text.contains("[!"), "GitHub's alert syntax: {markdown}");
+    let shortcode = text
+        .split_whitespace()
+        .any(|w| w.len() > 2 && w.starts_with(':') && w.ends_with(':'));
+    assert!(!shortcode, "emoji shortcodes: {markdown}");
+    // The GitHub flavour keeps its HTML, so the check above can fail.
+    let (html, _, _) = commonmark(&render::plan_markdown(
+        &every_kind_of_plan(),
+        Flavor::Github,
+    ));
+    assert!(html.iter().any(|h| h.contains("<details>")), "{html:?}");
+}
+
 #[test]
 fn markdown_shortened_to_a_limit() {
     let plan = every_kind_of_plan();
-    let full = render::plan_markdown(&plan);
+    let full = render::plan_markdown(&plan, Flavor::Github);
     let size = full.chars().count();
-    assert_eq!(render::plan_markdown_within(&plan, Some(size)), full);
-    assert_eq!(render::plan_markdown_within(&plan, None), full);
-    let short = render::plan_markdown_within(&plan, Some(2000));
+    assert_eq!(
+        render::plan_markdown_within(&plan, Some(size), Flavor::Github),
+        full
+    );
+    assert_eq!(
+        render::plan_markdown_within(&plan, None, Flavor::Github),
+        full
+    );
+    let short = render::plan_markdown_within(&plan, Some(2000), Flavor::Github);
     assert!(short.chars().count() <= 2000, "{}", short.chars().count());
     insta::assert_snapshot!(short);
     // Too small for every row: the first rows, the most important, are the ones kept.
-    let tiny = render::plan_markdown_within(&plan, Some(1500));
+    let tiny = render::plan_markdown_within(&plan, Some(1500), Flavor::Github);
     assert!(tiny.chars().count() <= 1500, "{}", tiny.chars().count());
-    assert!(tiny.contains("`unknown` | error"), "{tiny}");
-    assert!(!tiny.contains("`updated` | update"), "{tiny}");
+    assert!(tiny.contains("`unknown` |  | error"), "{tiny}");
+    assert!(!tiny.contains("`updated` |"), "{tiny}");
     assert!(tiny.contains("action rows"), "{tiny}");
     // The smallest limit `--markdown-limit` accepts holds the summary, alerts and note.
-    let least = render::plan_markdown_within(&plan, Some(1000));
+    let least = render::plan_markdown_within(&plan, Some(1000), Flavor::Github);
     assert!(least.chars().count() <= 1000, "{least}");
     assert!(
         least.contains("Shortened to fit 1000 characters"),
@@ -255,8 +307,8 @@ fn a_large_plan_fits_a_comment() {
         organization: None,
     };
     let plan = plan::plan(&desired, &live, &PlanOptions::default());
-    assert!(render::plan_markdown(&plan).chars().count() > 500_000);
-    let short = render::plan_markdown_within(&plan, Some(render::MARKDOWN_LIMIT));
+    assert!(render::plan_markdown(&plan, Flavor::Github).chars().count() > 500_000);
+    let short = render::plan_markdown_within(&plan, Some(render::MARKDOWN_LIMIT), Flavor::Github);
     let size = short.chars().count();
     assert!(
         size <= render::MARKDOWN_LIMIT && size > render::MARKDOWN_LIMIT - 1000,
