@@ -4,6 +4,8 @@ mod bitbucket;
 mod client;
 mod error;
 mod fetch;
+mod pace;
+mod throttle;
 
 pub use bitbucket::{
     BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, Check, CheckKind,
