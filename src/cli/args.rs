@@ -367,6 +367,13 @@ pub(crate) struct SandboxArgs {
     /// `Retry-After` of those 429s, in seconds.
     #[arg(long, default_value_t = 1.0)]
     pub retry_after: f64,
+    /// A token bucket over every API request: at most this many per second on average, those
+    /// over it answered 429 with `Retry-After` (whole seconds, at least 1).
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// What that bucket holds: requests allowed at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
     /// Fraction of creates carried out whose answer is lost (connection dropped).
     #[arg(long, default_value_t = 0.0)]
     pub drop_post_rate: f64,

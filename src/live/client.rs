@@ -392,11 +392,11 @@ impl Client {
             match sent {
                 // A 429 pauses the auth host and uses no attempt ([`Throttle`]).
                 Ok(response) if response.status().as_u16() == 429 => {
-                    match self.inner.throttle.throttled(
-                        ticket,
-                        retry_after(&response),
-                        &throttled,
-                    ) {
+                    match self
+                        .inner
+                        .throttle
+                        .throttled(ticket, retry_after(&response), &throttled)
+                    {
                         AfterThrottle::Retry => attempt -= 1,
                         AfterThrottle::GiveUp(refusal) => {
                             return Err(refusal
@@ -601,13 +601,12 @@ impl Client {
                         continue;
                     }
                     AfterThrottle::GiveUp(refusal) => {
-                        return Err(
-                            refusal.into_error(call, self.inner.config.max_throttle_wait)
-                        );
+                        return Err(refusal.into_error(call, self.inner.config.max_throttle_wait));
                     }
                 }
             }
-            let connect_failed = matches!(&text, Err(BodyError::Read(e)) if status.is_none() && e.is_connect());
+            let connect_failed =
+                matches!(&text, Err(BodyError::Read(e)) if status.is_none() && e.is_connect());
             ticket.ended(status.is_some());
             match (status, text) {
                 // Step-up (RFC 9470): a new access token for the same API token cannot satisfy

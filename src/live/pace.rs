@@ -121,7 +121,11 @@ enum Mode {
     /// Before the first 429 that set a rate: a window of requests in flight.
     SlowStart { window: u32 },
     /// A rate of `base` requests per second at `since`, rising by `ramp` each second.
-    Paced { base: f64, ramp: f64, since: Instant },
+    Paced {
+        base: f64,
+        ramp: f64,
+        since: Instant,
+    },
 }
 
 /// One host's pacing state.
@@ -234,7 +238,11 @@ impl HostPace {
         match ending {
             Ending::NoAnswer => false,
             Ending::Answered => {
-                for epoch in self.first.iter_mut().chain(std::iter::once(&mut self.current)) {
+                for epoch in self
+                    .first
+                    .iter_mut()
+                    .chain(std::iter::once(&mut self.current))
+                {
                     if epoch.holds(sent) {
                         epoch.accepted += 1;
                         if epoch.sends.len() < MAX_SENDS {
@@ -417,7 +425,14 @@ mod tests {
         let mut reserved: Vec<(Instant, u64)> = Vec::new();
         while done < n {
             let mut due = Vec::new();
-            in_flight.retain(|r| if r.0 <= now { due.push(*r); false } else { true });
+            in_flight.retain(|r| {
+                if r.0 <= now {
+                    due.push(*r);
+                    false
+                } else {
+                    true
+                }
+            });
             for (_, ok, sent) in due {
                 if ok {
                     done += 1;

@@ -101,7 +101,7 @@ struct Host {
 
 /// governor's clock on tokio's time, so that paused test time paces too.
 #[derive(Debug, Clone, Copy, Default)]
-struct TokioClock;
+pub struct TokioClock;
 
 impl Clock for TokioClock {
     type Instant = std::time::Instant;
