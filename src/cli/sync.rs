@@ -439,3 +439,21 @@ fn finish(settings: &Settings, args: &ApplyArgs, report: &Report) -> Result<Exit
         Exit::Ok
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_progress_line_tells_a_pause() {
+        assert_eq!(super::slowdown_note(None), "");
+        assert_eq!(
+            super::slowdown_note(Some(Duration::from_millis(400))),
+            "  the API asked us to slow down: waiting 1 s"
+        );
+        assert_eq!(
+            super::slowdown_note(Some(Duration::from_millis(2100))),
+            "  the API asked us to slow down: waiting 3 s"
+        );
+    }
+}

@@ -497,6 +497,14 @@ impl World {
 
     /// Records a request, keeping the last [`REQUEST_LOG`] (a long-running sandbox must not
     /// grow without bound).
+    /// Puts a token bucket of `rate` per second holding `burst` over every API request from
+    /// now on ([`Faults::rate_limit`]), full.
+    pub fn install_rate_limit(&mut self, rate: f64, burst: u32) {
+        self.faults.rate_limit = Some(rate);
+        self.faults.rate_burst = burst;
+        self.limiter = super::limit::Limiter::new(rate, burst).map(std::sync::Arc::new);
+    }
+
     pub(crate) fn record_request(&mut self, request: String) {
         if self.requests.len() >= REQUEST_LOG {
             self.requests.drain(..REQUEST_LOG / 2);
