@@ -97,9 +97,14 @@ pub(crate) struct Global {
     /// Time allowed for one API request, answer included.
     #[arg(long, global = true, value_parser = parse_timeout, default_value = "30s")]
     pub timeout: std::time::Duration,
-    /// At most this many API requests per second, 0.01 to 10000 (default, or 0: no cap).
+    /// At most this many requests per second to each API host, 0.01 to 10000 (default, or 0: no
+    /// cap). Under it bbsync adapts its rate to the API's 429s.
     #[arg(long, global = true, value_name = "N", value_parser = parse_max_rps)]
     pub max_rps: Option<f64>,
+    /// The longest one request waits, in total, when the API answers 429 (rate-limited): past
+    /// it the request fails and the project's live state is unknown.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub max_throttle_wait: std::time::Duration,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -367,6 +372,13 @@ pub(crate) struct SandboxArgs {
     /// `Retry-After` of those 429s, in seconds.
     #[arg(long, default_value_t = 1.0)]
     pub retry_after: f64,
+    /// A token bucket over every API request: at most this many per second on average, those
+    /// over it answered 429 with `Retry-After` (whole seconds, at least 1).
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// What that bucket holds: requests allowed at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
     /// Fraction of creates carried out whose answer is lost (connection dropped).
     #[arg(long, default_value_t = 0.0)]
     pub drop_post_rate: f64,

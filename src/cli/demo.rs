@@ -102,8 +102,10 @@ pub(crate) async fn run(settings: &Settings) -> Result<Exit, Error> {
     // The Bitbucket fake is served by the sandbox too; the demo's fictitious Server as well.
     let mut bitbucket = BitbucketConfig::new(sandbox.url(), sandbox.url());
     bitbucket.server_override = Some(sandbox.url().to_owned());
-    let reconciler = Reconciler::new(Client::new(config)?, demo_env())
-        .with_bitbucket(BitbucketClient::new(bitbucket)?);
+    let client = Client::new(config)?;
+    bitbucket.throttle = Some(client.throttle().clone());
+    let reconciler =
+        Reconciler::new(client, demo_env()).with_bitbucket(BitbucketClient::new(bitbucket)?);
 
     writeln!(out, "{}", painter.paint(bold, "bbsync demo"))?;
     writeln!(

@@ -157,7 +157,7 @@ pub(crate) async fn validate_online(
     let bitbucket = if settings.api.skip_bitbucket_checks {
         None
     } else {
-        Some(settings.bitbucket()?)
+        Some(settings.bitbucket(&client)?)
     };
     let checks = online::check(
         &client,

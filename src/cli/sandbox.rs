@@ -31,6 +31,14 @@ pub(crate) async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
             )));
         }
     }
+    if args
+        .rate_limit
+        .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+    {
+        return Err(Error::Usage(
+            "--rate-limit must be a number of requests per second above 0".to_owned(),
+        ));
+    }
     let sandbox = Sandbox::start(SandboxConfig {
         listen: args.listen,
         seed,
@@ -39,6 +47,8 @@ pub(crate) async fn run(args: &SandboxArgs) -> Result<Exit, Error> {
             error_rate: args.fail_rate,
             rate_limit_rate: args.rate_limit_rate,
             retry_after: args.retry_after,
+            rate_limit: args.rate_limit,
+            rate_burst: args.rate_burst,
             drop_post_rate: args.drop_post_rate,
             slow_rate: args.slow_rate,
             slow_by: args.slow_by,

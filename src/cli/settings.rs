@@ -89,6 +89,8 @@ pub(crate) struct ApiSettings {
     pub timeout: Duration,
     /// `--max-rps`, when it caps anything.
     pub max_rps: Option<f64>,
+    /// `--max-throttle-wait`.
+    pub max_throttle_wait: Duration,
     /// `--bitbucket-api-url`.
     pub bitbucket_api_url: String,
     /// `--bitbucket-auth-url`.
@@ -143,6 +145,7 @@ impl Settings {
                 concurrency: usize::from(global.concurrency),
                 timeout: global.timeout,
                 max_rps: global.max_rps.filter(|r| *r > 0.0),
+                max_throttle_wait: global.max_throttle_wait,
                 bitbucket_api_url: global.bitbucket_api_url.clone(),
                 bitbucket_auth_url: global.bitbucket_auth_url.clone(),
                 skip_bitbucket_checks: global.skip_bitbucket_checks,
@@ -161,25 +164,30 @@ impl Settings {
         let mut config = ClientConfig::new(&self.api.api_url, &self.api.auth_url, token);
         config.concurrency = self.api.concurrency;
         config.max_rps = self.api.max_rps;
+        config.max_throttle_wait = self.api.max_throttle_wait;
         config.timeout = self.api.timeout;
         Ok(Client::new(config)?)
     }
 
-    /// The process's one Bitbucket client, for the pre-flight checks (its cache lasts the run).
-    pub(crate) fn bitbucket(&self) -> Result<BitbucketClient, Error> {
+    /// The process's one Bitbucket client, for the pre-flight checks (its cache lasts the run),
+    /// sharing `client`'s throttle: one throttle for every request of the process.
+    pub(crate) fn bitbucket(&self, client: &Client) -> Result<BitbucketClient, Error> {
         let mut config =
             BitbucketConfig::new(&self.api.bitbucket_api_url, &self.api.bitbucket_auth_url);
         config.timeout = self.api.timeout;
+        config.throttle = Some(client.throttle().clone());
         Ok(BitbucketClient::new(config)?)
     }
 
     /// The reconcile pass, with both clients.
     pub(crate) fn reconciler(&self) -> Result<crate::reconcile::Reconciler, Error> {
-        let reconciler = crate::reconcile::Reconciler::new(self.client()?, self.env.clone());
+        let client = self.client()?;
+        let bitbucket = self.bitbucket(&client)?;
+        let reconciler = crate::reconcile::Reconciler::new(client, self.env.clone());
         Ok(if self.api.skip_bitbucket_checks {
             reconciler.skipping_bitbucket_checks()
         } else {
-            reconciler.with_bitbucket(self.bitbucket()?)
+            reconciler.with_bitbucket(bitbucket)
         })
     }
 }

@@ -11,24 +11,50 @@ use tokio_util::sync::CancellationToken;
 use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat};
 use super::{Error, Exit, Settings, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
+use crate::live::Throttle;
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
 use crate::plan::{self, Plan};
 use crate::reconcile::{Approval, Hooks, PassOptions, Source, Stop};
 use crate::render::{self, Painter};
 
-fn progress_bar(total: u64, quiet: bool, message: &'static str) -> indicatif::ProgressBar {
+fn progress_bar(
+    total: u64,
+    quiet: bool,
+    message: &'static str,
+    throttle: &Throttle,
+) -> indicatif::ProgressBar {
     if quiet || total < 2 || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
+    let throttle = throttle.clone();
     if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}{throttle}")
     {
+        let style = style.with_key(
+            "throttle",
+            move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = out.write_str(&slowdown_note(throttle.pause_left()));
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message);
+    // Redrawn while nothing progresses, so that a pause shows and counts down.
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
+}
+
+/// What a progress line says of a pause in force (`pause_left`), or nothing.
+fn slowdown_note(pause_left: Option<std::time::Duration>) -> String {
+    match pause_left {
+        Some(left) => format!(
+            "  the API asked us to slow down: waiting {} s",
+            left.as_secs_f64().ceil().max(1.0)
+        ),
+        None => String::new(),
+    }
 }
 
 /// The terminal around a pass: progress bars, the plan on stderr, the question.
@@ -45,11 +71,14 @@ struct Terminal {
     no_terminal: bool,
     /// Printing the plan or reading the answer failed.
     failed: Option<std::io::Error>,
+    /// The process's throttle, whose pauses the progress lines tell.
+    throttle: Throttle,
 }
 
 impl Terminal {
-    fn new(quiet: bool, show_plan: bool, ask: bool) -> Self {
+    fn new(quiet: bool, show_plan: bool, ask: bool, throttle: &Throttle) -> Self {
         Self {
+            throttle: throttle.clone(),
             quiet,
             show_plan,
             ask,
@@ -63,9 +92,14 @@ impl Terminal {
 
 impl Hooks for Terminal {
     fn progress(&self, done: usize, total: usize) {
-        let bar = self
-            .reading
-            .get_or_init(|| progress_bar(total as u64, self.quiet, "reading live state"));
+        let bar = self.reading.get_or_init(|| {
+            progress_bar(
+                total as u64,
+                self.quiet,
+                "reading live state",
+                &self.throttle,
+            )
+        });
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     }
@@ -109,7 +143,7 @@ impl Hooks for Terminal {
     }
 
     fn applying(&mut self, writes: usize) {
-        self.applying = progress_bar(writes as u64, self.quiet, "applying");
+        self.applying = progress_bar(writes as u64, self.quiet, "applying", &self.throttle);
     }
 
     fn done(&self, report: &apply::ActionReport) {
@@ -174,7 +208,7 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         args.rotate_credentials,
     )?;
     let reconciler = settings.reconciler()?;
-    let mut terminal = Terminal::new(settings.quiet, false, false);
+    let mut terminal = Terminal::new(settings.quiet, false, false, reconciler.client().throttle());
     let pass = reconciler
         .pass(
             Source::Manifest(&desired),
@@ -248,7 +282,12 @@ pub(crate) async fn apply_command(settings: &Settings, args: &ApplyArgs) -> Resu
         (None, Some((desired, _))) => Source::Manifest(desired),
         (None, None) => unreachable!("a plan file or a manifest"),
     };
-    let mut terminal = Terminal::new(settings.quiet, saved.is_none(), ask);
+    let mut terminal = Terminal::new(
+        settings.quiet,
+        saved.is_none(),
+        ask,
+        reconciler.client().throttle(),
+    );
     let cancel = CancellationToken::new();
     // Registered before anything is written: a signal from then on is handled, not fatal.
     let interrupt = tokio::spawn(watch_interrupts(Interrupts::new(), cancel.clone()));
@@ -399,4 +438,22 @@ fn finish(settings: &Settings, args: &ApplyArgs, report: &Report) -> Result<Exit
     } else {
         Exit::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_progress_line_tells_a_pause() {
+        assert_eq!(super::slowdown_note(None), "");
+        assert_eq!(
+            super::slowdown_note(Some(Duration::from_millis(400))),
+            "  the API asked us to slow down: waiting 1 s"
+        );
+        assert_eq!(
+            super::slowdown_note(Some(Duration::from_millis(2100))),
+            "  the API asked us to slow down: waiting 3 s"
+        );
+    }
 }

@@ -13,9 +13,12 @@
 //!   uses them) `GET {url}/rest/api/1.0/projects/{project}/repos/{repository}` and
 //!   `.../webhooks`.
 //!
-//! Retries: 429 on every request (honouring `Retry-After`, capped at the longest backoff, as
-//! the Platform.sh client does), and 5xx, a refused connection or a timeout on GETs and on the
-//! token grant (which changes nothing), with [`crate::model::backoff::exponential`].
+//! Every request takes its turn from the process's one throttle, shared with the Platform.sh
+//! client ([`super::throttle`]): a 429 pauses every request to that Bitbucket host for its
+//! `Retry-After` (Bitbucket Cloud "API request limits" documents the 429) and uses no attempt;
+//! a host found unreachable fails later requests at once. Retries: 5xx, a refused connection
+//! or a timeout on GETs and on the token grant (which changes nothing), with
+//! [`crate::model::backoff::exponential`].
 //!
 //! Results of [`BitbucketClient::preflight`] are kept for the client's lifetime (a run), per
 //! credentials and repository: Bitbucket counts requests per consumer (about 1,000 an hour
@@ -67,6 +70,9 @@ pub struct BitbucketConfig {
     /// Send every Bitbucket Server request to this base URL instead of the integration's
     /// `url`: for `bbsync demo`, whose Server is fictitious and served by the sandbox.
     pub server_override: Option<String>,
+    /// The process's throttle, shared with the Platform.sh client ([`super::Client::throttle`]);
+    /// `None`: one of its own.
+    pub throttle: Option<super::Throttle>,
 }
 
 impl BitbucketConfig {
@@ -82,6 +88,7 @@ impl BitbucketConfig {
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             server_override: None,
+            throttle: None,
         }
     }
 }
@@ -563,6 +570,7 @@ struct Inner {
     /// Cloud access tokens by credentials identity, until their deadline.
     tokens: Mutex<HashMap<String, (Secret, Instant)>>,
     requests: AtomicU64,
+    throttle: super::Throttle,
 }
 
 impl BitbucketClient {
@@ -611,9 +619,14 @@ impl BitbucketClient {
             config.timeout,
             config.timeout.min(Duration::from_secs(10)),
         )?;
+        let throttle = config
+            .throttle
+            .clone()
+            .unwrap_or_else(|| super::Throttle::new(super::ThrottleConfig::default()));
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                throttle,
                 config,
                 api,
                 token_url,
@@ -1351,20 +1364,48 @@ impl BitbucketClient {
         scrub: &[Secret],
     ) -> Result<Answer, String> {
         let config = &self.inner.config;
+        let throttle = &self.inner.throttle;
         let mut attempt = 0;
+        let mut throttled = super::throttle::Waited::default();
         loop {
             attempt += 1;
-            self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let request = build();
-            let described = request
-                .try_clone()
-                .and_then(|r| r.build().ok())
+            let built = request.try_clone().and_then(|r| r.build().ok());
+            let described = built
+                .as_ref()
                 .map(|r| format!("{} {}", r.method(), r.url().path()))
                 .unwrap_or_else(|| "a request".to_owned());
+            let url = built.map(|r| r.url().clone());
+            let ticket = match &url {
+                Some(url) => match throttle.turn(url, &mut throttled).await {
+                    Ok(ticket) => Some(ticket),
+                    Err(refusal) => {
+                        return Err(self.refused(&described, refusal));
+                    }
+                },
+                None => None,
+            };
+            self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let last = attempt >= config.max_attempts.max(1);
             match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    if status == 429
+                        && let Some(ticket) = ticket
+                    {
+                        match throttle.throttled(ticket, retry_after(&response), &throttled) {
+                            super::throttle::AfterThrottle::Retry => {
+                                attempt -= 1;
+                                continue;
+                            }
+                            super::throttle::AfterThrottle::GiveUp(refusal) => {
+                                return Err(self.refused(&described, refusal));
+                            }
+                        }
+                    }
+                    if let Some(ticket) = ticket {
+                        ticket.ended(true);
+                    }
                     let retry = status == 429 || (transient && status >= 500);
                     if retry && !last {
                         let wait = retry_after(&response);
@@ -1390,9 +1431,15 @@ impl BitbucketClient {
                     };
                 }
                 Err(error) => {
+                    drop(ticket);
                     if transient && !last && (error.is_connect() || error.is_timeout()) {
                         self.wait(attempt, None).await;
                         continue;
+                    }
+                    if error.is_connect()
+                        && let Some(url) = &url
+                    {
+                        throttle.mark_down(url);
                     }
                     let reason = transport_reason(&error);
                     let mut text = format!("{described} got no answer: {reason}");
@@ -1402,6 +1449,22 @@ impl BitbucketClient {
                     return Err(text);
                 }
             }
+        }
+    }
+
+    /// A request the throttle would not let go, as the sentence [`BitbucketClient::send`]
+    /// returns.
+    fn refused(&self, described: &str, refusal: super::throttle::Refusal) -> String {
+        match refusal {
+            super::throttle::Refusal::Down => format!(
+                "{described} got no answer: could not connect (the host was found unreachable earlier in this run)"
+            ),
+            super::throttle::Refusal::TooLong { asked, waited } => format!(
+                "{described} was rate-limited by Bitbucket: it asked to wait {} s more after {} s of waiting, past the {} s a request may wait (--max-throttle-wait)",
+                asked.as_secs(),
+                waited.as_secs(),
+                self.inner.throttle.max_wait().as_secs()
+            ),
         }
     }
 

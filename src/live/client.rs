@@ -1,7 +1,11 @@
 //! The Platform.sh API client: token exchange, retries, concurrency limits, link rebasing.
 //!
-//! What is retried: every request on 429 and 503 (the server did not handle it: RFC 9110
-//! §15.5.30, §15.6.4; `Retry-After` is honoured) and on a refused connection (nothing was sent);
+//! Every request, the token exchange included, takes its turn from the process's one
+//! [`Throttle`] ([`super::throttle`]): a 429 pauses its whole host and does not use an attempt;
+//! the wait for 429s is bounded in time instead ([`ClientConfig::max_throttle_wait`]).
+//!
+//! What is retried: every request on 503 (the server did not handle it: RFC 9110 §15.6.4;
+//! `Retry-After` is honoured) and on a refused connection (nothing was sent);
 //! GET, PATCH and DELETE also on 502, 504, timeouts and resets. A POST whose outcome is unclear
 //! (a 500, 502 or 504, a timeout, a reset, an answer cut short) is never sent again in the same
 //! run: the client looks for what it tried to create, and otherwise reports the outcome unknown
@@ -18,6 +22,7 @@ use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::error::{ApiError, Call, clean_text, describe_answer, shown};
+use super::throttle::{AfterThrottle, Throttle, ThrottleConfig, Waited as Throttled};
 use crate::model::IntegrationType;
 use crate::model::ids::{IntegrationId, OrganizationId, ProjectId};
 use crate::model::secret::Secret;
@@ -38,8 +43,10 @@ pub struct ClientConfig {
     pub client_id: String,
     /// Requests in flight at most.
     pub concurrency: usize,
-    /// Requests per second at most, if capped.
+    /// Requests per second to one host at most, if capped (`--max-rps`).
     pub max_rps: Option<f64>,
+    /// The longest one request waits for 429s in total (`--max-throttle-wait`).
+    pub max_throttle_wait: Duration,
     /// Time allowed for one request, answer included.
     pub timeout: Duration,
     /// Time allowed to connect.
@@ -75,6 +82,7 @@ impl ClientConfig {
             client_id: "platform-api-user".to_owned(),
             concurrency: 16,
             max_rps: None,
+            max_throttle_wait: super::throttle::MAX_THROTTLE_WAIT,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_attempts: 5,
@@ -171,7 +179,7 @@ struct Inner {
     /// The last access tokens issued, redacted from the API's text in errors.
     issued: std::sync::Mutex<std::collections::VecDeque<Secret>>,
     permits: Semaphore,
-    pacer: Option<Mutex<Instant>>,
+    throttle: Throttle,
     stats: Arc<Stats>,
 }
 
@@ -203,10 +211,10 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 permits: Semaphore::new(config.concurrency.max(1)),
-                pacer: config
-                    .max_rps
-                    .filter(|r| *r > 0.0)
-                    .map(|_| Mutex::new(Instant::now())),
+                throttle: Throttle::new(ThrottleConfig {
+                    max_rps: config.max_rps,
+                    max_wait: config.max_throttle_wait,
+                }),
                 config,
                 api,
                 token_url,
@@ -215,6 +223,11 @@ impl Client {
                 stats: Arc::new(Stats::default()),
             }),
         })
+    }
+
+    /// The process's throttle, to share with the Bitbucket client.
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
     }
 
     /// What the client did so far.
@@ -350,8 +363,17 @@ impl Client {
             .token_exchanges
             .fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
+        let mut throttled = Throttled::default();
         let response = loop {
             attempt += 1;
+            let ticket = self
+                .inner
+                .throttle
+                .turn(&self.inner.token_url, &mut throttled)
+                .await
+                .map_err(|refusal| {
+                    refusal.into_error(call.clone(), self.inner.config.max_throttle_wait)
+                })?;
             let sent = self
                 .inner
                 .http
@@ -368,20 +390,43 @@ impl Client {
             // and `Retry-After`, counted as retries. An auth service that stays down is
             // [`ApiError::AuthUnavailable`].
             match sent {
+                // A 429 pauses the auth host and uses no attempt ([`Throttle`]).
+                Ok(response) if response.status().as_u16() == 429 => {
+                    match self
+                        .inner
+                        .throttle
+                        .throttled(ticket, retry_after(&response), &throttled)
+                    {
+                        AfterThrottle::Retry => attempt -= 1,
+                        AfterThrottle::GiveUp(refusal) => {
+                            return Err(refusal
+                                .into_error(call.clone(), self.inner.config.max_throttle_wait));
+                        }
+                    }
+                }
                 Ok(response)
                     if retryable_status(response.status().as_u16())
                         && attempt < self.inner.config.max_attempts =>
                 {
+                    ticket.ended(true);
                     self.retry_wait(attempt, retry_after(&response)).await;
                 }
-                Ok(response) => break response,
+                Ok(response) => {
+                    ticket.ended(true);
+                    break response;
+                }
                 Err(error)
                     if attempt < self.inner.config.max_attempts
                         && (error.is_connect() || error.is_timeout()) =>
                 {
+                    ticket.ended(false);
                     self.retry_wait(attempt, None).await;
                 }
                 Err(error) => {
+                    ticket.ended(false);
+                    if error.is_connect() {
+                        self.inner.throttle.mark_down(&self.inner.token_url);
+                    }
                     return Err(ApiError::Transport {
                         call,
                         reason: transport_reason(&error),
@@ -441,20 +486,6 @@ impl Client {
         half + half.mul_f64(fastrand::f64())
     }
 
-    async fn pace(&self) {
-        let (Some(pacer), Some(rps)) = (&self.inner.pacer, self.inner.config.max_rps) else {
-            return;
-        };
-        let slot = {
-            let mut next = pacer.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + Duration::from_secs_f64(1.0 / rps);
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-
     /// `error` without the client's own secrets (the API token, the access tokens issued)
     /// wherever the API's text in it repeats them: an API may echo what it was sent.
     fn scrub(&self, mut error: ApiError) -> ApiError {
@@ -503,6 +534,7 @@ impl Client {
         };
         let mut attempt = 0u32;
         let mut refreshed = false;
+        let mut throttled = Throttled::default();
         loop {
             attempt += 1;
             let token = self.access_token(false).await?;
@@ -512,7 +544,14 @@ impl Client {
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            self.pace().await;
+            let ticket = self
+                .inner
+                .throttle
+                .turn(&url, &mut throttled)
+                .await
+                .map_err(|refusal| {
+                    refusal.into_error(call.clone(), self.inner.config.max_throttle_wait)
+                })?;
             let started = Instant::now();
             let mut request = self
                 .inner
@@ -551,6 +590,24 @@ impl Client {
             );
             self.inner.stats.count(status.unwrap_or(0));
             let can_retry = attempt < self.inner.config.max_attempts;
+            if status == Some(429) {
+                // Not handled (RFC 9110 §15.5.30 via RFC 6585 §4), so safe to send again, a
+                // POST too: the host is paused and the request waits its turn again, using no
+                // attempt; its wait for 429s is bounded in time ([`Throttle`]).
+                match self.inner.throttle.throttled(ticket, wait, &throttled) {
+                    AfterThrottle::Retry => {
+                        attempt -= 1;
+                        self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    AfterThrottle::GiveUp(refusal) => {
+                        return Err(refusal.into_error(call, self.inner.config.max_throttle_wait));
+                    }
+                }
+            }
+            let connect_failed =
+                matches!(&text, Err(BodyError::Read(e)) if status.is_none() && e.is_connect());
+            ticket.ended(status.is_some());
             match (status, text) {
                 // Step-up (RFC 9470): a new access token for the same API token cannot satisfy
                 // it (legacy-cli asks the user to log in again, `Api::onStepUpAuthResponse`;
@@ -577,10 +634,10 @@ impl Client {
                         ),
                     });
                 }
-                // 429 and 503 say the request was not handled (RFC 9110 §15.5.30 via RFC
-                // 6585 §4, §15.6.4): safe to send again, a POST too. The sandbox's are never
-                // handled; the API documents neither (platformsh-api.md §3.3): inferred.
-                (Some(429 | 503), _) if can_retry => self.retry_wait(attempt, wait).await,
+                // 503 says the request was not handled (RFC 9110 §15.6.4): safe to send
+                // again, a POST too. The sandbox's are never handled; the API documents no 503
+                // (platformsh-api.md §3.3): inferred.
+                (Some(503), _) if can_retry => self.retry_wait(attempt, wait).await,
                 (Some(502 | 504), _) if can_retry && matches!(retry, Retry::Idempotent) => {
                     self.retry_wait(attempt, wait).await;
                 }
@@ -625,6 +682,9 @@ impl Client {
                     if can_retry && safe {
                         self.retry_wait(attempt, None).await;
                     } else {
+                        if connect_failed {
+                            self.inner.throttle.mark_down(&url);
+                        }
                         return Err(ApiError::Transport {
                             call,
                             reason,

@@ -135,9 +135,37 @@ pub enum ApiError {
         /// Why ([`clean_text`]: it may quote a link).
         reason: String,
     },
+    /// The API kept answering 429 and asked for a wait past what a request may wait for 429s
+    /// in total (`--max-throttle-wait`, [`crate::live::MAX_THROTTLE_WAIT`]): the request was not
+    /// sent again, and what it would have read is unknown.
+    #[error(
+        "{call} was rate-limited: the API asked to wait {} more after {} of waiting, past the {} a request may wait (--max-throttle-wait)",
+        seconds(*asked),
+        seconds(*waited),
+        seconds(*limit)
+    )]
+    Throttled {
+        /// `METHOD path`.
+        call: Call,
+        /// The wait asked for (`Retry-After`).
+        asked: std::time::Duration,
+        /// What the request had waited already.
+        waited: std::time::Duration,
+        /// The bound.
+        limit: std::time::Duration,
+    },
     /// A URL is not acceptable (for example `http://` to a non-loopback host).
     #[error("{0}")]
     Config(String),
+}
+
+/// A duration as whole seconds (`1 s`), or milliseconds below a second.
+fn seconds(duration: std::time::Duration) -> String {
+    if duration < std::time::Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs_f64().round())
+    }
 }
 
 /// `error` and its causes on one line, `: `-separated: for messages kept as text (a project's
@@ -214,7 +242,7 @@ impl ApiError {
             | ApiError::Refused { reason, .. } => scrub(reason),
             ApiError::Config(text) => scrub(text),
             ApiError::CreateUnknown { cause, .. } => cause.redact(secret),
-            ApiError::TooLarge { .. } => {}
+            ApiError::TooLarge { .. } | ApiError::Throttled { .. } => {}
         }
     }
 
@@ -248,6 +276,9 @@ impl ApiError {
                 }
             }
             ApiError::CreateUnknown { cause, .. } => cause.hints(),
+            ApiError::Throttled { .. } => vec![
+                "run again later, with a lower --concurrency or --max-rps, or allow a longer --max-throttle-wait".to_owned(),
+            ],
             _ => Vec::new(),
         }
     }

@@ -4,6 +4,8 @@ mod bitbucket;
 mod client;
 mod error;
 mod fetch;
+mod pace;
+mod throttle;
 
 pub use bitbucket::{
     BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, Check, CheckKind,
@@ -17,3 +19,4 @@ pub use error::{ApiError, Call, chain, explain};
 pub(crate) use error::{clean_text, redact};
 pub use fetch::{fetch, live_integration, project_live};
 pub(crate) use fetch::{fetch_listed, project_state};
+pub use throttle::{MAX_THROTTLE_WAIT, Throttle, ThrottleConfig, TokioClock};

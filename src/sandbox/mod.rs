@@ -9,6 +9,7 @@
 //! gateway's do (platformsh-api.md §1.1).
 
 pub mod bitbucket;
+mod limit;
 pub(crate) mod world;
 
 use std::collections::HashMap;
@@ -234,7 +235,13 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
         w.record_request(format!("{} {path}", request.method()));
         let faults = w.faults.clone();
         let draw = w.draw();
-        let fault = if draw < faults.error_rate {
+        let limited = w.limiter.as_ref().and_then(|limiter| limiter.take());
+        if limited.is_some() {
+            w.rate_limited += 1;
+        }
+        let fault = if limited.is_some() {
+            429
+        } else if draw < faults.error_rate {
             503
         } else if draw < faults.error_rate + faults.rate_limit_rate {
             429
@@ -250,7 +257,7 @@ async fn gate(State(world): State<Shared>, request: Request, next: Next) -> Resp
         (
             faults.latency,
             fault,
-            faults.retry_after,
+            limited.map_or(faults.retry_after, |seconds| seconds as f64),
             w.authorized(bearer),
             w.step_up.clone(),
         )

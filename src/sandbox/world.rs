@@ -106,6 +106,11 @@ pub struct Faults {
     pub rate_limit_rate: f64,
     /// The `Retry-After` of those 429s, in seconds.
     pub retry_after: f64,
+    /// A token bucket over every API request: this many per second (`--rate-limit`), `None`
+    /// for none ([`super::limit`]).
+    pub rate_limit: Option<f64>,
+    /// What that bucket holds (`--rate-burst`).
+    pub rate_burst: u32,
     /// Fraction of creates carried out whose answer is then lost (the connection drops).
     pub drop_post_rate: f64,
     /// Fraction of writes carried out whose answer comes only after this much time.
@@ -123,6 +128,8 @@ impl Default for Faults {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             retry_after: 1.0,
+            rate_limit: None,
+            rate_burst: 10,
             drop_post_rate: 0.0,
             slow_rate: 0.0,
             slow_by: Duration::from_secs(60),
@@ -340,6 +347,10 @@ pub struct World {
     pub requests: Vec<String>,
     /// Faults to inject.
     pub faults: Faults,
+    /// The rate limit of [`Faults::rate_limit`].
+    pub(crate) limiter: Option<std::sync::Arc<super::limit::Limiter>>,
+    /// Requests answered 429 by that limit.
+    pub rate_limited: u64,
     /// A hostile API (off by default).
     pub hostile: Hostile,
     /// Time activities take to complete (the first half `pending`, the second `in_progress`).
@@ -397,6 +408,11 @@ impl World {
             activity_order: VecDeque::new(),
             writes: Vec::new(),
             requests: Vec::new(),
+            limiter: faults
+                .rate_limit
+                .and_then(|rate| super::limit::Limiter::new(rate, faults.rate_burst))
+                .map(std::sync::Arc::new),
+            rate_limited: 0,
             rng: fastrand::Rng::with_seed(faults.seed),
             faults,
             hostile: Hostile::default(),
@@ -481,6 +497,14 @@ impl World {
 
     /// Records a request, keeping the last [`REQUEST_LOG`] (a long-running sandbox must not
     /// grow without bound).
+    /// Puts a token bucket of `rate` per second holding `burst` over every API request from
+    /// now on ([`Faults::rate_limit`]), full.
+    pub fn install_rate_limit(&mut self, rate: f64, burst: u32) {
+        self.faults.rate_limit = Some(rate);
+        self.faults.rate_burst = burst;
+        self.limiter = super::limit::Limiter::new(rate, burst).map(std::sync::Arc::new);
+    }
+
     pub(crate) fn record_request(&mut self, request: String) {
         if self.requests.len() >= REQUEST_LOG {
             self.requests.drain(..REQUEST_LOG / 2);

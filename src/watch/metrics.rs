@@ -40,11 +40,14 @@ pub struct Metrics {
     writer_conflicts: Counter,
     blocked_deletes: Counter,
     api_requests: Family<CodeLabels, Counter>,
+    api_throttled: Counter<f64, AtomicU64>,
     last_success: Gauge<f64, AtomicU64>,
     manifest_valid: Gauge,
     file_events: Counter,
     /// API responses already counted, by status, to add only what is new.
     api_seen: Mutex<BTreeMap<u16, u64>>,
+    /// Throttled seconds already counted.
+    throttled_seen: Mutex<f64>,
 }
 
 impl Default for Metrics {
@@ -104,6 +107,12 @@ impl Default for Metrics {
             "Platform.sh API responses by HTTP status (0: no response)",
             api_requests.clone(),
         );
+        let api_throttled = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "api_throttled_seconds",
+            "Time API hosts were paused because they answered 429 (Retry-After), summed over hosts",
+            api_throttled.clone(),
+        );
         let last_success = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_success_timestamp_seconds",
@@ -133,10 +142,12 @@ impl Default for Metrics {
             writer_conflicts,
             blocked_deletes,
             api_requests,
+            api_throttled,
             last_success,
             manifest_valid,
             file_events,
             api_seen: Mutex::new(BTreeMap::new()),
+            throttled_seen: Mutex::new(0.0),
         }
     }
 }
@@ -228,6 +239,15 @@ impl Metrics {
                     })
                     .inc_by(total - before);
             }
+        }
+    }
+
+    /// Brings the throttled time up to the throttle's total (`Throttle::paused_seconds`).
+    pub(crate) fn api_throttled(&self, total_seconds: f64) {
+        let mut seen = self.throttled_seen.lock().expect("metrics lock");
+        if total_seconds > *seen {
+            self.api_throttled.inc_by(total_seconds - *seen);
+            *seen = total_seconds;
         }
     }
 }

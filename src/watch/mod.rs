@@ -418,6 +418,7 @@ impl Daemon {
                 .lock()
                 .expect("stats lock"),
         );
+        metrics.api_throttled(self.reconciler.client().throttle().paused_seconds());
         // A run whose only problem is a block completed: the block is reported on its own
         // (`/status.blocked`, `bbsync_blocked_projects`), and "no success" alerts stay quiet.
         if matches!(

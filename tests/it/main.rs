@@ -20,5 +20,6 @@ mod real_api;
 mod reliability;
 mod render;
 mod sync;
+mod throttle;
 mod validate;
 mod watch;

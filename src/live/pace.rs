@@ -1,0 +1,528 @@
+//! The pacing of one API host: when the next request to it may go, and what its answers teach.
+//! Pure: every method takes the time as an argument and nothing here sleeps, sends or logs;
+//! [`super::throttle::Throttle`] does those, one [`HostPace`] per host.
+//!
+//! A host starts in **slow start**: at most [`INITIAL_WINDOW`] requests in flight, one more for
+//! each answer, so that a high `--concurrency` does not open with a burst that a limited server
+//! answers mostly 429 (TCP's slow start, RFC 5681 §3.1, with answers for acknowledgements).
+//!
+//! A 429 **pauses the whole host** until its `Retry-After` (RFC 9110 §10.2.3; RFC 6585 §4: the
+//! client "has sent too many requests in a given amount of time"): no request to it goes before,
+//! whichever request got the 429. A pause of at least [`ADAPT_MIN_PAUSE`] also sets the host's
+//! **rate**, requests per second from then on (a shorter one is honoured and changes nothing:
+//! `Retry-After` is given in whole seconds, so only test servers ask for less, and a `0` asks
+//! for no slowing down).
+//!
+//! How the rate is found, assuming what API gateways commonly run, a token bucket of rate `L`
+//! and burst `B` (inferred: Platform.sh documents no limit; the issue-17 measurements were made
+//! against one):
+//!
+//! * What got through between the start and the first 429 is the burst, `B̂`; the rate then
+//!   starts at `B̂` per pause and climbs fast ([`FIRST_RAMP`] per second, at least), until it
+//!   passes `L` and the second 429 comes.
+//! * During the `Δ` seconds of sending since the last pause, the server accepted `S` requests:
+//!   what its bucket held (`B̂`, or less if the pause was too short to refill it) plus `L·Δ`.
+//!   So `L = (S - B̂) / Δ`, or `S / (pause + Δ)` when the pause refilled less than `B̂`.
+//! * The rate is set [`BETA`] under that estimate, then rises by [`PROBE`] of itself per
+//!   second (additive increase), so it recovers if the server allows more, and the next 429,
+//!   if any, gives a new estimate (multiplicative decrease when it is lower).
+//!
+//! Against a server of another kind (a fixed window, say) the estimate is rougher but still
+//! bounded by the rate at which the 429 came; `--max-rps` ([`super::throttle`]) stays a hard cap
+//! above all this.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Requests in flight to one host before its first 429, at the start of a run: the default
+/// `--concurrency`, so that only a higher one is slowed at first.
+pub(crate) const INITIAL_WINDOW: u32 = 16;
+
+/// The shortest pause that sets a rate.
+pub(crate) const ADAPT_MIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// The rate is set this much under the estimated limit.
+pub(crate) const BETA: f64 = 0.95;
+
+/// After the first 429 the rate climbs by at least this many requests per second, each second.
+pub(crate) const FIRST_RAMP: f64 = 100.0;
+
+/// After an estimate the rate climbs by this fraction of itself each second.
+pub(crate) const PROBE: f64 = 0.005;
+
+/// The lowest rate ever set, in requests per second.
+pub(crate) const MIN_RATE: f64 = 0.2;
+
+/// A rate above this paces nothing: the host is sent to as if it were never limited.
+pub(crate) const MAX_RATE: f64 = 100_000.0;
+
+/// How long a host whose connection failed (after the retries) is taken as unreachable.
+pub(crate) const DOWN_FOR: Duration = Duration::from_secs(60);
+
+/// When a request may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Now: it is counted in flight.
+    Now,
+    /// At this time, reserved for it (in flight already); check [`HostPace::still_clear`]
+    /// then with the generation, since a pause may have begun meanwhile.
+    Reserved(Instant, u64),
+    /// Not before this time (the host is paused): ask again then.
+    PausedUntil(Instant),
+    /// When a request in flight ends (slow start's window is full): ask again then.
+    Full,
+}
+
+/// How a request ended, for the host's pacing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// An answer other than 429: the server's limiter let it through.
+    Answered,
+    /// A 429 asking to wait this long.
+    Throttled(Duration),
+    /// No answer (or not sent at all).
+    NoAnswer,
+}
+
+/// Requests sent between two pauses, and how many of them the server accepted.
+#[derive(Debug, Clone)]
+struct Epoch {
+    /// When sending (re)started.
+    start: Instant,
+    /// The send time of the request whose 429 closed it.
+    cutoff: Option<Instant>,
+    /// Answers other than 429 to requests sent in it.
+    accepted: u64,
+    /// When those requests were sent (the first [`MAX_SENDS`]).
+    sends: Vec<Instant>,
+    /// The pause before it (`None`: the start of the run, the server's bucket full).
+    pause: Option<Duration>,
+}
+
+impl Epoch {
+    fn new(start: Instant, pause: Option<Duration>) -> Self {
+        Self {
+            start,
+            cutoff: None,
+            accepted: 0,
+            sends: Vec::new(),
+            pause,
+        }
+    }
+
+    fn holds(&self, sent: Instant) -> bool {
+        sent >= self.start && self.cutoff.is_none_or(|cutoff| sent <= cutoff)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Before the first 429 that set a rate: a window of requests in flight.
+    SlowStart { window: u32 },
+    /// A rate of `base` requests per second at `since`, rising by `ramp` each second.
+    Paced {
+        base: f64,
+        ramp: f64,
+        since: Instant,
+    },
+}
+
+/// One host's pacing state.
+#[derive(Debug, Clone)]
+pub(crate) struct HostPace {
+    mode: Mode,
+    in_flight: u32,
+    paused_until: Option<Instant>,
+    next_slot: Option<Instant>,
+    current: Epoch,
+    /// The epoch before the first rate was set: its `accepted` is the burst.
+    first: Option<Epoch>,
+    down_until: Option<Instant>,
+    /// Time this host spent paused, in total.
+    paused_total: Duration,
+    /// Pauses so far: a reservation made before the last one is void.
+    generation: u64,
+}
+
+impl HostPace {
+    /// A host not yet sent to.
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            mode: Mode::SlowStart {
+                window: INITIAL_WINDOW,
+            },
+            in_flight: 0,
+            paused_until: None,
+            next_slot: None,
+            current: Epoch::new(now, None),
+            first: None,
+            down_until: None,
+            paused_total: Duration::ZERO,
+            generation: 0,
+        }
+    }
+
+    /// The rate at `at`, when paced (`None`: not paced).
+    pub(crate) fn rate(&self, at: Instant) -> Option<f64> {
+        match self.mode {
+            Mode::SlowStart { .. } => None,
+            Mode::Paced { base, ramp, since } => {
+                let rate = base + ramp * at.saturating_duration_since(since).as_secs_f64();
+                (rate < MAX_RATE).then_some(rate)
+            }
+        }
+    }
+
+    /// Until when the host is paused, if it is at `now`.
+    pub(crate) fn paused(&self, now: Instant) -> Option<Instant> {
+        self.paused_until.filter(|until| *until > now)
+    }
+
+    /// Whether the host is taken as unreachable at `now`.
+    pub(crate) fn is_down(&self, now: Instant) -> bool {
+        self.down_until.is_some_and(|until| until > now)
+    }
+
+    /// Time this host has spent paused so far.
+    pub(crate) fn paused_total(&self) -> Duration {
+        self.paused_total
+    }
+
+    /// Asks for a request's turn at `now`.
+    pub(crate) fn turn(&mut self, now: Instant) -> Turn {
+        if let Some(until) = self.paused(now) {
+            return Turn::PausedUntil(until);
+        }
+        match self.rate(now) {
+            None => {
+                let window = match self.mode {
+                    Mode::SlowStart { window } => window,
+                    Mode::Paced { .. } => u32::MAX,
+                };
+                if self.in_flight >= window {
+                    return Turn::Full;
+                }
+                self.in_flight += 1;
+                Turn::Now
+            }
+            Some(_) => {
+                let slot = self.next_slot.map_or(now, |next| next.max(now));
+                let rate = self.rate(slot).unwrap_or(MAX_RATE);
+                self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / rate));
+                self.in_flight += 1;
+                if slot <= now {
+                    Turn::Now
+                } else {
+                    Turn::Reserved(slot, self.generation)
+                }
+            }
+        }
+    }
+
+    /// At the time a [`Turn::Reserved`] of `generation` came, whether the request may go: if
+    /// the host was paused since, it may not (its slot was planned at a rate that no longer
+    /// holds), its reservation is given up, and it asks again.
+    pub(crate) fn still_clear(&mut self, now: Instant, generation: u64) -> bool {
+        if generation != self.generation || self.paused(now).is_some() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            return false;
+        }
+        true
+    }
+
+    /// A request given its turn, sent at `sent`, ended at `now`. Returns whether this began a
+    /// new pause of the host (or made one longer), for logs.
+    pub(crate) fn ended(&mut self, sent: Instant, now: Instant, ending: Ending) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match ending {
+            Ending::NoAnswer => false,
+            Ending::Answered => {
+                for epoch in self
+                    .first
+                    .iter_mut()
+                    .chain(std::iter::once(&mut self.current))
+                {
+                    if epoch.holds(sent) {
+                        epoch.accepted += 1;
+                        if epoch.sends.len() < MAX_SENDS {
+                            epoch.sends.push(sent);
+                        }
+                    }
+                }
+                if let Mode::SlowStart { window } = &mut self.mode {
+                    *window = window.saturating_add(1);
+                }
+                false
+            }
+            Ending::Throttled(wait) => self.throttled(sent, now, wait),
+        }
+    }
+
+    fn throttled(&mut self, sent: Instant, now: Instant, wait: Duration) -> bool {
+        let until = now + wait;
+        let before = self.paused(now);
+        let extends = before.is_none_or(|before| until > before);
+        if extends {
+            self.paused_total += until - before.unwrap_or(now);
+            self.paused_until = Some(until);
+            self.generation += 1;
+        }
+        if sent < self.current.start || self.current.cutoff.is_some() {
+            // Sent before the last pause ended: what it says is already known. A longer
+            // pause still moves the start of sending.
+            if extends && self.current.accepted == 0 {
+                self.current.start = until;
+            }
+            return extends;
+        }
+        if wait >= ADAPT_MIN_PAUSE {
+            self.adapt(sent, wait);
+        }
+        self.current = Epoch::new(self.paused_until.unwrap_or(until), Some(wait));
+        self.next_slot = None;
+        extends
+    }
+
+    /// Sets the rate from the epoch that the 429 of a request sent at `sent` closes.
+    fn adapt(&mut self, sent: Instant, pause: Duration) {
+        self.current.cutoff = Some(sent);
+        let accepted = self.current.accepted as f64;
+        let since = self.paused_until.unwrap_or(sent);
+        match self.mode {
+            Mode::SlowStart { .. } => {
+                let base = (accepted / pause.as_secs_f64()).max(MIN_RATE);
+                self.first = Some(Epoch {
+                    sends: Vec::new(),
+                    ..self.current.clone()
+                });
+                self.mode = Mode::Paced {
+                    base,
+                    ramp: base.max(FIRST_RAMP),
+                    since,
+                };
+            }
+            Mode::Paced { .. } => {
+                let at_fault = self.rate(sent).unwrap_or(MAX_RATE);
+                let burst = self
+                    .first
+                    .as_ref()
+                    .map_or(1.0, |first| first.accepted.max(1) as f64);
+                let limit = bucket_rate(&self.current, sent, burst, at_fault.max(accepted))
+                    .max(MIN_RATE / BETA);
+                let base = limit * BETA;
+                self.mode = Mode::Paced {
+                    base,
+                    ramp: base * PROBE,
+                    since,
+                };
+            }
+        }
+    }
+
+    /// A connection to the host failed at `now`, after its retries.
+    pub(crate) fn mark_down(&mut self, now: Instant) {
+        self.down_until = Some(now + DOWN_FOR);
+    }
+}
+
+/// The rate of a token bucket holding at most `burst` that the requests of `epoch` (sent at
+/// its `sends`, all accepted) drained just when the one sent at `failed` came: the rate at which
+/// that bucket, full at the start of the run or refilled during the pause before the epoch, has
+/// less than one token for it. More refill means more tokens at every send, so the rate is
+/// found by bisection, between nothing and `ceiling` (the rate the 429 came at).
+fn bucket_rate(epoch: &Epoch, failed: Instant, burst: f64, ceiling: f64) -> f64 {
+    let mut sends = epoch.sends.clone();
+    sends.sort_unstable();
+    let tokens_for_failed = |rate: f64| {
+        let mut tokens = epoch
+            .pause
+            .map_or(burst, |pause| (rate * pause.as_secs_f64()).min(burst));
+        let mut at = epoch.start;
+        for sent in sends.iter().copied().filter(|s| *s < failed) {
+            tokens = (tokens + rate * sent.saturating_duration_since(at).as_secs_f64()).min(burst);
+            tokens -= 1.0;
+            at = sent;
+        }
+        (tokens + rate * failed.saturating_duration_since(at).as_secs_f64()).min(burst)
+    };
+    let (mut low, mut high) = (0.0, ceiling.max(MIN_RATE));
+    if tokens_for_failed(high) < 1.0 {
+        return high;
+    }
+    for _ in 0..50 {
+        let middle = f64::midpoint(low, high);
+        if tokens_for_failed(middle) < 1.0 {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
+/// Send times kept per epoch, for [`bucket_rate`].
+const MAX_SENDS: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn slow_start_opens_a_window_that_grows_with_answers() {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        for _ in 0..INITIAL_WINDOW {
+            assert_eq!(host.turn(t0), Turn::Now);
+        }
+        assert_eq!(host.turn(t0), Turn::Full);
+        host.ended(t0, t0 + ms(20), Ending::Answered);
+        // One answer gave back one place and opened one more.
+        assert_eq!(host.turn(t0 + ms(20)), Turn::Now);
+        assert_eq!(host.turn(t0 + ms(20)), Turn::Now);
+        assert_eq!(host.turn(t0 + ms(20)), Turn::Full);
+    }
+
+    #[test]
+    fn a_429_pauses_the_host_for_its_retry_after() {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        assert_eq!(host.turn(t0), Turn::Now);
+        assert_eq!(host.turn(t0), Turn::Now);
+        assert!(host.ended(t0, t0 + ms(20), Ending::Throttled(ms(3000))));
+        assert_eq!(host.turn(t0 + ms(21)), Turn::PausedUntil(t0 + ms(3020)));
+        // The other request's 429, asking less, changes nothing.
+        assert!(!host.ended(t0, t0 + ms(25), Ending::Throttled(ms(1000))));
+        assert_eq!(host.turn(t0 + ms(2000)), Turn::PausedUntil(t0 + ms(3020)));
+        assert_eq!(host.paused_total(), ms(3000));
+        assert!(matches!(host.turn(t0 + ms(3020)), Turn::Now));
+    }
+
+    #[test]
+    fn a_short_retry_after_is_honoured_without_setting_a_rate() {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        host.turn(t0);
+        host.ended(t0, t0 + ms(5), Ending::Throttled(ms(10)));
+        assert_eq!(host.turn(t0 + ms(6)), Turn::PausedUntil(t0 + ms(15)));
+        assert_eq!(host.rate(t0 + ms(15)), None);
+    }
+
+    /// Drives a host against a token bucket of `limit` per second and `burst`, as a client
+    /// with `n` requests to send and 128 at a time would (20 ms answers): the rate it settles
+    /// at, the 429s it got and the time it took.
+    fn settle(limit: f64, burst: f64, n: usize) -> (f64, usize, Duration) {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        let (mut tokens, mut refilled_at, mut now) = (burst, t0, t0);
+        let (mut done, mut throttled, mut unsent) = (0, 0, n);
+        // (answer due, accepted, sent) and reserved send times.
+        let mut in_flight: Vec<(Instant, bool, Instant)> = Vec::new();
+        let mut reserved: Vec<(Instant, u64)> = Vec::new();
+        while done < n {
+            let mut due = Vec::new();
+            in_flight.retain(|r| {
+                if r.0 <= now {
+                    due.push(*r);
+                    false
+                } else {
+                    true
+                }
+            });
+            for (_, ok, sent) in due {
+                if ok {
+                    done += 1;
+                    host.ended(sent, now, Ending::Answered);
+                } else {
+                    throttled += 1;
+                    unsent += 1;
+                    host.ended(sent, now, Ending::Throttled(Duration::from_secs(1)));
+                }
+            }
+            let mut sends = Vec::new();
+            reserved.retain(|(at, generation)| {
+                if *at > now {
+                    return true;
+                }
+                if host.still_clear(now, *generation) {
+                    sends.push(now);
+                } else {
+                    unsent += 1;
+                }
+                false
+            });
+            while unsent > 0 && reserved.len() + in_flight.len() < 128 {
+                match host.turn(now) {
+                    Turn::Now => sends.push(now),
+                    Turn::Reserved(at, generation) => reserved.push((at, generation)),
+                    Turn::PausedUntil(_) | Turn::Full => break,
+                }
+                unsent -= 1;
+            }
+            for sent in sends {
+                let arrives = sent + ms(10);
+                tokens = (tokens + limit * (arrives - refilled_at).as_secs_f64()).min(burst);
+                refilled_at = arrives;
+                let ok = tokens >= 1.0;
+                if ok {
+                    tokens -= 1.0;
+                }
+                in_flight.push((sent + ms(20), ok, sent));
+            }
+            now += ms(1);
+        }
+        (host.rate(now).unwrap_or(f64::INFINITY), throttled, now - t0)
+    }
+
+    #[test]
+    fn the_rate_settles_just_under_a_token_buckets_limit() {
+        for (limit, burst) in [(50.0, 10.0), (20.0, 5.0), (200.0, 20.0)] {
+            let (rate, throttled, took) = settle(limit, burst, (limit as usize) * 20);
+            assert!(
+                rate <= limit * 1.05 && rate >= limit * 0.85,
+                "limit {limit} burst {burst}: settled at {rate}"
+            );
+            let ideal = 20.0 - burst / limit;
+            assert!(
+                took.as_secs_f64() <= ideal * 1.2,
+                "limit {limit} burst {burst}: {took:?} for an ideal {ideal} s ({throttled} 429s)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_estimate_reads_a_token_bucket() {
+        // After a 1 s pause, a bucket of 10 at 50 per second; sends ramping up from 10 per
+        // second: the first to find it empty tells its rate.
+        let start = Instant::now();
+        let (mut tokens, mut at, mut sent, mut rate) = (10.0_f64, start, start, 10.0_f64);
+        let mut epoch = Epoch::new(start, Some(Duration::from_secs(1)));
+        let failed = loop {
+            tokens = (tokens + 50.0 * (sent - at).as_secs_f64()).min(10.0);
+            at = sent;
+            if tokens < 1.0 {
+                break sent;
+            }
+            tokens -= 1.0;
+            epoch.sends.push(sent);
+            sent += Duration::from_secs_f64(1.0 / rate);
+            rate += 2.0;
+        };
+        let estimate = bucket_rate(&epoch, failed, 10.0, rate);
+        assert!((49.0..=52.0).contains(&estimate), "{estimate}");
+    }
+
+    #[test]
+    fn a_host_marked_down_stays_down_for_a_while() {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        assert!(!host.is_down(t0));
+        host.mark_down(t0);
+        assert!(host.is_down(t0 + ms(1000)));
+        assert!(!host.is_down(t0 + DOWN_FOR));
+    }
+}

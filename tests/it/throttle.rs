@@ -1,0 +1,144 @@
+//! Issue 17: bbsync under the API's rate limit, against the sandbox's token bucket
+//! (`--rate-limit`), over real HTTP.
+
+use std::time::Duration;
+
+use bbsync::sandbox::Faults;
+use serde_json::{Value, json};
+
+use crate::sync::{Api, cloud_live, dir_with};
+
+/// `n` projects, each with the Bitbucket integration its manifest entry asks for.
+fn in_sync(n: usize) -> (Value, String) {
+    let projects: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("p{i:04}"), "integrations": [cloud_live(&format!("acme/r{i}"))]}))
+        .collect();
+    let mut manifest = String::from("version: 1\nprojects:\n");
+    for i in 0..n {
+        manifest.push_str(&format!(
+            "  p{i:04}:\n    bitbucket:\n      repository: acme/r{i}\n      app_credentials: {{key: \"${{BITBUCKET_KEY}}\", secret: \"${{BITBUCKET_SECRET}}\"}}\n"
+        ));
+    }
+    (json!({"projects": projects}), manifest)
+}
+
+/// The issue's scenario, smaller: at concurrency 64, 43 of 300 projects used to be left
+/// unknown (exit 1). Now every project is read and the plan exits 0, though the limit was hit.
+#[test]
+fn r17_a_plan_under_a_rate_limit_at_high_concurrency_reads_every_project() {
+    let (seed, manifest) = in_sync(120);
+    let api = Api::start(
+        seed,
+        Faults {
+            latency: Duration::from_millis(20),
+            rate_limit: Some(50.0),
+            rate_burst: 10,
+            ..Faults::default()
+        },
+    );
+    let dir = dir_with(&manifest);
+    let out = api
+        .run_quietly(
+            dir.path(),
+            &[
+                "plan",
+                "--concurrency",
+                "64",
+                "--format",
+                "json",
+                "--detailed-exitcode",
+            ],
+        )
+        .deadline(Duration::from_secs(120))
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["errors"], json!([]), "{out:#?}");
+    assert_eq!(
+        plan["summary"]["unchanged"],
+        json!(120),
+        "{}",
+        plan["summary"]
+    );
+    let world = api.sandbox.world();
+    assert!(world.rate_limited > 0, "the limit was never reached");
+    // Slow start and the host-wide pause keep 429s rare.
+    assert!(
+        world.rate_limited <= 24,
+        "{} requests answered 429",
+        world.rate_limited
+    );
+    // One token exchange for the whole process.
+    assert_eq!(world.exchanges, 1);
+}
+
+/// `-v` logs each throttle event, naming the host and not the token.
+#[test]
+fn r17_throttle_events_are_logged_at_v() {
+    let (seed, manifest) = in_sync(30);
+    let api = Api::start(
+        seed,
+        Faults {
+            rate_limit: Some(20.0),
+            rate_burst: 5,
+            ..Faults::default()
+        },
+    );
+    let dir = dir_with(&manifest);
+    let out = api
+        .run(dir.path(), &["plan", "--concurrency", "32"])
+        .deadline(Duration::from_secs(60))
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains("the API asked us to slow down"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A Retry-After past `--max-throttle-wait` leaves the project unknown (exit 1), never absent:
+/// nothing is planned for it.
+#[test]
+fn r17_a_wait_past_the_bound_leaves_projects_unknown_not_absent() {
+    let (seed, manifest) = in_sync(3);
+    let api = Api::start(
+        seed,
+        Faults {
+            rate_limit_rate: 1.0,
+            retry_after: 60.0,
+            ..Faults::default()
+        },
+    );
+    let dir = dir_with(&manifest);
+    let out = api
+        .run_quietly(
+            dir.path(),
+            &["plan", "--format", "json", "--max-throttle-wait", "10s"],
+        )
+        .deadline(Duration::from_secs(30))
+        .run();
+    assert_eq!(out.code, 1, "{out:#?}");
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], json!(0), "{}", out.stdout);
+    assert!(out.stdout.contains("--max-throttle-wait"), "{}", out.stdout);
+}
+
+/// No request is sent twice in a plan (no rate limit, no faults): each answer is read once.
+#[test]
+fn r17_a_plan_sends_no_request_twice() {
+    let api = Api::start(crate::sync::world(), Faults::default());
+    let dir = dir_with(crate::sync::MANIFEST);
+    let out = api.run_quietly(dir.path(), &["plan"]).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let world = api.sandbox.world();
+    let mut seen = std::collections::BTreeSet::new();
+    for request in &world.requests {
+        assert!(
+            seen.insert(request.clone()),
+            "sent twice: {request}\n{:#?}",
+            world.requests
+        );
+    }
+    assert_eq!(world.exchanges, 1);
+}
