@@ -189,12 +189,32 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Render a saved plan (`plan --out PLANFILE`) again, in any format: a CI job can post one
+    /// plan as a comment and keep it as a file. The live state is not read.
+    Show(ShowArgs),
     /// Print the manifest's JSON Schema.
     Schema,
     /// Run the built-in fake Platform.sh API, to try bbsync without an account.
     Sandbox(SandboxArgs),
     /// Plan and apply an example against an in-process sandbox: no token or network needed.
     Demo,
+}
+
+/// `bbsync show`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The plan file, as `plan --out` wrote it.
+    #[arg(value_name = "PLANFILE")]
+    pub planfile: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// As for `plan`.
+    #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT, value_parser = parse_markdown_limit)]
+    pub markdown_limit: usize,
+    /// As for `plan`.
+    #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = crate::render::Flavor::Bitbucket)]
+    pub markdown_flavor: crate::render::Flavor,
 }
 
 /// `bbsync plan`.

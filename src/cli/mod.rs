@@ -96,6 +96,7 @@ fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
             output::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
             Ok(Exit::Ok)
         }
+        Command::Show(args) => sync::show_command(settings, &args),
         Command::Plan(args) => runtime()?.block_on(sync::plan_command(settings, &args)),
         Command::Apply(args) => runtime()?.block_on(sync::apply_command(settings, &args)),
         Command::Sandbox(args) => runtime()?.block_on(sandbox::run(&args)),

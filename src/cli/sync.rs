@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat};
+use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat, ShowArgs};
 use super::{Error, Exit, Settings, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
 use crate::live::Throttle;
@@ -218,16 +218,13 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         )
         .await;
     let plan = pass.plan;
-    let text = match args.format {
-        Format::Text => {
-            render::plan_text(&plan, Painter::new(stdout_color()), settings.verbose > 0)
-        }
-        Format::Json => render::plan_json(&plan),
-        Format::Markdown => {
-            let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
-            render::plan_markdown_within(&plan, limit, args.markdown_flavor)
-        }
-    };
+    let text = rendered(
+        &plan,
+        args.format,
+        args.markdown_limit,
+        args.markdown_flavor,
+        settings.verbose > 0,
+    );
     output::stdout().write_all(text.as_bytes())?;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -395,6 +392,38 @@ impl Interrupts {
 }
 
 /// Reads a saved plan (not yet checked against the live state).
+/// The plan in `format` (`--markdown-limit` 0: no limit).
+fn rendered(
+    plan: &Plan,
+    format: Format,
+    markdown_limit: usize,
+    flavor: render::Flavor,
+    verbose: bool,
+) -> String {
+    match format {
+        Format::Text => render::plan_text(plan, Painter::new(stdout_color()), verbose),
+        Format::Json => render::plan_json(plan),
+        Format::Markdown => {
+            let limit = (markdown_limit > 0).then_some(markdown_limit);
+            render::plan_markdown_within(plan, limit, flavor)
+        }
+    }
+}
+
+/// `bbsync show PLANFILE`: a saved plan, rendered again; nothing is read from the API.
+pub(crate) fn show_command(settings: &Settings, args: &ShowArgs) -> Result<Exit, Error> {
+    let plan = read_plan_file(&args.planfile)?;
+    let text = rendered(
+        &plan,
+        args.format,
+        args.markdown_limit,
+        args.markdown_flavor,
+        settings.verbose > 0,
+    );
+    output::stdout().write_all(text.as_bytes())?;
+    Ok(Exit::Ok)
+}
+
 fn read_plan_file(path: &Path) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::ReadPlanFile {
         path: path.to_owned(),

@@ -1001,3 +1001,67 @@ fn sigterm_during_a_replace_finishes_both_halves() {
     assert_eq!(managed.len(), 1, "{managed:?}");
     assert_eq!(managed[0].0, "bitbucket_server", "the create half was made");
 }
+
+/// `bbsync show PLANFILE` renders a saved plan exactly as `plan` rendered it, in every format,
+/// without reading the API: one plan makes both the PR comment and the file to apply.
+#[test]
+fn show_renders_a_saved_plan_as_plan_did() {
+    let api = Api::start(world(), Faults::default());
+    let dir = dir_with(MANIFEST);
+    for (format, flavor) in [
+        ("text", "bitbucket"),
+        ("markdown", "bitbucket"),
+        ("markdown", "github"),
+        ("json", "bitbucket"),
+    ] {
+        let plan = api
+            .run(
+                dir.path(),
+                &[
+                    "plan",
+                    "--format",
+                    format,
+                    "--markdown-flavor",
+                    flavor,
+                    "--out",
+                    "plan.json",
+                ],
+            )
+            .run();
+        assert_eq!(plan.code, 0, "{plan:#?}");
+        let requests = api.sandbox.world().requests.len();
+        let shown = api
+            .run(
+                dir.path(),
+                &[
+                    "show",
+                    "plan.json",
+                    "--format",
+                    format,
+                    "--markdown-flavor",
+                    flavor,
+                ],
+            )
+            .run();
+        assert_eq!(shown.code, 0, "{shown:#?}");
+        assert_eq!(shown.stdout, plan.stdout, "{format} {flavor}");
+        assert_eq!(
+            api.sandbox.world().requests.len(),
+            requests,
+            "show reads no API"
+        );
+        assert_no_secret(&shown);
+    }
+    let saved = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    let json = api
+        .run(dir.path(), &["show", "plan.json", "--format", "json"])
+        .run();
+    assert_eq!(
+        serde_json::from_str::<Value>(&json.stdout).unwrap(),
+        serde_json::from_str::<Value>(&saved).unwrap()
+    );
+    // Not a plan: a clear error, exit 1.
+    let not = api.run(dir.path(), &["show", "integrations.yaml"]).run();
+    assert_ne!(not.code, 0, "{not:#?}");
+    assert!(not.stderr.contains("integrations.yaml"), "{}", not.stderr);
+}
