@@ -235,6 +235,12 @@ pub(crate) struct PlanArgs {
     /// collapsible details.
     #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = crate::render::Flavor::Bitbucket)]
     pub markdown_flavor: crate::render::Flavor,
+    /// Also post the plan (Markdown) to the pull request that Bitbucket Pipelines names
+    /// (`BITBUCKET_WORKSPACE`, `BITBUCKET_REPO_SLUG`, `BITBUCKET_PR_ID`), with
+    /// `BBSYNC_BITBUCKET_TOKEN` (a repository or workspace access token), at
+    /// `--bitbucket-api-url`; later runs update the same comment.
+    #[arg(long)]
+    pub pr_comment: bool,
     /// Also write the plan (JSON, no secret values) to this file, for `bbsync apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,

@@ -77,6 +77,14 @@ pub(crate) enum Error {
     /// A value given on the command line cannot be used.
     #[error("{0}")]
     Usage(String),
+    /// `plan --pr-comment` could not post: why, and what to do.
+    #[error("cannot post the plan to the pull request: {what}")]
+    PrComment {
+        /// What went wrong.
+        what: String,
+        /// What to do.
+        hint: String,
+    },
     /// `apply` needs an answer and cannot ask.
     #[error("`apply` needs confirmation, and there is no terminal to ask on")]
     NoTerminal,
@@ -130,6 +138,7 @@ impl Error {
             | Error::NoTerminal
             | Error::Usage(_) => Exit::Usage,
             Error::NoToken
+            | Error::PrComment { .. }
             | Error::MissingVariables(_)
             | Error::Api(_)
             | Error::Write { .. }
@@ -157,6 +166,7 @@ impl Error {
     /// What to do about it.
     pub(crate) fn hints(&self) -> Vec<String> {
         match self {
+            Error::PrComment { hint, .. } => vec![hint.clone()],
             Error::NoToken => vec![
                 "create one in the Console under My profile > API tokens, or try `bbsync demo` first"
                     .to_owned(),

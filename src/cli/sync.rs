@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat, ShowArgs};
 use super::{Error, Exit, Settings, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
-use crate::live::Throttle;
+use crate::live::{Posted, PullRequest, Throttle};
 use crate::model::DesiredState;
 use crate::model::ids::ProjectId;
+use crate::model::secret::Secret;
 use crate::plan::{self, Plan};
 use crate::reconcile::{Approval, Hooks, PassOptions, Source, Stop};
 use crate::render::{self, Painter};
@@ -207,6 +208,12 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         &args.projects,
         args.rotate_credentials,
     )?;
+    // Where the comment goes is checked before anything is read: a CI misconfiguration
+    // fails at once.
+    let pull_request = args
+        .pr_comment
+        .then(|| pr_target(&settings.env))
+        .transpose()?;
     let reconciler = settings.reconciler()?;
     let mut terminal = Terminal::new(settings.quiet, false, false, reconciler.client().throttle());
     let pass = reconciler
@@ -226,6 +233,9 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         settings.verbose > 0,
     );
     output::stdout().write_all(text.as_bytes())?;
+    if let Some((pull_request, token)) = &pull_request {
+        post_plan(settings, &reconciler, &plan, args, pull_request, token).await?;
+    }
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
         if !settings.quiet {
@@ -392,6 +402,88 @@ impl Interrupts {
 }
 
 /// Reads a saved plan (not yet checked against the live state).
+/// The hidden line that marks bbsync's pull-request comment, so that later runs update it: a
+/// CommonMark link reference definition, which renders as nothing (CommonMark spec §4.7; HTML
+/// comments would be escaped and shown by Bitbucket).
+pub(crate) const PR_MARKER: &str = "[bbsync-plan]: # (bbsync plan comment, updated in place)";
+
+/// The pull request `--pr-comment` posts to, from Bitbucket Pipelines' variables (Bitbucket
+/// Cloud "Variables and secrets": `BITBUCKET_WORKSPACE`, `BITBUCKET_REPO_SLUG`, and
+/// `BITBUCKET_PR_ID`, set only in pipelines that pull requests start), and the token.
+fn pr_target(env: &crate::model::Env) -> Result<(PullRequest, Secret), Error> {
+    let var = |name: &str| env.get(name).map(str::trim).filter(|v| !v.is_empty());
+    let missing: Vec<&str> = [
+        "BITBUCKET_WORKSPACE",
+        "BITBUCKET_REPO_SLUG",
+        "BITBUCKET_PR_ID",
+    ]
+    .into_iter()
+    .filter(|name| var(name).is_none())
+    .collect();
+    if !missing.is_empty() {
+        return Err(Error::PrComment {
+            what: format!("{} not set", missing.join(", ")),
+            hint: "run it in a pipeline that a pull request starts (`pipelines: pull-requests:`), or set those variables".to_owned(),
+        });
+    }
+    let id = var("BITBUCKET_PR_ID").unwrap_or_default();
+    let id: u64 = id.parse().map_err(|_| Error::PrComment {
+        what: format!("BITBUCKET_PR_ID is `{id}`, not a pull request number"),
+        hint: "Bitbucket Pipelines sets it to the pull request's number".to_owned(),
+    })?;
+    let Some(token) = var("BBSYNC_BITBUCKET_TOKEN") else {
+        return Err(Error::PrComment {
+            what: "BBSYNC_BITBUCKET_TOKEN is not set".to_owned(),
+            hint: "create a repository access token with the `pullrequest:write` scope and store it as a secured repository variable BBSYNC_BITBUCKET_TOKEN".to_owned(),
+        });
+    };
+    let pull_request = PullRequest {
+        workspace: var("BITBUCKET_WORKSPACE").unwrap_or_default().to_owned(),
+        slug: var("BITBUCKET_REPO_SLUG").unwrap_or_default().to_owned(),
+        id,
+    };
+    Ok((pull_request, Secret::new(token)))
+}
+
+/// Posts the plan as Markdown on the pull request, or updates bbsync's earlier comment there.
+async fn post_plan(
+    settings: &Settings,
+    reconciler: &crate::reconcile::Reconciler,
+    plan: &Plan,
+    args: &PlanArgs,
+    pull_request: &PullRequest,
+    token: &Secret,
+) -> Result<(), Error> {
+    let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
+    let markdown = render::plan_markdown_within(
+        plan,
+        limit.map(|l| l.saturating_sub(PR_MARKER.len() + 2)),
+        args.markdown_flavor,
+    );
+    let body = format!("{PR_MARKER}\n\n{markdown}");
+    let bitbucket = settings.bitbucket(reconciler.client())?;
+    let posted = bitbucket
+        .pr_comment(token, pull_request, PR_MARKER, &body)
+        .await
+        .map_err(|what| Error::PrComment {
+            what,
+            hint: "check that BBSYNC_BITBUCKET_TOKEN is a repository or workspace access token with `pullrequest:write`, and that it belongs to this repository".to_owned(),
+        })?;
+    if !settings.quiet {
+        let (verb, id) = match posted {
+            Posted::Created(id) => ("Posted", id),
+            Posted::Updated(id) => ("Updated", id),
+        };
+        eprintln_redacted!(
+            "{verb} the plan on pull request #{} of {}/{} (comment {id}).",
+            pull_request.id,
+            pull_request.workspace,
+            pull_request.slug
+        );
+    }
+    Ok(())
+}
+
 /// The plan in `format` (`--markdown-limit` 0: no limit).
 fn rendered(
     plan: &Plan,

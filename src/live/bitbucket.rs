@@ -551,8 +551,28 @@ fn classify_refusal(status: u16, body: &OAuthError) -> Refusal {
     }
 }
 
-/// A Bitbucket client for pre-flight checks. Cheap to clone; clones share the cache. `Debug`
-/// shows only where it goes.
+/// A Bitbucket Cloud pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    /// Its repository's workspace.
+    pub workspace: String,
+    /// Its repository's slug.
+    pub slug: String,
+    /// Its number.
+    pub id: u64,
+}
+
+/// What [`BitbucketClient::pr_comment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// A new comment, with its ID.
+    Created(u64),
+    /// The earlier comment, updated.
+    Updated(u64),
+}
+
+/// A Bitbucket client for pre-flight checks and pull-request comments. Cheap to clone; clones
+/// share the cache. `Debug` shows only where it goes.
 #[derive(Clone)]
 pub struct BitbucketClient {
     inner: Arc<Inner>,
@@ -1191,16 +1211,26 @@ impl BitbucketClient {
             segment(&repository.workspace_or_project),
             segment(&repository.slug)
         );
-        let mut url = self.api_url(&path, &[]);
+        self.cloud_pages(&path, &access, &scrub).await
+    }
+
+    /// Every item of the Cloud listing at `path`, paged by `next`, with `access` as Bearer.
+    async fn cloud_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        access: &Secret,
+        scrub: &[Secret],
+    ) -> Result<Vec<T>, String> {
+        let mut url = self.api_url(path, &[]);
         let mut items = Vec::new();
         let mut seen = BTreeSet::new();
         loop {
-            let answer = self.get(&url, Auth::Bearer(&access), &scrub).await?;
+            let answer = self.get(&url, Auth::Bearer(access), scrub).await?;
             if !(200..300).contains(&answer.status) {
                 return Err(format!(
                     "GET {path} answered HTTP {}: {}",
                     answer.status,
-                    self.said(&answer, &scrub)
+                    self.said(&answer, scrub)
                 ));
             }
             let page: CloudPage<T> = serde_json::from_slice(&answer.body)
@@ -1231,6 +1261,71 @@ impl BitbucketClient {
             url = rebased;
         }
         Ok(items)
+    }
+
+    /// Posts `body` on a pull request, or updates the comment there that holds `marker`
+    /// (`plan --pr-comment`, DESIGN §6), authenticated with `token` as Bearer (a repository or
+    /// workspace access token: Bitbucket Cloud "Access tokens"). Bitbucket Cloud REST API,
+    /// "Pullrequests" group: `GET .../pullrequests/{id}/comments` ("List comments on a pull
+    /// request", paged), `PUT .../comments/{comment_id}` ("Update a comment on a pull
+    /// request") and `POST .../comments` ("Create a comment on a pull request"), each with
+    /// `{"content": {"raw": ...}}`. A POST is never retried once sent (it could post twice).
+    pub async fn pr_comment(
+        &self,
+        token: &Secret,
+        pull_request: &PullRequest,
+        marker: &str,
+        body: &str,
+    ) -> Result<Posted, String> {
+        let scrub = [token.clone()];
+        let path = format!(
+            "/2.0/repositories/{}/{}/pullrequests/{}/comments",
+            segment(&pull_request.workspace),
+            segment(&pull_request.slug),
+            pull_request.id
+        );
+        let comments: Vec<crate::wire::bitbucket::CloudComment> =
+            self.cloud_pages(&path, token, &scrub).await?;
+        let mine = comments
+            .iter()
+            .find(|c| !c.deleted && c.content.raw.contains(marker));
+        let payload = serde_json::json!({"content": {"raw": body}});
+        let (method, url) = match mine {
+            Some(comment) => (
+                reqwest::Method::PUT,
+                self.api_url(&format!("{path}/{}", comment.id), &[]),
+            ),
+            None => (reqwest::Method::POST, self.api_url(&path, &[])),
+        };
+        let retried = method == reqwest::Method::PUT;
+        let answer = self
+            .send(
+                || {
+                    self.inner
+                        .http
+                        .request(method.clone(), url.clone())
+                        .header(reqwest::header::ACCEPT, "application/json")
+                        .bearer_auth(token.expose())
+                        .json(&payload)
+                },
+                retried,
+                &scrub,
+            )
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(format!(
+                "{method} {} answered HTTP {}: {}",
+                url.path(),
+                answer.status,
+                self.said(&answer, &scrub)
+            ));
+        }
+        let written: crate::wire::bitbucket::CloudComment = serde_json::from_slice(&answer.body)
+            .map_err(|_| format!("{method} {} returned an unexpected response", url.path()))?;
+        Ok(match mine {
+            Some(_) => Posted::Updated(written.id),
+            None => Posted::Created(written.id),
+        })
     }
 
     /// Every webhook of a Server repository: `GET .../repos/{slug}/webhooks` (Data Center

@@ -9,8 +9,8 @@ mod throttle;
 
 pub use bitbucket::{
     BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, Check, CheckKind,
-    CheckOutcome, NEEDED_SCOPES, Preflight, RepositoryRef, SERVER_HOOK_EVENTS, missing_scopes,
-    platform_hook_integration, scope_covers,
+    CheckOutcome, NEEDED_SCOPES, Posted, Preflight, PullRequest, RepositoryRef, SERVER_HOOK_EVENTS,
+    missing_scopes, platform_hook_integration, scope_covers,
 };
 pub use client::{
     Awaited, Client, ClientConfig, MAX_BODY, Stats, Validation, Waited, Written, check_url,

@@ -24,8 +24,9 @@ use sha2::{Digest as _, Sha256};
 use super::world::World;
 use super::{Shared, json_answer, lock};
 use crate::wire::bitbucket::{
-    CloudError, CloudErrorDetail, CloudHook, CloudPage, CloudRepository, OAuthError, OAuthToken,
-    ServerErrors, ServerHook, ServerPage, ServerProject, ServerRepository,
+    CloudComment, CloudError, CloudErrorDetail, CloudHook, CloudPage, CloudRepository,
+    CommentContent, OAuthError, OAuthToken, ServerErrors, ServerHook, ServerPage, ServerProject,
+    ServerRepository,
 };
 
 /// The `bitbucket` section of the sandbox seed.
@@ -207,6 +208,12 @@ pub struct Bitbucket {
     access: HashMap<String, String>,
     /// Nothing was seeded: the fake lets everything through ([`Bitbucket::open_up`]).
     open: bool,
+    /// The access tokens accepted (as Bearer) for pull-request comments; none: any.
+    pub pr_tokens: Vec<String>,
+    /// Pull-request comments, by (workspace, slug, pull request): any pull request exists.
+    pub(crate) comments: std::collections::BTreeMap<(String, String, u64), Vec<CloudComment>>,
+    /// Pull-request comments posted, for IDs.
+    comments_posted: u64,
 }
 
 /// The user an open fake's consumers and tokens act as.
@@ -379,6 +386,30 @@ impl Bitbucket {
                 ..SeedRepository::default()
             });
         }
+    }
+
+    /// Adds a comment to a pull request, as a reviewer would.
+    pub fn add_pr_comment(&mut self, workspace: &str, slug: &str, id: u64, raw: &str) {
+        self.comments_posted += 1;
+        let comment = CloudComment {
+            id: 1000 + self.comments_posted,
+            content: CommentContent {
+                raw: raw.to_owned(),
+            },
+            deleted: false,
+        };
+        self.comments
+            .entry((workspace.to_owned(), slug.to_owned(), id))
+            .or_default()
+            .push(comment);
+    }
+
+    /// The text of each comment on a pull request, oldest first.
+    pub fn pr_comments(&self, workspace: &str, slug: &str, id: u64) -> Vec<String> {
+        self.comments
+            .get(&(workspace.to_owned(), slug.to_owned(), id))
+            .map(|c| c.iter().map(|c| c.content.raw.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The access tokens issued so far (for tests that look for them where they must not be).
@@ -577,6 +608,14 @@ pub(super) fn routes(world: Shared) -> Router<Shared> {
         .route(
             "/rest/api/1.0/projects/{project}/repos/{slug}/branches",
             get(server_branches),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments",
+            get(list_comments).post(post_comment),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments/{comment}",
+            axum::routing::put(update_comment),
         )
         .layer(middleware::from_fn_with_state(world, gate))
 }
@@ -1231,5 +1270,123 @@ mod tests {
             token_sha256: Box::leak(sha256("t").into_boxed_str()),
         };
         assert!(!bb.register_hook(server, "PROJ", "web", "https://h", &events));
+    }
+}
+
+/// Whether `headers` carry an access token the fake accepts for pull-request comments
+/// (Bearer: Bitbucket Cloud "Access tokens"); the 401 otherwise.
+fn comment_caller(w: &World, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(t)
+            if w.bitbucket.pr_tokens.is_empty() || w.bitbucket.pr_tokens.iter().any(|k| k == t) =>
+        {
+            Ok(())
+        }
+        _ => Err(Box::new(cloud_error(
+            StatusCode::UNAUTHORIZED,
+            "Token is invalid or not supported for this endpoint.",
+        ))),
+    }
+}
+
+/// The comment body sent: `{"content": {"raw": ...}}` (Cloud REST API "Create a comment on a
+/// pull request").
+#[derive(Debug, Deserialize)]
+struct NewComment {
+    content: CommentContent,
+}
+
+/// `GET .../pullrequests/{id}/comments`: every comment, two a page, so that clients must follow
+/// `next` (Cloud REST API "List comments on a pull request"; pagination as REST API
+/// "Pagination"; the page size is the fake's).
+async fn list_comments(
+    State(world): State<Shared>,
+    Path((workspace, slug, id)): Path<(String, String, u64)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    if let Err(response) = comment_caller(&w, &headers) {
+        return *response;
+    }
+    let all = w
+        .bitbucket
+        .comments
+        .get(&(workspace.clone(), slug.clone(), id))
+        .cloned()
+        .unwrap_or_default();
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let values: Vec<CloudComment> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
+    let next = (all.len() > page * 2).then(|| {
+        format!(
+            "http://bitbucket.invalid/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments?page={}",
+            page + 1
+        )
+    });
+    let page = CloudPage {
+        values,
+        next,
+        pagelen: Some(2),
+    };
+    json_answer(StatusCode::OK, "application/json", &page)
+}
+
+/// `POST .../pullrequests/{id}/comments`: 201 with the new comment.
+async fn post_comment(
+    State(world): State<Shared>,
+    Path((workspace, slug, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    axum::Json(new): axum::Json<NewComment>,
+) -> Response {
+    let mut w = lock(&world);
+    if let Err(response) = comment_caller(&w, &headers) {
+        return *response;
+    }
+    w.bitbucket.comments_posted += 1;
+    let comment = CloudComment {
+        id: 1000 + w.bitbucket.comments_posted,
+        content: new.content,
+        deleted: false,
+    };
+    w.bitbucket
+        .comments
+        .entry((workspace, slug, id))
+        .or_default()
+        .push(comment.clone());
+    json_answer(StatusCode::CREATED, "application/json", &comment)
+}
+
+/// `PUT .../comments/{comment_id}`: 200 with the comment changed; 404 for another's.
+async fn update_comment(
+    State(world): State<Shared>,
+    Path((workspace, slug, id, comment)): Path<(String, String, u64, u64)>,
+    headers: HeaderMap,
+    axum::Json(new): axum::Json<NewComment>,
+) -> Response {
+    let mut w = lock(&world);
+    if let Err(response) = comment_caller(&w, &headers) {
+        return *response;
+    }
+    let found = w
+        .bitbucket
+        .comments
+        .get_mut(&(workspace, slug, id))
+        .and_then(|all| all.iter_mut().find(|c| c.id == comment));
+    match found {
+        Some(existing) => {
+            existing.content = new.content;
+            let answer = existing.clone();
+            json_answer(StatusCode::OK, "application/json", &answer)
+        }
+        None => cloud_error(StatusCode::NOT_FOUND, "No such comment"),
     }
 }

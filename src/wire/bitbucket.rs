@@ -335,3 +335,25 @@ pub(crate) struct ServerBranch {
     #[serde(rename = "displayId")]
     pub display_id: String,
 }
+
+/// A pull-request comment (Bitbucket Cloud REST API, "Pullrequests" group: `pullrequest_comment`
+/// with `id`, `content.raw` and `deleted`; only these are read).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CloudComment {
+    /// Its ID.
+    pub id: u64,
+    /// Its text.
+    #[serde(default)]
+    pub content: CommentContent,
+    /// Deleted comments stay listed with `deleted: true`.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// A comment's text (`content.raw`: the Markdown as written).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct CommentContent {
+    /// The Markdown.
+    #[serde(default)]
+    pub raw: String,
+}

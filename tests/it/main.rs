@@ -15,6 +15,7 @@ mod hostile_render;
 mod hostile_secrets;
 mod live;
 mod openapi;
+mod pr_comment;
 mod preflight;
 mod real_api;
 mod reliability;
