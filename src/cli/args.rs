@@ -192,8 +192,12 @@ pub(crate) enum Command {
     /// Render a saved plan (`plan --out PLANFILE`) again, in any format: a CI job can post one
     /// plan as a comment and keep it as a file. The live state is not read.
     Show(ShowArgs),
-    /// Print the manifest's JSON Schema.
-    Schema,
+    /// Print the manifest's JSON Schema (`--plan`: the plan file's).
+    Schema {
+        /// Print the JSON Schema of plan files (`plan --format json`, `plan --out`) instead.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Run the built-in fake Platform.sh API, to try bbsync without an account.
     Sandbox(SandboxArgs),
     /// Plan and apply an example against an in-process sandbox: no token or network needed.
@@ -305,9 +309,13 @@ pub(crate) struct ExportArgs {
     /// Also write options equal to their defaults, and options bbsync does not manage.
     #[arg(long)]
     pub full: bool,
-    /// Write the manifest to this file instead of stdout.
+    /// Write the manifest to this file instead of stdout (refused if it exists, unless
+    /// `--force`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With `-o`: overwrite the file if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// `bbsync watch`.

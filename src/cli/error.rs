@@ -97,6 +97,12 @@ pub(crate) enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An output file exists and `--force` was not given.
+    #[error("`{}` already exists; nothing was written", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
     /// Writing to stdout or reading the answer failed (a closed pipe among them).
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -136,6 +142,7 @@ impl Error {
             Error::ReadPlanFile { .. }
             | Error::NotAPlanFile { .. }
             | Error::NoTerminal
+            | Error::Exists { .. }
             | Error::Usage(_) => Exit::Usage,
             Error::NoToken
             | Error::PrComment { .. }
@@ -200,6 +207,10 @@ impl Error {
             Error::ReadPlanFile { .. } | Error::NotAPlanFile { .. } => {
                 vec!["pass a file written by `bbsync plan --out PLANFILE`".to_owned()]
             }
+            Error::Exists { path } => vec![format!(
+                "pass `--force` to overwrite it, or `-o` another file (`{}` is left as it was)",
+                path.display()
+            )],
             Error::Api(error) => error.hints(),
             Error::Setup { source, .. } => source
                 .downcast_ref::<ApiError>()

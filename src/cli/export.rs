@@ -18,6 +18,13 @@ use crate::render::export::{self, ExportProject};
 
 /// `bbsync export`.
 pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, Error> {
+    // Before reading the API: an export that would be refused at the end is refused now.
+    if let Some(path) = &args.out
+        && !args.force
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(Error::Exists { path: path.clone() });
+    }
     let client = settings.client()?;
     let mut titles = std::collections::BTreeMap::new();
     let ids: BTreeSet<ProjectId> = match &args.organization {
@@ -78,10 +85,20 @@ pub(crate) async fn run(settings: &Settings, args: &ExportArgs) -> Result<Exit, 
         .collect();
     let exported = export::export(&projects, args.organization.as_ref(), args.full);
     match &args.out {
-        Some(path) => output::write_file(path, &exported.text).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })?,
+        Some(path) => {
+            let written = if args.force {
+                output::write_file(path, &exported.text)
+            } else {
+                output::write_new_file(path, &exported.text)
+            };
+            written.map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Exists { path: path.clone() },
+                _ => Error::Write {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        }
         None => output::stdout().write_all(exported.text.as_bytes())?,
     }
     let managed = projects

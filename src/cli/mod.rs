@@ -26,6 +26,13 @@ pub(crate) use settings::Settings;
 use crate::manifest::diagnostic::Diagnostic;
 use crate::model::{self, DesiredState, Env, Target};
 
+/// The command line's clap definition, for tests that check command lines written elsewhere
+/// (the CI examples) against it.
+#[doc(hidden)]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs bbsync with the process's arguments and environment.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -92,8 +99,13 @@ fn run(cli: Cli, settings: &Settings) -> Result<Exit, Error> {
             clap_complete::generate(shell, &mut Cli::command(), "bbsync", &mut std::io::stdout());
             Ok(Exit::Ok)
         }
-        Command::Schema => {
-            output::stdout().write_all(crate::manifest::schema_text().as_bytes())?;
+        Command::Schema { plan } => {
+            let text = if plan {
+                crate::plan::schema::schema_text()
+            } else {
+                crate::manifest::schema_text()
+            };
+            output::stdout().write_all(text.as_bytes())?;
             Ok(Exit::Ok)
         }
         Command::Show(args) => sync::show_command(settings, &args),

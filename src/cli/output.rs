@@ -75,6 +75,16 @@ pub(crate) fn write_file(path: &std::path::Path, text: &str) -> io::Result<()> {
     std::fs::write(path, redact(text).as_bytes())
 }
 
+/// [`write_file`], but only if `path` does not exist yet (created atomically: a file made
+/// meanwhile is not overwritten either).
+pub(crate) fn write_new_file(path: &std::path::Path, text: &str) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(redact(text).as_bytes())
+}
+
 /// `eprintln!`, redacted.
 macro_rules! eprintln_redacted {
     ($($arg:tt)*) => {{

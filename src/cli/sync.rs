@@ -541,12 +541,7 @@ fn read_plan_file(path: &Path) -> Result<Plan, Error> {
 
 fn finish(settings: &Settings, args: &ApplyArgs, report: &Report) -> Result<Exit, Error> {
     let text = match args.format {
-        ReportFormat::Json => {
-            let mut json =
-                serde_json::to_string_pretty(report).expect("a report always serialises to JSON");
-            json.push('\n');
-            json
-        }
+        ReportFormat::Json => render::report_json(report),
         ReportFormat::Text => {
             render::report_text(report, Painter::new(stdout_color()), settings.verbose > 0)
         }

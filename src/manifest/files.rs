@@ -36,6 +36,45 @@ impl Limits {
     };
 }
 
+/// Whether a YAML file found in a directory walk is to be read as a bbsync manifest: unless its
+/// top level is, beyond doubt, a block mapping of something else (`bitbucket-pipelines.yml`, a
+/// GitHub workflow, a Kubernetes object), whose keys at column 0 include neither `version` nor
+/// `projects`. Anything else is read and checked as today: a file with either key, a flow
+/// mapping, a scalar, an empty or half-written file (the daemon must never skip a manifest
+/// caught mid-write and act without its projects), invalid YAML.
+///
+/// Pure, and reads lines only: it runs before the file is parsed, on any YAML (several
+/// documents, anchors) without the parser's limits.
+pub(crate) fn is_manifest_text(text: &str) -> bool {
+    let mut keys = 0usize;
+    for line in text.trim_start_matches('\u{feff}').lines() {
+        let first = line.chars().next();
+        if matches!(
+            first,
+            None | Some(' ' | '\t' | '#' | '-' | '.' | '%' | '{' | '[' | '?')
+        ) {
+            continue;
+        }
+        let Some(colon) = line.find(':') else {
+            continue;
+        };
+        if !line[colon + 1..].is_empty() && !line[colon + 1..].starts_with([' ', '\t']) {
+            continue;
+        }
+        let key = line[..colon].trim();
+        let key = key
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .or_else(|| key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')))
+            .unwrap_or(key);
+        if key == "version" || key == "projects" {
+            return true;
+        }
+        keys += 1;
+    }
+    keys == 0
+}
+
 /// Expands `-f` arguments: files as given, directories to their `*.yaml` / `*.yml` files
 /// (recursively, sorted). Problems reading them come back as diagnostics.
 pub(crate) fn discover(paths: &[PathBuf], limits: Limits) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
@@ -320,6 +359,37 @@ mod tests {
         match result {
             Ok(files) => panic!("expected problems, found {files:?}"),
             Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn only_files_that_are_surely_something_else_are_not_manifests() {
+        for other in [
+            "image: rust:1.89\npipelines:\n  default:\n    - step:\n        script: [bbsync plan]\n",
+            "name: bbsync\non:\n  pull_request:\njobs:\n  plan: {}\n",
+            "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: apps/v1\nkind: Deployment\n",
+            "# comment\n\"services\": {}\n",
+        ] {
+            assert!(!is_manifest_text(other), "{other}");
+        }
+        for manifest in [
+            "version: 1\nprojects: {}\n",
+            "# yaml-language-server: $schema=x\nversion: 1\n",
+            "projects:\n  abc:\n    absent: true\n",
+            "\"version\": 1\n",
+            "'projects': {}\n",
+            "version:\n",
+            "prune: true\nversion: 1\n",
+            // Empty, half-written, flow or invalid: read, and reported if wrong.
+            "",
+            "# only a comment\n",
+            "vers",
+            "{version: 1, projects: {}}\n",
+            "- a\n- b\n",
+            "version 1\n",
+            "\u{feff}version: 1\n",
+        ] {
+            assert!(is_manifest_text(manifest), "{manifest:?}");
         }
     }
 

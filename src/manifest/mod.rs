@@ -274,15 +274,40 @@ pub(crate) fn read_all(paths: &[PathBuf]) -> Result<Vec<ManifestFile>, Vec<Diagn
     let files = files::discover(paths, files::Limits::DEFAULT)?;
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
+    let mut skipped = 0usize;
     for path in files {
         let name = path.display().to_string();
+        // A file named with `-f` is always read; one found in a directory only if it is a
+        // bbsync manifest ([`files::is_manifest_text`]).
+        let walked = !paths.contains(&path);
         match files::read(&path) {
+            Ok(bytes)
+                if walked
+                    && std::str::from_utf8(&bytes).is_ok_and(|t| !files::is_manifest_text(t)) =>
+            {
+                skipped += 1;
+                tracing::info!(
+                    file = %name,
+                    "skipped `{name}`: not a bbsync manifest (no `version` or `projects` at its top level)"
+                );
+            }
             Ok(bytes) => match parse(&name, &bytes) {
                 Ok(file) => parsed.push(file),
                 Err(mut found) => problems.append(&mut found),
             },
             Err(problem) => problems.push(*problem),
         }
+    }
+    if parsed.is_empty() && problems.is_empty() && skipped > 0 {
+        problems.push(
+            Diagnostic::error(
+                None,
+                format!(
+                    "no bbsync manifest found: the {skipped} YAML file(s) read have no `version` or `projects` at their top level"
+                ),
+            )
+            .with_help("point `-f` at the manifest (run with -v to list the files skipped)"),
+        );
     }
     if problems.is_empty() {
         Ok(parsed)

@@ -3,10 +3,13 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The two integration types bbsync manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationType {
     /// Bitbucket Cloud (`bitbucket`).
@@ -213,6 +216,23 @@ impl From<Field> for &'static str {
     }
 }
 
+/// A field is written as its manifest name: the schema lists [`Field::ALL`]'s names, the same
+/// function ([`Field::name`]) that serialises them.
+impl JsonSchema for Field {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Field".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+        schemars::json_schema!({
+            "description": "A managed field, by its manifest name.",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 impl TryFrom<String> for Field {
     type Error = String;
     fn try_from(name: String) -> Result<Self, String> {
@@ -227,7 +247,9 @@ impl fmt::Display for Field {
 }
 
 /// A write-only secret field. It serialises as its manifest name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum SecretField {
     /// `app_credentials.secret`.
     #[serde(rename = "app_credentials.secret")]
@@ -261,7 +283,9 @@ impl SecretField {
 }
 
 /// A field's value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A boolean option.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Whether `text` is a Platform.sh project ID: lowercase letters and digits, at most 64
@@ -53,7 +54,7 @@ fn is_organization(text: &str) -> bool {
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $valid:expr, $form:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 

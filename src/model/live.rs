@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -9,7 +10,8 @@ use super::ids::{IntegrationId, ProjectId};
 use super::{Field, FieldValue, IntegrationType};
 
 /// A live Bitbucket-family integration, reduced to what bbsync compares.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct LiveIntegration {
     /// Server-assigned ID.
     pub id: IntegrationId,
@@ -23,7 +25,8 @@ pub struct LiveIntegration {
 }
 
 /// The links bbsync follows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct LiveLinks {
     /// `self`: GET and DELETE.
     #[serde(default, skip_serializing_if = "Option::is_none")]

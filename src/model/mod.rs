@@ -18,6 +18,7 @@ pub(crate) mod template;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -66,7 +67,8 @@ pub enum Target {
 }
 
 /// A desired integration, with defaults applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct DesiredIntegration {
     /// Its type.
     #[serde(rename = "type")]
@@ -104,6 +106,35 @@ impl Serialize for SecretRef {
     }
 }
 
+/// The schema of what [`SecretRef`]'s `Serialize` writes (its `reference` is computed).
+impl JsonSchema for SecretRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretRef".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A write-only secret, by reference only: never its value.",
+            "type": "object",
+            "properties": {
+                "field": generator.subschema_for::<SecretField>(),
+                "reference": {
+                    "description": "`${NAME}`, as the manifest writes it.",
+                    "type": "string",
+                    "pattern": "^\\$\\{[^}]+\\}$",
+                },
+                "variable": {
+                    "description": "The environment variable that holds the secret.",
+                    "type": "string",
+                },
+                "origin": generator.subschema_for::<Origin>(),
+            },
+            "required": ["field", "reference", "variable", "origin"],
+            "additionalProperties": false,
+        })
+    }
+}
+
 impl SecretRef {
     /// `${NAME}`, the way secrets are shown everywhere.
     pub(crate) fn reference(&self) -> String {
@@ -112,7 +143,10 @@ impl SecretRef {
 }
 
 /// A file:line:column, as plain data for plans and reports.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[schemars(deny_unknown_fields)]
 pub struct Origin {
     /// The file, as named on the command line.
     pub file: String,

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Action, ActionKind, Plan};
@@ -24,7 +25,8 @@ use crate::model::{Field, FieldValue};
 /// What Platform.sh would delete because of one action: `{"known": true, "environments":
 /// [...]}`, or `{"known": false, "reason": "..."}` when the environments or the branches could
 /// not be read (DESIGN §5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct EnvironmentDeletions {
     /// Whether the list is known.
     pub known: bool,

@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ids::ProjectId;
 use crate::model::live::{LiveIntegration, LiveState, OrganizationLive, ProjectLive};
 use crate::model::{
-    DesiredIntegration, DesiredState, Field, FieldValue, IntegrationType, Origin, Target,
+    DesiredIntegration, DesiredState, Field, FieldValue, IntegrationType, Omitted, Origin, Target,
 };
 
 /// The plan format version written in plan files.
@@ -32,7 +33,8 @@ pub struct PlanOptions {
 }
 
 /// A project whose planned write was left out of the plan, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Held {
     /// The project.
     pub project: ProjectId,
@@ -44,9 +46,11 @@ pub struct Held {
 
 /// A plan: what `apply` will do, and why. Serialised, it is the plan file.
 #[must_use]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Plan {
     /// `"1"`.
+    #[schemars(extend("const" = "1"))]
     pub format_version: String,
     /// The bbsync that made it.
     pub bbsync_version: String,
@@ -71,7 +75,9 @@ pub struct Plan {
 }
 
 /// What an action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// Live state unknown or ambiguous: nothing will be done.
@@ -114,7 +120,8 @@ impl ActionKind {
 }
 
 /// One project's action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Action {
     /// The project.
     pub project: ProjectId,
@@ -151,7 +158,8 @@ pub struct Action {
 }
 
 /// One field's change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FieldChange {
     /// The field.
     pub name: Field,
@@ -162,7 +170,8 @@ pub struct FieldChange {
 }
 
 /// Counts of actions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Summary {
     /// Creates.
     pub create: usize,
@@ -485,7 +494,12 @@ fn update(
     let mut changes = Vec::new();
     for (name, value) in &wanted.fields {
         let live = current.fields.get(name);
-        if live == Some(value) {
+        if live
+            .cloned()
+            .or_else(|| live_default(*name, current))
+            .as_ref()
+            == Some(value)
+        {
             continue;
         }
         if let (Some(FieldValue::Text(a)), FieldValue::Text(b)) = (live, value)
@@ -526,6 +540,22 @@ fn update(
         live_fingerprint: Some(current.fingerprint()),
         reason: Some(reason),
         ..base(project, ActionKind::Update)
+    }
+}
+
+/// What a live integration that lacks `field` holds: the option's default where it has one
+/// (the API applies it, and `export` leaves such options out), so that a field the API does
+/// not return is never "changed" to the value it already means. Pruning defaults to off when
+/// fetching is off, as in the manifest.
+fn live_default(field: Field, current: &LiveIntegration) -> Option<FieldValue> {
+    if field == Field::PruneBranches
+        && current.fields.get(&Field::FetchBranches) == Some(&FieldValue::Bool(false))
+    {
+        return Some(FieldValue::Bool(false));
+    }
+    match field.omitted(current.kind)? {
+        Omitted::Default(value) => Some(value),
+        Omitted::Required | Omitted::NotManaged => None,
     }
 }
 
@@ -678,6 +708,7 @@ pub(crate) fn bind_to_live(plan: &mut Plan, live: &LiveState) {
 mod tests;
 
 pub mod environments;
+pub(crate) mod schema;
 pub use environments::EnvironmentDeletions;
 
 /// Plans and actions for other modules' tests.

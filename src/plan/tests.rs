@@ -155,6 +155,42 @@ fn omitted_options_at_their_defaults_are_noops() {
     assert_eq!(action.action, ActionKind::Noop, "{action:#?}");
 }
 
+/// Issue 19 item 5: a live integration that lacks an option with a default holds that default,
+/// so the manifest `export` writes for it (which leaves the option out) plans no change.
+#[test]
+fn r19_a_live_integration_lacking_a_defaulted_option_holds_its_default() {
+    let wanted = cloud(&[]);
+    for missing in [
+        Field::ResyncPullRequests,
+        Field::FetchBranches,
+        Field::PruneBranches,
+        Field::BuildPullRequests,
+    ] {
+        let mut current = live_from("i1", &wanted);
+        current.fields.remove(&missing);
+        let action = one(Target::Present(wanted.clone()), vec![current]);
+        assert_eq!(action.action, ActionKind::Noop, "{missing}: {action:#?}");
+    }
+    // Pruning is off when fetching is: a live integration without `prune_branches` and with
+    // fetching off matches a manifest that turns fetching off.
+    let wanted = cloud(&[
+        (Field::FetchBranches, FieldValue::Bool(false)),
+        (Field::PruneBranches, FieldValue::Bool(false)),
+    ]);
+    let mut current = live_from("i1", &wanted);
+    current.fields.remove(&Field::PruneBranches);
+    let action = one(Target::Present(wanted), vec![current]);
+    assert_eq!(action.action, ActionKind::Noop, "{action:#?}");
+    // A value other than the default is still a change, shown from the real live side.
+    let wanted = cloud(&[(Field::ResyncPullRequests, FieldValue::Bool(true))]);
+    let mut current = live_from("i1", &wanted);
+    current.fields.remove(&Field::ResyncPullRequests);
+    let action = one(Target::Present(wanted), vec![current]);
+    assert_eq!(action.action, ActionKind::Update, "{action:#?}");
+    assert_eq!(action.fields[0].name, Field::ResyncPullRequests);
+    assert_eq!(action.fields[0].before, None, "shown as `(unset)`");
+}
+
 #[test]
 fn every_managed_option_drifted_is_an_update() {
     for (field, drifted) in [

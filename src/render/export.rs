@@ -44,6 +44,9 @@ pub(crate) struct Export {
     pub variables: BTreeMap<String, String>,
 }
 
+/// The export's first lines: the editor's schema, and how to get the file it names.
+pub(crate) const SCHEMA_COMMENT: &str = "# yaml-language-server: $schema=bbsync.schema.json\n# For editor completion and checks, write that schema beside this file: bbsync schema > bbsync.schema.json\n";
+
 /// Writes `projects` as a manifest. `full` also writes options equal to their defaults and
 /// options bbsync does not manage unless set.
 pub(crate) fn export(
@@ -51,7 +54,9 @@ pub(crate) fn export(
     organization: Option<&OrganizationId>,
     full: bool,
 ) -> Export {
-    let mut out = String::from("# yaml-language-server: $schema=schema/bbsync.schema.json\n");
+    // The schema path is relative to the manifest: the user makes the file with the line below
+    // (an export is read by people who have the binary, not bbsync's repository).
+    let mut out = String::from(SCHEMA_COMMENT);
     let _ = writeln!(
         out,
         "# Exported by bbsync {} from the live API.",

@@ -7,7 +7,7 @@ mod report;
 pub(crate) mod text;
 
 pub use markdown::{Flavor, MARKDOWN_LIMIT, plan_markdown, plan_markdown_within};
-pub use report::report_text;
+pub use report::{report_json, report_text};
 pub use text::{Painter, plan_text, summary_line};
 
 use std::borrow::Cow;

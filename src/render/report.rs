@@ -6,6 +6,30 @@ use std::fmt::Write as _;
 use super::{Painter, visible};
 use crate::apply::{Outcome, Report};
 
+/// The apply report's format version (`apply --format json`): `"1"`, raised only by a change
+/// that is not an extension.
+pub(crate) const REPORT_FORMAT_VERSION: &str = "1";
+
+/// The apply report as `apply --format json` writes it: `format_version`, then the report's
+/// own keys.
+#[derive(serde::Serialize)]
+struct ReportDocument<'a> {
+    format_version: &'static str,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// The apply report as pretty JSON with a final newline, versioned like the plan file.
+pub fn report_json(report: &Report) -> String {
+    let document = ReportDocument {
+        format_version: REPORT_FORMAT_VERSION,
+        report,
+    };
+    let mut json = serde_json::to_string_pretty(&document).expect("a report serialises to JSON");
+    json.push('\n');
+    json
+}
+
 /// The apply report as text.
 pub fn report_text(report: &Report, painter: Painter, verbose: bool) -> String {
     let mut out = String::new();
@@ -111,6 +135,14 @@ mod tests {
             );
         }
         let text = report_text(&report, Painter::new(false), true);
+        let json: serde_json::Value = serde_json::from_str(&report_json(&report)).unwrap();
+        assert_eq!(json["format_version"], "1", "{json}");
+        assert_eq!(
+            json.as_object().unwrap().keys().next().map(String::as_str),
+            Some("format_version"),
+            "first, as in the plan file"
+        );
+        assert_eq!(json["actions"][0]["outcome"], "failed", "{json}");
         assert!(
             text.contains(r"  failed    boom\r  deleted   victim\n\u{1b}[2J"),
             "{text}"

@@ -311,3 +311,111 @@ fn completions_and_help() {
         help.stdout
     );
 }
+
+/// Issue 19 item 5: a live integration that lacks an option the planner defaults (made before
+/// the API had `resync_pull_requests`, say) exports to a manifest that plans zero changes.
+#[test]
+fn r19_an_integration_lacking_a_defaulted_option_exports_to_zero_changes() {
+    let seed = json!({"projects": [
+        {"id": "old", "title": "Old", "integrations": [
+            {"type": "bitbucket", "repository": "acme/old", "app_credentials": {"key": "key-old"},
+             "fetch_branches": true, "build_pull_requests": true}
+        ]},
+        {"id": "nofetch", "integrations": [
+            {"type": "bitbucket", "repository": "acme/nofetch", "app_credentials": {"key": "key-nf"},
+             "fetch_branches": false}
+        ]}
+    ]});
+    let api = Api::start(seed, Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let out = api
+        .run(
+            dir.path(),
+            &[
+                "export",
+                "--project",
+                "old",
+                "--project",
+                "nofetch",
+                "-o",
+                "integrations.yaml",
+            ],
+        )
+        .run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let manifest = std::fs::read_to_string(dir.path().join("integrations.yaml")).unwrap();
+    assert!(!manifest.contains("resync_pull_requests"), "{manifest}");
+    assert!(!manifest.contains("prune_branches"), "{manifest}");
+    let plan = api
+        .run(
+            dir.path(),
+            &["plan", "--detailed-exitcode", "--format", "json"],
+        )
+        .env("BITBUCKET_SECRET_2", "s2")
+        .run();
+    assert_eq!(
+        plan.code, 0,
+        "the export plans zero changes:\n{manifest}\n{plan:#?}"
+    );
+    let json: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(json["summary"]["unchanged"], 2, "{json:#}");
+}
+
+/// `export -o FILE` never overwrites a file unless `--force`; the refusal is a usage error
+/// (exit 64) that reads nothing from the API and leaves the file as it was.
+#[test]
+fn export_refuses_to_overwrite_a_file_without_force() {
+    let api = Api::start(organization(), Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("integrations.yaml");
+    std::fs::write(&path, "# mine\n").unwrap();
+    let args = ["export", "--project", "plain", "-o", "integrations.yaml"];
+    let out = api.run(dir.path(), &args).run();
+    assert_eq!(out.code, 64, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("`integrations.yaml` already exists; nothing was written"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let out = api.run(dir.path(), &forced).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    assert!(manifest.contains("  plain: # Website"), "{manifest}");
+    let usage = api
+        .run(dir.path(), &["export", "--project", "plain", "--force"])
+        .run();
+    assert_eq!(usage.code, 64, "--force needs -o: {usage:#?}");
+}
+
+/// The `$schema` an export names is a file the user can make: the export says how, and the
+/// command it gives prints the manifest schema.
+#[test]
+fn the_exported_schema_comment_names_a_file_the_user_can_make() {
+    let api = Api::start(organization(), Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let out = api.run(dir.path(), &["export", "--project", "plain"]).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("# yaml-language-server: $schema=bbsync.schema.json")
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.ends_with("bbsync schema > bbsync.schema.json")),
+        "{}",
+        out.stdout
+    );
+    let schema = Run::new(dir.path(), &["schema"]).run();
+    assert_eq!(schema.code, 0);
+    assert_eq!(
+        schema.stdout,
+        std::fs::read_to_string(root().join("schema/bbsync.schema.json")).unwrap()
+    );
+}

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 /// One `bbsync` invocation.
 pub struct Run {
     command: Command,
+    /// The arguments and the directory, to find the plans the run writes.
+    args: Vec<String>,
+    dir: PathBuf,
     forbidden: Vec<String>,
     deadline: Option<Duration>,
 }
@@ -52,6 +55,8 @@ impl Run {
             .env("HOME", dir);
         Self {
             command,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            dir: dir.to_owned(),
             forbidden: Vec::new(),
             deadline: None,
         }
@@ -119,8 +124,62 @@ impl Run {
             "bbsync panicked:\n{}",
             outcome.stderr
         );
+        self.check_plans(&outcome);
         outcome
     }
+
+    /// Validates every plan the run wrote against the published plan schema
+    /// (`schema/plan.schema.json`): the JSON on stdout of `plan --format json`, and the file of
+    /// `plan --out`.
+    fn check_plans(&self, outcome: &Outcome) {
+        if !self.args.iter().any(|a| a == "plan") {
+            return;
+        }
+        let json = self
+            .args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
+            || self.args.iter().any(|a| a == "--format=json");
+        if json && let Ok(plan) = serde_json::from_str::<serde_json::Value>(&outcome.stdout) {
+            check_plan(&plan, "stdout");
+        }
+        let out = self
+            .args
+            .windows(2)
+            .find(|w| w[0] == "--out")
+            .map(|w| &w[1]);
+        if let Some(out) = out
+            && let Ok(text) = std::fs::read_to_string(self.dir.join(out))
+        {
+            let plan = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("the plan file `{out}` is not JSON ({e}):\n{text}"));
+            check_plan(&plan, out);
+        }
+    }
+}
+
+/// The published plan schema, compiled once.
+fn plan_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("schema/plan.schema.json"))
+            .expect("schema/plan.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::draft202012::new(&schema).expect("the plan schema is a valid JSON Schema")
+    })
+}
+
+/// Fails the test unless `plan` (read from `source`) matches the published plan schema.
+pub fn check_plan(plan: &serde_json::Value, source: &str) {
+    let errors: Vec<String> = plan_schema()
+        .iter_errors(plan)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the plan in {source} does not match schema/plan.schema.json:\n{}\n{plan:#}",
+        errors.join("\n")
+    );
 }
 
 /// `command.output()`, killing the process and failing the test past `limit`.

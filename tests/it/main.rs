@@ -8,6 +8,8 @@ mod bitbucket;
 mod common;
 mod environments;
 mod errors;
+mod examples;
+mod files;
 mod hostile_api;
 mod hostile_daemon;
 mod hostile_manifest;
