@@ -442,6 +442,7 @@ fn plan_100k() {
         digest: "sha256:bench".into(),
     };
     let live = LiveState {
+        titles: Default::default(),
         projects: lives,
         organization: None,
     };
@@ -640,6 +641,7 @@ async fn apply_500() {
             digest: "sha256:bench".into(),
         };
         let live = LiveState {
+            titles: Default::default(),
             projects: desired
                 .projects
                 .keys()

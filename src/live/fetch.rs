@@ -124,9 +124,20 @@ pub async fn fetch(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> LiveState {
     let mut wanted: BTreeSet<ProjectId> = projects.clone();
+    let mut titles = BTreeMap::new();
     let organization = match organization {
         Some(org) => Some(match client.organization_projects(org).await {
             Ok(listed) => {
+                // `title` of the listing's `OrganizationProject` (spec). Absent titles, and
+                // titles that only repeat the ID, tell a reviewer nothing: skipped.
+                titles = listed
+                    .iter()
+                    .filter_map(|p| {
+                        let title = p.title.as_deref()?.trim();
+                        (!title.is_empty() && title != p.id)
+                            .then(|| (ProjectId::new(p.id.clone()), title.to_owned()))
+                    })
+                    .collect();
                 let ids: BTreeSet<ProjectId> =
                     listed.into_iter().map(|p| ProjectId::new(p.id)).collect();
                 wanted.extend(
@@ -141,6 +152,7 @@ pub async fn fetch(
         None => None,
     };
     LiveState {
+        titles,
         projects: read(client, wanted, projects, progress).await,
         organization,
     }

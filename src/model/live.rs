@@ -154,6 +154,8 @@ pub struct LiveState {
     pub projects: BTreeMap<ProjectId, ProjectLive>,
     /// The organization's projects, when pruning.
     pub organization: Option<OrganizationLive>,
+    /// Project titles, where the organization listing gave them (for reviewers).
+    pub titles: BTreeMap<ProjectId, String>,
 }
 
 #[cfg(test)]

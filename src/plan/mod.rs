@@ -125,6 +125,10 @@ impl ActionKind {
 pub struct Action {
     /// The project.
     pub project: ProjectId,
+    /// The project's title, where the organization listing gave it (for reviewers; not
+    /// written when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// What happens.
     pub action: ActionKind,
     /// The integration type acted on (the new one for a replace).
@@ -335,6 +339,9 @@ pub fn plan(desired: &DesiredState, live: &LiveState, options: &PlanOptions) -> 
     });
     held.sort_by(|a, b| a.project.cmp(&b.project));
     actions.sort_by(|a, b| (a.action, &a.project).cmp(&(b.action, &b.project)));
+    for action in &mut actions {
+        action.title = live.titles.get(&action.project).cloned();
+    }
     let summary = summarize(&actions, &errors);
     Plan {
         format_version: FORMAT_VERSION.to_owned(),
@@ -389,6 +396,7 @@ impl Plan {
 fn base(project: &ProjectId, action: ActionKind) -> Action {
     Action {
         project: project.clone(),
+        title: None,
         action,
         kind: None,
         before: None,

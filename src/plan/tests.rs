@@ -127,6 +127,7 @@ fn known(managed: Vec<LiveIntegration>) -> ProjectLive {
 
 fn live(projects: Vec<(&str, ProjectLive)>) -> LiveState {
     LiveState {
+        titles: Default::default(),
         projects: projects.into_iter().map(|(id, p)| (pid(id), p)).collect(),
         organization: None,
     }

@@ -988,6 +988,7 @@ mod tests {
                 }
             }
             let live = LiveState {
+                titles: Default::default(),
                 projects: projects.iter().map(|p| (p.id.clone(), p.live.clone())).collect(),
                 organization: None,
             };

@@ -334,10 +334,15 @@ fn row(action: &Action, flavor: Flavor) -> String {
             cell(&prose(line.trim_start_matches("! ")))
         ));
     }
-    format!(
-        "| {flag} | {} | {repository} | {action_word} | {kind} | {reason} |\n",
-        cell(&code(action.project.as_str())),
-    )
+    let mut project = cell(&code(action.project.as_str()));
+    if let Some(title) = &action.title {
+        // Live text: escaped as prose is, never markup.
+        project.push_str(&format!(
+            " ({})",
+            cell(&escape_text(&visible(title), false))
+        ));
+    }
+    format!("| {flag} | {project} | {repository} | {action_word} | {kind} | {reason} |\n")
 }
 
 fn details(action: &Action, flavor: Flavor) -> String {

@@ -299,6 +299,7 @@ pub(crate) mod tests {
         .collect();
         let listed: BTreeSet<ProjectId> = [orphan].into_iter().collect();
         let state = LiveState {
+            titles: Default::default(),
             projects,
             organization: Some(OrganizationLive::Listed(listed)),
         };

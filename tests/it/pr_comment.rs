@@ -161,3 +161,34 @@ fn a_bad_token_or_no_pull_request_fails_clearly() {
         no_token.stderr
     );
 }
+
+/// 200 opaque IDs tell a reviewer nothing: where the organization is listed (`prune: true`), each row gives
+/// the project's title from the organization listing too.
+#[test]
+fn rows_give_the_project_title_where_the_organization_listing_has_it() {
+    let org = "01J7ZQ4M1B6C8D9E0F2G3H4J5K";
+    let api = Api::start(
+        serde_json::json!({"projects": [
+            {"id": "shop", "title": "Web shop", "organization": org},
+            {"id": "untitled", "organization": org},
+        ]}),
+        Faults::default(),
+    );
+    let manifest = format!(
+        "version: 1\norganization: {org}\nprune: true\nprojects:\n  shop:\n    bitbucket:\n      repository: acme/shop\n      app_credentials: {{key: \"${{BITBUCKET_KEY}}\", secret: \"${{BITBUCKET_SECRET}}\"}}\n  untitled:\n    bitbucket:\n      repository: acme/other\n      app_credentials: {{key: \"${{BITBUCKET_KEY}}\", secret: \"${{BITBUCKET_SECRET}}\"}}\n"
+    );
+    let dir = dir_with(&manifest);
+    let out = api.run(dir.path(), &["plan", "--format", "markdown"]).run();
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stdout.contains("| `shop` (Web shop) | `acme/shop` |"),
+        "{}",
+        out.stdout
+    );
+    // A title that only repeats the ID (the sandbox's default) is not shown twice.
+    assert!(
+        out.stdout.contains("| `untitled` | `acme/other` |"),
+        "{}",
+        out.stdout
+    );
+}

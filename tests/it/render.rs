@@ -135,6 +135,11 @@ pub fn every_kind_of_plan() -> Plan {
         .map(ProjectId::new)
         .collect();
     let live = LiveState {
+        // Titles come from the organization listing: live text, escaped in Markdown.
+        titles: [("updated", "Web shop | *main*"), ("orphan", "Old site")]
+            .into_iter()
+            .map(|(id, title)| (ProjectId::new(id), title.to_owned()))
+            .collect(),
         projects,
         organization: Some(OrganizationLive::Listed(listed)),
     };
@@ -303,6 +308,7 @@ fn a_large_plan_fits_a_comment() {
         })
         .collect();
     let live = LiveState {
+        titles: Default::default(),
         projects,
         organization: None,
     };
