@@ -121,30 +121,7 @@ async fn apply_limit() {
     let n = 100;
     let sandbox = limited_sandbox(n, false).await;
     sandbox.world().install_rate_limit(LIMIT, 10);
-    let desired = DesiredState {
-        organization: None,
-        prune: false,
-        projects: (0..n)
-            .map(|i| {
-                let id = ProjectId::new(format!("p{i:07}"));
-                let origin = Origin {
-                    file: "bench.yaml".into(),
-                    line: 1,
-                    column: 1,
-                };
-                (
-                    id.clone(),
-                    DesiredProject {
-                        id,
-                        protect: false,
-                        target: Target::Present(cloud(i)),
-                        origin,
-                    },
-                )
-            })
-            .collect(),
-        digest: "sha256:bench".into(),
-    };
+    let desired = creates(n);
     let ids: BTreeSet<ProjectId> = desired.projects.keys().cloned().collect();
     let client = fresh_client(&sandbox, 32);
     let started = Instant::now();
@@ -362,6 +339,34 @@ fn manifest_10k() {
         text.len() as f64 / 1_048_576.0,
         ms(took)
     );
+}
+
+/// `n` projects `p0000000`..., each wanting [`cloud`]`(i)`.
+fn creates(n: usize) -> DesiredState {
+    DesiredState {
+        organization: None,
+        prune: false,
+        projects: (0..n)
+            .map(|i| {
+                let id = ProjectId::new(format!("p{i:07}"));
+                let origin = Origin {
+                    file: "bench.yaml".into(),
+                    line: 1,
+                    column: 1,
+                };
+                (
+                    id.clone(),
+                    DesiredProject {
+                        id,
+                        protect: false,
+                        target: Target::Present(cloud(i)),
+                        origin,
+                    },
+                )
+            })
+            .collect(),
+        digest: "sha256:bench".into(),
+    }
 }
 
 fn cloud(i: usize) -> DesiredIntegration {
@@ -616,30 +621,7 @@ async fn apply_500() {
     let mut parallel_per_create = None;
     for (concurrency, n) in [(32, n), (1, SEQUENTIAL_ITEMS)] {
         let sandbox = sandbox_with(n, false).await;
-        let desired = DesiredState {
-            organization: None,
-            prune: false,
-            projects: (0..n)
-                .map(|i| {
-                    let id = ProjectId::new(format!("p{i:07}"));
-                    let origin = Origin {
-                        file: "bench.yaml".into(),
-                        line: 1,
-                        column: 1,
-                    };
-                    (
-                        id.clone(),
-                        DesiredProject {
-                            id,
-                            protect: false,
-                            target: Target::Present(cloud(i)),
-                            origin,
-                        },
-                    )
-                })
-                .collect(),
-            digest: "sha256:bench".into(),
-        };
+        let desired = creates(n);
         let live = LiveState {
             titles: Default::default(),
             projects: desired

@@ -213,12 +213,31 @@ pub(crate) struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// As for `plan`.
+    /// How Markdown is written.
+    #[command(flatten)]
+    pub markdown: MarkdownArgs,
+}
+
+/// `--markdown-limit` and `--markdown-flavor`, for `plan` and `show`.
+#[derive(Debug, Args)]
+pub(crate) struct MarkdownArgs {
+    /// With `--format markdown`: shorten the output to at most this many characters, so that it
+    /// can be posted as a pull-request comment (GitHub refuses more than 65,536). 0: no limit.
     #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT, value_parser = parse_markdown_limit)]
     pub markdown_limit: usize,
-    /// As for `plan`.
+    /// With `--format markdown`: `bitbucket` (the default) is CommonMark that Bitbucket Cloud
+    /// and Data Center render in pull-request comments; `github` adds GitHub's alerts and
+    /// collapsible details.
     #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = crate::render::Flavor::Bitbucket)]
     pub markdown_flavor: crate::render::Flavor,
+}
+
+impl MarkdownArgs {
+    /// The limit to render within, less `reserved` characters kept for a header; `None` for
+    /// no limit (`--markdown-limit 0`).
+    pub(crate) fn limit(&self, reserved: usize) -> Option<usize> {
+        (self.markdown_limit > 0).then(|| self.markdown_limit.saturating_sub(reserved))
+    }
 }
 
 /// `bbsync plan`.
@@ -230,15 +249,9 @@ pub(crate) struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// With `--format markdown`: shorten the output to at most this many characters, so that it
-    /// can be posted as a pull-request comment (GitHub refuses more than 65,536). 0: no limit.
-    #[arg(long, value_name = "CHARS", default_value_t = crate::render::MARKDOWN_LIMIT, value_parser = parse_markdown_limit)]
-    pub markdown_limit: usize,
-    /// With `--format markdown`: `bitbucket` (the default) is CommonMark that Bitbucket Cloud
-    /// and Data Center render in pull-request comments; `github` adds GitHub's alerts and
-    /// collapsible details.
-    #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = crate::render::Flavor::Bitbucket)]
-    pub markdown_flavor: crate::render::Flavor,
+    /// How Markdown is written (also for `--pr-comment`).
+    #[command(flatten)]
+    pub markdown: MarkdownArgs,
     /// Also post the plan (Markdown) to the pull request that Bitbucket Pipelines names
     /// (`BITBUCKET_WORKSPACE`, `BITBUCKET_REPO_SLUG`, `BITBUCKET_PR_ID`), with
     /// `BBSYNC_BITBUCKET_TOKEN` (a repository or workspace access token), at

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ApplyArgs, Format, PlanArgs, ReportFormat, ShowArgs};
+use super::args::{ApplyArgs, Format, MarkdownArgs, PlanArgs, ReportFormat, ShowArgs};
 use super::{Error, Exit, Settings, load, stderr_color, stdout_color};
 use crate::apply::{self, ApplyOptions, Outcome, Report};
 use crate::live::{Posted, PullRequest, Throttle};
@@ -225,13 +225,7 @@ pub(crate) async fn plan_command(settings: &Settings, args: &PlanArgs) -> Result
         )
         .await;
     let plan = pass.plan;
-    let text = rendered(
-        &plan,
-        args.format,
-        args.markdown_limit,
-        args.markdown_flavor,
-        settings.verbose > 0,
-    );
+    let text = rendered(&plan, args.format, &args.markdown, settings.verbose > 0);
     output::stdout().write_all(text.as_bytes())?;
     if let Some((pull_request, token)) = &pull_request {
         post_plan(settings, &reconciler, &plan, args, pull_request, token).await?;
@@ -454,11 +448,11 @@ async fn post_plan(
     pull_request: &PullRequest,
     token: &Secret,
 ) -> Result<(), Error> {
-    let limit = (args.markdown_limit > 0).then_some(args.markdown_limit);
+    // Room for the marker line.
     let markdown = render::plan_markdown_within(
         plan,
-        limit.map(|l| l.saturating_sub(PR_MARKER.len() + 2)),
-        args.markdown_flavor,
+        args.markdown.limit(PR_MARKER.len() + 2),
+        args.markdown.markdown_flavor,
     );
     let body = format!("{PR_MARKER}\n\n{markdown}");
     let bitbucket = settings.bitbucket(reconciler.client())?;
@@ -485,19 +479,12 @@ async fn post_plan(
 }
 
 /// The plan in `format` (`--markdown-limit` 0: no limit).
-fn rendered(
-    plan: &Plan,
-    format: Format,
-    markdown_limit: usize,
-    flavor: render::Flavor,
-    verbose: bool,
-) -> String {
+fn rendered(plan: &Plan, format: Format, markdown: &MarkdownArgs, verbose: bool) -> String {
     match format {
         Format::Text => render::plan_text(plan, Painter::new(stdout_color()), verbose),
         Format::Json => render::plan_json(plan),
         Format::Markdown => {
-            let limit = (markdown_limit > 0).then_some(markdown_limit);
-            render::plan_markdown_within(plan, limit, flavor)
+            render::plan_markdown_within(plan, markdown.limit(0), markdown.markdown_flavor)
         }
     }
 }
@@ -505,13 +492,7 @@ fn rendered(
 /// `bbsync show PLANFILE`: a saved plan, rendered again; nothing is read from the API.
 pub(crate) fn show_command(settings: &Settings, args: &ShowArgs) -> Result<Exit, Error> {
     let plan = read_plan_file(&args.planfile)?;
-    let text = rendered(
-        &plan,
-        args.format,
-        args.markdown_limit,
-        args.markdown_flavor,
-        settings.verbose > 0,
-    );
+    let text = rendered(&plan, args.format, &args.markdown, settings.verbose > 0);
     output::stdout().write_all(text.as_bytes())?;
     Ok(Exit::Ok)
 }

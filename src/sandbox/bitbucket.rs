@@ -390,18 +390,31 @@ impl Bitbucket {
 
     /// Adds a comment to a pull request, as a reviewer would.
     pub fn add_pr_comment(&mut self, workspace: &str, slug: &str, id: u64, raw: &str) {
+        let content = CommentContent {
+            raw: raw.to_owned(),
+        };
+        self.push_comment(workspace, slug, id, content);
+    }
+
+    /// Adds a comment with a new ID; returns it.
+    fn push_comment(
+        &mut self,
+        workspace: &str,
+        slug: &str,
+        id: u64,
+        content: CommentContent,
+    ) -> CloudComment {
         self.comments_posted += 1;
         let comment = CloudComment {
             id: 1000 + self.comments_posted,
-            content: CommentContent {
-                raw: raw.to_owned(),
-            },
+            content,
             deleted: false,
         };
         self.comments
             .entry((workspace.to_owned(), slug.to_owned(), id))
             .or_default()
-            .push(comment);
+            .push(comment.clone());
+        comment
     }
 
     /// The text of each comment on a pull request, oldest first.
@@ -1351,17 +1364,7 @@ async fn post_comment(
     if let Err(response) = comment_caller(&w, &headers) {
         return *response;
     }
-    w.bitbucket.comments_posted += 1;
-    let comment = CloudComment {
-        id: 1000 + w.bitbucket.comments_posted,
-        content: new.content,
-        deleted: false,
-    };
-    w.bitbucket
-        .comments
-        .entry((workspace, slug, id))
-        .or_default()
-        .push(comment.clone());
+    let comment = w.bitbucket.push_comment(&workspace, &slug, id, new.content);
     json_answer(StatusCode::CREATED, "application/json", &comment)
 }
 

@@ -47,6 +47,9 @@ impl Writers {
             let Some(undone) = self.undone_fields(action) else {
                 continue;
             };
+            // One undo per write of ours: a run that plans the revert and then writes nothing
+            // (a guard, a superseded manifest) must not count the same undo again next run.
+            self.written.remove(&action.project);
             let times = self.undone.entry(action.project.clone()).or_default();
             times.push_back(now);
             while times
@@ -194,6 +197,22 @@ mod tests {
                     .is_empty()
             );
             writers.wrote(&revert, Outcome::Updated);
+        }
+        assert!(writers.contested().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_undo_counts_once_until_the_daemon_writes_again() {
+        let mut writers = Writers::default();
+        let revert = update("p1", true);
+        writers.wrote(&revert, Outcome::Updated);
+        // Runs that plan the revert but write nothing (a guard blocks them) see one undo.
+        for _ in 0..10 {
+            assert!(
+                writers
+                    .observe(&plan(vec![revert.clone()]), Instant::now())
+                    .is_empty()
+            );
         }
         assert!(writers.contested().is_empty());
     }
