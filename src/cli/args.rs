@@ -372,6 +372,72 @@ pub(crate) struct WatchArgs {
     /// disk is invalid still enforces it (env BBSYNC_STATE_DIR).
     #[arg(long, value_name = "DIR", env = "BBSYNC_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Follow this git repository with the daemon's own checkout, instead of watching files:
+    /// `-f` paths are then relative to its root (env BBSYNC_GIT_URL). An HTTPS token comes
+    /// from BBSYNC_GIT_TOKEN (else BBSYNC_BITBUCKET_TOKEN), never from the URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BBSYNC_GIT_URL",
+        help_heading = "Git source"
+    )]
+    pub git_url: Option<String>,
+    /// The branch or tag to follow (default: the repository's default branch).
+    #[arg(
+        long,
+        value_name = "REF",
+        requires = "git_url",
+        help_heading = "Git source"
+    )]
+    pub git_ref: Option<String>,
+    /// Time between fetches (a webhook delivery fetches at once).
+    #[arg(long, value_parser = parse_interval, default_value = "1m", help_heading = "Git source")]
+    pub git_interval: std::time::Duration,
+    /// The SSH private key for an `ssh://` or `git@host:path` URL (env BBSYNC_GIT_SSH_KEY).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BBSYNC_GIT_SSH_KEY",
+        requires = "git_url",
+        help_heading = "Git source"
+    )]
+    pub git_ssh_key: Option<PathBuf>,
+    /// The `known_hosts` file the SSH server's key must be in (env BBSYNC_GIT_KNOWN_HOSTS;
+    /// default: ssh's own). Host keys are always checked.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BBSYNC_GIT_KNOWN_HOSTS",
+        requires = "git_url",
+        help_heading = "Git source"
+    )]
+    pub git_known_hosts: Option<PathBuf>,
+    /// With BBSYNC_BITBUCKET_TOKEN, post each run as a commit status in this Bitbucket Cloud
+    /// repository (default: the one `--git-url` names on bitbucket.org).
+    #[arg(long, value_name = "WORKSPACE/SLUG", requires = "git_url", value_parser = parse_repository, help_heading = "Git source")]
+    pub commit_status_repo: Option<(String, String)>,
+    /// Where the commit statuses link to (this daemon's `/status` behind a proxy, a dashboard).
+    #[arg(long, value_name = "URL", help_heading = "Git source")]
+    pub public_url: Option<url::Url>,
+}
+
+/// `WORKSPACE/SLUG`.
+pub(crate) fn parse_repository(text: &str) -> Result<(String, String), String> {
+    let fine = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match text.split_once('/') {
+        Some((workspace, slug)) if fine(workspace) && fine(slug) => {
+            Ok((workspace.to_owned(), slug.to_owned()))
+        }
+        _ => Err(format!(
+            "`{text}` is not WORKSPACE/SLUG (e.g. `acme/infra`)"
+        )),
+    }
 }
 
 /// `127.0.0.1:9464`, `[::1]:9464`, or `:9464` (loopback).

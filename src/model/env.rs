@@ -15,11 +15,12 @@ use std::sync::{Arc, RwLock};
 
 /// The variables that hold bbsync's own credentials. A manifest may never reference them (its
 /// values could be published in a plan), and their values are redacted from all output.
-pub(crate) const CREDENTIAL_VARIABLES: [&str; 4] = [
+pub(crate) const CREDENTIAL_VARIABLES: [&str; 5] = [
     "PLATFORMSH_CLI_TOKEN",
     "UPSUN_CLI_TOKEN",
     "BBSYNC_BITBUCKET_TOKEN",
     "BBSYNC_WEBHOOK_SECRET",
+    "BBSYNC_GIT_TOKEN",
 ];
 
 /// Values shorter than this are not redacted: replacing every `a` or `42` in the output would

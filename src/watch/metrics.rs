@@ -24,6 +24,11 @@ struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
 }
@@ -44,6 +49,8 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     manifest_valid: Gauge,
     file_events: Counter,
+    git_fetches: Family<FetchLabels, Counter>,
+    git_last_fetch: Gauge<f64, AtomicU64>,
     /// API responses already counted, by status, to add only what is new.
     api_seen: Mutex<BTreeMap<u16, u64>>,
     /// Throttled seconds already counted.
@@ -131,6 +138,18 @@ impl Default for Metrics {
             "Manifest file events seen",
             file_events.clone(),
         );
+        let git_fetches = Family::<FetchLabels, Counter>::default();
+        registry.register(
+            "git_fetches",
+            "Fetches of --git-url, by result (ok, failed)",
+            git_fetches.clone(),
+        );
+        let git_last_fetch = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "git_last_fetch_success_timestamp_seconds",
+            "When a fetch of --git-url last succeeded (Unix time)",
+            git_last_fetch.clone(),
+        );
         Self {
             registry,
             runs,
@@ -146,6 +165,8 @@ impl Default for Metrics {
             last_success,
             manifest_valid,
             file_events,
+            git_fetches,
+            git_last_fetch,
             api_seen: Mutex::new(BTreeMap::new()),
             throttled_seen: Mutex::new(0.0),
         }
@@ -225,6 +246,19 @@ impl Metrics {
     /// Manifest file events seen.
     pub(crate) fn file_events(&self, count: usize) {
         self.file_events.inc_by(count as u64);
+    }
+
+    /// A fetch of `--git-url` ended: `ok` (at `unix_seconds`) or `failed`.
+    pub(crate) fn git_fetch(&self, ok: bool, unix_seconds: f64) {
+        let result = if ok { "ok" } else { "failed" };
+        self.git_fetches
+            .get_or_create(&FetchLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        if ok {
+            self.git_last_fetch.set(unix_seconds);
+        }
     }
 
     /// Brings the API response counters up to the client's totals.

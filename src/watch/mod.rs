@@ -7,6 +7,7 @@
 //! holding up the others. SIGTERM/SIGINT let the action in flight finish, then the daemon exits.
 
 mod audit;
+pub mod git;
 pub(crate) mod metrics;
 mod server;
 mod settle;
@@ -160,6 +161,12 @@ pub struct Daemon {
     /// What the daemon wrote, to notice another writer undoing it.
     writers: Writers,
     runs: u64,
+    /// `--git-url`: the daemon's own checkout, which the manifest files are read from.
+    git: Option<git::Checkout>,
+    /// With `git`: the commit whose manifest is in force.
+    commit_in_force: Option<String>,
+    /// With `git`: the last fetch error logged, to log each new one once.
+    fetch_error: Option<String>,
 }
 
 impl Daemon {
@@ -190,7 +197,26 @@ impl Daemon {
             backoff: HashMap::new(),
             writers: Writers::default(),
             runs: 0,
+            git: None,
+            commit_in_force: None,
+            fetch_error: None,
         }
+    }
+
+    /// Reads the manifest from `checkout` (the files being paths inside it), which each run
+    /// fetches first, instead of watching the files.
+    pub fn with_git(mut self, checkout: git::Checkout) -> Self {
+        let mut status = self.shared.status.lock().expect("status lock");
+        status.waiting_for = None;
+        status.git = Some(status::GitStatus {
+            url: checkout.source().url.clone(),
+            reference: checkout.reference().to_owned(),
+            latest_commit: checkout.current().map(str::to_owned),
+            ..status::GitStatus::default()
+        });
+        drop(status);
+        self.git = Some(checkout);
+        self
     }
 
     /// The state the endpoints show.
@@ -220,27 +246,44 @@ impl Daemon {
     /// Runs until `stop` is cancelled (SIGTERM/SIGINT), then lets the run in flight finish its
     /// actions in flight (at most `grace`) and returns.
     pub async fn run(mut self, stop: CancellationToken) -> notify::Result<()> {
-        // A path that is not there yet (a git-sync sidecar's first clone) is waited for,
-        // with `/readyz` saying so, rather than an exit that would crash-loop the pod.
-        if !self.wait_for_paths(&stop).await {
-            return Ok(());
-        }
-        let (events, received) = mpsc::unbounded_channel();
-        let mut watcher = triggers::watch_files(&self.options.files, events.clone())?;
         let shared = self.shared();
-        let debouncer = {
+        let (events, received) = mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        // With `--git-url`, commits come from the daemon's own fetches, not from file events.
+        let mut watcher = if let Some(checkout) = &self.git {
+            let (shared, stop, every) = (
+                Arc::clone(&shared),
+                stop.clone(),
+                checkout.source().interval,
+            );
+            tasks.push(tokio::spawn(async move {
+                triggers::every(every, Trigger::Poll, &shared.triggers, &stop).await;
+            }));
+            tracing::info!(url = %checkout.source().url, r#ref = checkout.reference(), git_interval_s = checkout.source().interval.as_secs_f64(), "following the repository");
+            None
+        } else {
+            // A path that is not there yet (a git-sync sidecar's first clone) is waited for,
+            // with `/readyz` saying so, rather than an exit that would crash-loop the pod.
+            if !self.wait_for_paths(&stop).await {
+                return Ok(());
+            }
+            let watcher = triggers::watch_files(&self.options.files, events.clone())?;
             let (shared, stop, quiet) = (Arc::clone(&shared), stop.clone(), self.options.debounce);
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let count = |n: usize| shared.metrics.file_events(n);
                 triggers::debounce(received, quiet, &shared.triggers, &stop, &count).await;
-            })
+            }));
+            Some(watcher)
         };
         let ticker = {
             let (shared, stop, interval) =
                 (Arc::clone(&shared), stop.clone(), self.options.interval);
-            tokio::spawn(async move { triggers::every(interval, &shared.triggers, &stop).await })
+            tokio::spawn(async move {
+                triggers::every(interval, Trigger::Interval, &shared.triggers, &stop).await;
+            })
         };
-        let hangups = tokio::spawn(hangups(Arc::clone(&shared), stop.clone()));
+        tasks.push(ticker);
+        tasks.push(tokio::spawn(hangups(Arc::clone(&shared), stop.clone())));
         tracing::info!(files = ?self.options.files, interval_s = self.options.interval.as_secs_f64(), plan_only = self.options.plan_only, "watching");
         shared.triggers.fire(Trigger::Startup);
         // The loop ticks while it waits and while it runs: a tick that does not come means the
@@ -254,7 +297,9 @@ impl Daemon {
                     () = stop.cancelled() => break None,
                     _ = heartbeat.tick() => {
                         shared.beat();
-                        self.rewatch(&mut watcher, &events);
+                        if let Some(watcher) = &mut watcher {
+                            self.rewatch(watcher, &events);
+                        }
                     }
                 }
             };
@@ -286,7 +331,7 @@ impl Daemon {
             }
         }
         drop(watcher);
-        for task in [debouncer, ticker, hangups] {
+        for task in tasks {
             task.abort();
         }
         tracing::info!("stopped");
@@ -346,6 +391,14 @@ impl Daemon {
 
     /// One reconciliation.
     pub(crate) async fn run_once(&mut self, fired: &BTreeSet<Trigger>, stop: &CancellationToken) {
+        let mut new_commit = false;
+        if self.git.is_some() {
+            new_commit = self.sync_git().await;
+            // A poll that brings no new commit is no reason to plan.
+            if !new_commit && fired.iter().all(|t| *t == Trigger::Poll) {
+                return;
+            }
+        }
         self.runs += 1;
         let started = Instant::now();
         let started_at = crate::wire::time::rfc3339(SystemTime::now());
@@ -357,12 +410,18 @@ impl Daemon {
             duration_ms: 0,
             result: RunResult::Ok,
             manifest_digest: None,
+            commit: None,
             summary: None,
             actions: Vec::new(),
             backing_off: Vec::new(),
             error: None,
         };
-        let only_file = fired.iter().all(|t| *t == Trigger::File);
+        // A change (a file event, a new commit, a push) to an invalid manifest is never acted
+        // on; a resync acts on the manifest in force.
+        let only_file = new_commit
+            || fired
+                .iter()
+                .all(|t| matches!(t, Trigger::File | Trigger::Poll));
         let loaded = if fired.contains(&Trigger::File) {
             // A file change: act only on content that has stopped changing.
             let files = &self.options.files;
@@ -386,12 +445,21 @@ impl Daemon {
         } else {
             crate::reconcile::load::load_with_sources(&self.options.files, self.reconciler.env())
         };
-        let manifest_ok = self.take(loaded);
+        let seen = self
+            .git
+            .as_ref()
+            .and_then(|c| c.current().map(str::to_owned));
+        let manifest_ok = self.take(loaded, seen.clone());
         let proceed = match (&self.in_force, manifest_ok, only_file) {
             (None, _, _) => false,
             // A change to an invalid manifest is never acted on; a resync uses the last valid one.
             (Some(_), false, true) => false,
             (Some(_), _, _) => true,
+        };
+        record.commit = if proceed {
+            self.commit_in_force.clone()
+        } else {
+            seen
         };
         if proceed {
             self.reconcile(&mut record, stop).await;
@@ -431,6 +499,7 @@ impl Daemon {
             run = record.id,
             triggers = %triggers.join(","),
             result = record.result.as_str(),
+            commit = record.commit.as_deref().unwrap_or(""),
             duration_ms = record.duration_ms,
             actions = record.actions.len(),
             error = record.error.as_deref().unwrap_or(""),
@@ -455,7 +524,11 @@ impl Daemon {
 
     /// Takes the manifest just read; keeps the last valid one in force when it is invalid.
     /// Returns whether the manifest on disk is valid.
-    fn take(&mut self, loaded: Result<crate::reconcile::load::Loaded, Vec<Diagnostic>>) -> bool {
+    fn take(
+        &mut self,
+        loaded: Result<crate::reconcile::load::Loaded, Vec<Diagnostic>>,
+        commit: Option<String>,
+    ) -> bool {
         // What this run saw on disk, valid or not: writes wait until it is still so.
         self.observed = Some(settle::observation(&loaded));
         match loaded {
@@ -493,7 +566,15 @@ impl Daemon {
                             .collect()
                     });
                 }
+                if self.git.is_some() && self.commit_in_force != commit {
+                    tracing::info!(
+                        commit = commit.as_deref().unwrap_or(""),
+                        "the commit in force is now this one"
+                    );
+                }
+                self.commit_in_force.clone_from(&commit);
                 self.save_snapshot(&state.digest, &sources);
+                self.note_commits(true);
                 let mut status = self.shared.status.lock().expect("status lock");
                 status.manifest_valid = true;
                 status.manifest_error = None;
@@ -509,10 +590,12 @@ impl Daemon {
                     self.restore_snapshot();
                 }
                 let mut status = self.shared.status.lock().expect("status lock");
-                tracing::error!(error = %summary, in_force = status.manifest_digest.as_deref().unwrap_or("none"), "the manifest is invalid; the last valid one stays in force");
+                tracing::error!(error = %summary, in_force = status.manifest_digest.as_deref().unwrap_or("none"), commit = commit.as_deref().unwrap_or(""), commit_in_force = self.commit_in_force.as_deref().unwrap_or(""), "the manifest is invalid; the last valid one stays in force");
                 status.manifest_valid = false;
                 status.manifest_error = Some(summary);
+                drop(status);
                 self.shared.metrics.manifest_valid(false);
+                self.note_commits(false);
                 false
             }
         }
@@ -527,13 +610,24 @@ impl Daemon {
         let Some(dir) = &self.options.state_dir else {
             return;
         };
-        if self.saved.as_deref() == Some(digest) {
+        // A new commit with the same manifest is saved too: the commit in force is named.
+        let key = match &self.commit_in_force {
+            Some(commit) => format!("{digest}@{commit}"),
+            None => digest.to_owned(),
+        };
+        if self.saved.as_deref() == Some(key.as_str()) {
             return;
         }
-        match Snapshot::new(&self.options.files, digest, sources).save(dir) {
+        let snapshot = Snapshot::new(
+            &self.options.files,
+            digest,
+            sources,
+            self.commit_in_force.as_deref(),
+        );
+        match snapshot.save(dir) {
             Ok(()) => {
                 tracing::info!(digest, dir = %dir.display(), "saved the valid manifest");
-                self.saved = Some(digest.to_owned());
+                self.saved = Some(key);
             }
             Err(error) => {
                 tracing::warn!(%error, dir = %dir.display(), "cannot save the valid manifest; a restart will not restore it");
@@ -557,7 +651,8 @@ impl Daemon {
         };
         match snapshot.build(self.reconciler.env()) {
             Ok((state, _)) => {
-                tracing::warn!(digest = %state.digest, saved_at = %snapshot.saved_at, dir = %dir.display(), "the manifest on disk is invalid; enforcing the last valid one, saved before the restart");
+                tracing::warn!(digest = %state.digest, saved_at = %snapshot.saved_at, commit = snapshot.commit.as_deref().unwrap_or(""), dir = %dir.display(), "the manifest on disk is invalid; enforcing the last valid one, saved before the restart");
+                self.commit_in_force.clone_from(&snapshot.commit);
                 let mut status = self.shared.status.lock().expect("status lock");
                 status.manifest_digest = Some(state.digest.clone());
                 status.restored_from = Some(format!(
@@ -565,11 +660,76 @@ impl Daemon {
                     dir.join(snapshot::FILE_NAME).display(),
                     snapshot.saved_at
                 ));
-                self.saved = Some(snapshot.digest.clone());
+                self.saved = Some(match &snapshot.commit {
+                    Some(commit) => format!("{}@{commit}", snapshot.digest),
+                    None => snapshot.digest.clone(),
+                });
                 self.in_force = Some(state);
             }
             Err(diagnostics) => {
                 tracing::warn!(error = %summarize(&diagnostics), "the saved manifest is no longer valid; it is not used");
+            }
+        }
+    }
+
+    /// Fetches `--git-url` and checks out the commit fetched when it is new; returns whether it
+    /// is. A failure is logged (each new message once), counted and shown in `/status`: the
+    /// commit in force stays.
+    async fn sync_git(&mut self) -> bool {
+        let Some(checkout) = self.git.as_mut() else {
+            return false;
+        };
+        let fetched = checkout.fetch().await;
+        let now = SystemTime::now();
+        let outcome = match fetched {
+            Ok(commit) if checkout.current() == Some(commit.as_str()) => Ok(false),
+            Ok(commit) => match checkout.switch(&commit).await {
+                Ok(()) => {
+                    tracing::info!(%commit, "fetched a new commit");
+                    Ok(true)
+                }
+                Err(error) => Err(error.0),
+            },
+            Err(error) => Err(error.0),
+        };
+        let checked_out = checkout.current().map(str::to_owned);
+        self.shared
+            .metrics
+            .git_fetch(outcome.is_ok(), crate::wire::time::unix_seconds(now));
+        let message = outcome.as_ref().err().cloned();
+        if message != self.fetch_error {
+            match &message {
+                Some(error) => {
+                    tracing::warn!(%error, commit_in_force = self.commit_in_force.as_deref().unwrap_or(""), "cannot bring the repository up to date; the commit in force stays");
+                }
+                None if self.fetch_error.is_some() => {
+                    tracing::info!("the repository can be fetched again");
+                }
+                None => {}
+            }
+        }
+        self.fetch_error.clone_from(&message);
+        let mut status = self.shared.status.lock().expect("status lock");
+        if let Some(git) = &mut status.git {
+            let at = crate::wire::time::rfc3339(now);
+            if outcome.is_ok() {
+                git.last_fetch_success_at = Some(at.clone());
+                git.latest_commit = checked_out;
+            }
+            git.last_fetch_at = Some(at);
+            git.fetch_error = message;
+        }
+        outcome.unwrap_or(false)
+    }
+
+    /// Shows the commit in force, and whether the newest commit's manifest is `valid`, in
+    /// `/status`.
+    fn note_commits(&self, valid: bool) {
+        let mut status = self.shared.status.lock().expect("status lock");
+        if let Some(git) = &mut status.git {
+            git.commit_in_force.clone_from(&self.commit_in_force);
+            if self.git.as_ref().and_then(|c| c.current()).is_some() {
+                git.latest_valid = Some(valid);
             }
         }
     }

@@ -34,6 +34,9 @@ pub(crate) struct Snapshot {
     pub digest: String,
     /// Every file, as read.
     pub files: Vec<SavedFile>,
+    /// The commit it was read from, with `--git-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One manifest file.
@@ -51,7 +54,12 @@ fn args(files: &[PathBuf]) -> Vec<String> {
 
 impl Snapshot {
     /// A snapshot of the valid manifest read from `files`, with `digest`, made of `sources`.
-    pub(crate) fn new(files: &[PathBuf], digest: &str, sources: &[Arc<SourceFile>]) -> Self {
+    pub(crate) fn new(
+        files: &[PathBuf],
+        digest: &str,
+        sources: &[Arc<SourceFile>],
+        commit: Option<&str>,
+    ) -> Self {
         Self {
             format: FORMAT,
             bbsync_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -65,6 +73,7 @@ impl Snapshot {
                     text: s.text().to_owned(),
                 })
                 .collect(),
+            commit: commit.map(str::to_owned),
         }
     }
 
@@ -148,7 +157,12 @@ mod tests {
         let state = crate::model::build(std::slice::from_ref(&file), &env())
             .state
             .unwrap();
-        let snapshot = Snapshot::new(&files, &state.digest, &[Arc::clone(&file.source)]);
+        let snapshot = Snapshot::new(
+            &files,
+            &state.digest,
+            &[Arc::clone(&file.source)],
+            Some("0123456789abcdef0123456789abcdef01234567"),
+        );
         snapshot.save(dir.path()).unwrap();
         let loaded = Snapshot::load(dir.path(), &files).unwrap().unwrap();
         assert_eq!(loaded, snapshot);
@@ -170,7 +184,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = vec![PathBuf::from("integrations.yaml")];
         assert_eq!(Snapshot::load(dir.path(), &files), Ok(None));
-        let snapshot = Snapshot::new(&files, "sha256:x", &[]);
+        let snapshot = Snapshot::new(&files, "sha256:x", &[], None);
         snapshot.save(dir.path()).unwrap();
         let other = Snapshot::load(dir.path(), &[PathBuf::from("other.yaml")]).unwrap_err();
         assert!(

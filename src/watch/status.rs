@@ -76,6 +76,10 @@ pub struct RunRecord {
     pub result: RunResult,
     /// The manifest it acted on.
     pub manifest_digest: Option<String>,
+    /// With `--git-url`: the commit whose manifest it acted on (for an invalid manifest, the
+    /// commit that holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The plan's counts.
     pub summary: Option<Summary>,
     /// The actions other than noops.
@@ -128,9 +132,36 @@ pub struct Status {
     pub last_error: Option<String>,
     /// When the last successful run ended (RFC 3339).
     pub last_success: Option<String>,
+    /// With `--git-url`: the repository, and the commits in force and seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitStatus>,
     /// Runs kept.
     #[serde(skip)]
     pub history: usize,
+}
+
+/// The daemon's own checkout (`watch --git-url`), as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GitStatus {
+    /// The repository (never with a credential).
+    pub url: String,
+    /// The ref followed (`HEAD`: the remote's default branch).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The commit whose manifest is in force: the last one with a valid manifest.
+    pub commit_in_force: Option<String>,
+    /// The newest commit fetched, valid or not.
+    pub latest_commit: Option<String>,
+    /// Whether the newest commit's manifest is valid (when it is not, `commit_in_force` is an
+    /// older one).
+    pub latest_valid: Option<bool>,
+    /// When the last fetch ended (RFC 3339).
+    pub last_fetch_at: Option<String>,
+    /// When a fetch last succeeded (RFC 3339).
+    pub last_fetch_success_at: Option<String>,
+    /// Why the last fetch failed, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_error: Option<String>,
 }
 
 impl Status {
@@ -152,6 +183,7 @@ impl Status {
             backing_off: BTreeMap::new(),
             last_error: None,
             last_success: None,
+            git: None,
             history: history.max(1),
         }
     }

@@ -25,6 +25,9 @@ pub(crate) enum Trigger {
     Interval,
     /// SIGHUP.
     Signal,
+    /// Time to fetch `--git-url` (`--git-interval`): a run follows only when there is a new
+    /// commit.
+    Poll,
 }
 
 impl Trigger {
@@ -35,6 +38,7 @@ impl Trigger {
             Trigger::File => "file",
             Trigger::Interval => "interval",
             Trigger::Signal => "signal",
+            Trigger::Poll => "git_poll",
         }
     }
 }
@@ -68,13 +72,18 @@ impl Triggers {
     }
 }
 
-/// Fires [`Trigger::Interval`] every `interval`, give or take 10% (jitter spreads the load of
+/// Fires `trigger` ([`Trigger::Interval`], [`Trigger::Poll`]) every `interval`, give or take 10% (jitter spreads the load of
 /// many daemons), until `stop`.
-pub(crate) async fn every(interval: Duration, triggers: &Triggers, stop: &CancellationToken) {
+pub(crate) async fn every(
+    interval: Duration,
+    trigger: Trigger,
+    triggers: &Triggers,
+    stop: &CancellationToken,
+) {
     loop {
         let wait = interval.mul_f64(0.9 + 0.2 * fastrand::f64());
         tokio::select! {
-            () = tokio::time::sleep(wait) => triggers.fire(Trigger::Interval),
+            () = tokio::time::sleep(wait) => triggers.fire(trigger),
             () = stop.cancelled() => return,
         }
     }
@@ -410,7 +419,15 @@ mod tests {
         let stop = CancellationToken::new();
         let task = {
             let (triggers, stop) = (Arc::clone(&triggers), stop.clone());
-            tokio::spawn(async move { every(Duration::from_secs(300), &triggers, &stop).await })
+            tokio::spawn(async move {
+                every(
+                    Duration::from_secs(300),
+                    Trigger::Interval,
+                    &triggers,
+                    &stop,
+                )
+                .await
+            })
         };
         let start = tokio::time::Instant::now();
         for n in 1..=20u32 {

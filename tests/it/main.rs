@@ -10,6 +10,7 @@ mod environments;
 mod errors;
 mod examples;
 mod files;
+mod git;
 mod hostile_api;
 mod hostile_daemon;
 mod hostile_manifest;

@@ -21,6 +21,16 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start(api: &Api, dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(api, dir, extra, &[])
+    }
+
+    /// [`Daemon::start`], with more environment variables.
+    pub(crate) fn start_with_env(
+        api: &Api,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut args = vec!["watch", "--listen", "127.0.0.1:0", "--log-format", "json"];
         if !extra.contains(&"--debounce") {
             args.extend(["--debounce", "300ms"]);
@@ -34,6 +44,7 @@ impl Daemon {
             .current_dir(dir)
             .env_clear()
             .envs(api.environment())
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -70,7 +81,7 @@ impl Daemon {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
         write!(
             stream,
@@ -88,7 +99,7 @@ impl Daemon {
         (status, body)
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         serde_json::from_str(&self.get("/status").1).unwrap()
     }
 
@@ -100,7 +111,7 @@ impl Daemon {
     }
 
     /// Waits until `ready(status)` holds.
-    fn wait_for(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let status = self.status();
