@@ -13,6 +13,7 @@ mod settle;
 pub(crate) mod snapshot;
 pub(crate) mod status;
 pub(crate) mod triggers;
+mod webhook;
 mod writers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
