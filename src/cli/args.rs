@@ -419,6 +419,11 @@ pub(crate) struct WatchArgs {
     /// Where the commit statuses link to (this daemon's `/status` behind a proxy, a dashboard).
     #[arg(long, value_name = "URL", help_heading = "Git source")]
     pub public_url: Option<url::Url>,
+    /// Serve `POST /hooks/bitbucket` here, and nothing else: a signed push fetches and runs at
+    /// once. Needs BBSYNC_WEBHOOK_SECRET. Apart from `--listen`, so that `/metrics` and
+    /// `/status` never face the Internet (`:9465`: loopback; `0.0.0.0:9465` behind an Ingress).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, requires = "git_url", help_heading = "Git source")]
+    pub webhook_listen: Option<std::net::SocketAddr>,
 }
 
 /// `WORKSPACE/SLUG`.

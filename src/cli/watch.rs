@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::model::secret::Secret;
 use crate::watch::git::{self, Checkout, GitSource};
-use crate::watch::{Daemon, WatchOptions};
+use crate::watch::{CommitStatuses, Daemon, WatchOptions};
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, Error> {
@@ -36,9 +36,21 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
         }
         None => None,
     };
+    let webhook_secret = match args.webhook_listen {
+        Some(_) => Some(webhook_secret(reconciler.env())?),
+        None => None,
+    };
+    let statuses = match &checkout {
+        Some(checkout) => commit_statuses(settings, &reconciler, args, checkout)?,
+        None => None,
+    };
     let mut daemon = Daemon::new(options, reconciler);
     if let Some(checkout) = checkout {
         daemon = daemon.with_git(checkout);
+    }
+    if let Some(statuses) = statuses {
+        tracing::info!(repository = %statuses.repository, "posting each run as a commit status");
+        daemon = daemon.with_commit_statuses(statuses);
     }
     let stop = CancellationToken::new();
     if let Some(listen) = args.listen {
@@ -50,6 +62,15 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
         // With `--log-format json`, every line on stderr is JSON: the log line above says it.
         if settings.log_format == LogFormat::Text {
             eprintln_redacted!("bbsync watch: listening on http://{address}");
+        }
+    }
+    if let (Some(listen), Some(secret)) = (args.webhook_listen, webhook_secret) {
+        let address = crate::watch::webhook::serve(listen, daemon.shared(), secret, stop.clone())
+            .await
+            .map_err(|e| Error::setup(format!("cannot listen on {listen}"), e))?;
+        tracing::info!(%address, "serving POST /hooks/bitbucket");
+        if settings.log_format == LogFormat::Text {
+            eprintln_redacted!("bbsync watch: webhook at http://{address}/hooks/bitbucket");
         }
     }
     let signals = {
@@ -69,6 +90,55 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(Exit::Ok)
+}
+
+/// `BBSYNC_WEBHOOK_SECRET`, which `--webhook-listen` needs.
+fn webhook_secret(env: &crate::model::Env) -> Result<Secret, Error> {
+    match env.get("BBSYNC_WEBHOOK_SECRET").map(str::trim) {
+        Some(secret) if secret.len() >= 16 => Ok(Secret::new(secret)),
+        Some(_) => Err(Error::Usage(
+            "BBSYNC_WEBHOOK_SECRET is shorter than 16 characters; use a long random one (`openssl rand -hex 32`)".to_owned(),
+        )),
+        None => Err(Error::Usage(
+            "--webhook-listen needs BBSYNC_WEBHOOK_SECRET, the secret set on the Bitbucket webhook: an unsigned webhook would let anyone trigger runs".to_owned(),
+        )),
+    }
+}
+
+/// Where runs are posted as commit statuses: with `BBSYNC_BITBUCKET_TOKEN`, in
+/// `--commit-status-repo` or the Bitbucket Cloud repository `--git-url` names.
+fn commit_statuses(
+    settings: &Settings,
+    reconciler: &crate::reconcile::Reconciler,
+    args: &WatchArgs,
+    checkout: &Checkout,
+) -> Result<Option<CommitStatuses>, Error> {
+    let token = reconciler
+        .env()
+        .get("BBSYNC_BITBUCKET_TOKEN")
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let repository = args
+        .commit_status_repo
+        .clone()
+        .or_else(|| git::bitbucket_cloud_repository(&checkout.source().url));
+    let Some((workspace, slug)) = repository else {
+        return Err(Error::Usage(
+            "BBSYNC_BITBUCKET_TOKEN is set, so each run is posted as a commit status, but --git-url is not a bitbucket.org repository: give --commit-status-repo WORKSPACE/SLUG".to_owned(),
+        ));
+    };
+    Ok(Some(CommitStatuses {
+        client: settings.bitbucket(reconciler.client())?,
+        token: Secret::new(token),
+        repository: crate::live::RepositoryRef {
+            workspace_or_project: workspace,
+            slug,
+        },
+        link: args.public_url.as_ref().map(ToString::to_string),
+    }))
 }
 
 /// How long one git command may take (a first fetch of a large repository included).

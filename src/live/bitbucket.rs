@@ -1,7 +1,8 @@
 //! The Bitbucket client: pre-flight checks of the credentials bbsync would send to Platform.sh,
 //! and the check that the repository has Platform.sh's webhook (DESIGN.md §5, issue 15).
 //!
-//! It never writes to Bitbucket. What it asks:
+//! It writes only pull-request comments ([`BitbucketClient::pr_comment`]) and commit statuses
+//! ([`BitbucketClient::commit_status`]), each with a Bearer access token. What it asks:
 //!
 //! * Bitbucket Cloud: a `client_credentials` grant at `{auth_url}/site/oauth2/access_token`
 //!   with the consumer's key and secret (as upsun/cli `IntegrationCommandBase.php`
@@ -12,12 +13,15 @@
 //! * Bitbucket Server / Data Center: with `username` and `token` (HTTP Basic, as Platform.sh
 //!   uses them) `GET {url}/rest/api/1.0/projects/{project}/repos/{repository}` and
 //!   `.../webhooks`.
+//! * Commit statuses (Bitbucket Cloud): with the access token (Bearer)
+//!   `POST {api_url}/2.0/repositories/{workspace}/{slug}/commit/{sha}/statuses/build`.
 //!
 //! Every request takes its turn from the process's one throttle, shared with the Platform.sh
 //! client ([`super::throttle`]): a 429 pauses every request to that Bitbucket host for its
 //! `Retry-After` (Bitbucket Cloud "API request limits" documents the 429) and uses no attempt;
 //! a host found unreachable fails later requests at once. Retries: 5xx, a refused connection
-//! or a timeout on GETs and on the token grant (which changes nothing), with
+//! or a timeout on GETs, on the token grant (which changes nothing) and on commit statuses
+//! (posted again, the same key only overwrites), with
 //! [`crate::model::backoff::exponential`].
 //!
 //! Results of [`BitbucketClient::preflight`] are kept for the client's lifetime (a run), per
@@ -569,6 +573,72 @@ pub enum Posted {
     Created(u64),
     /// The earlier comment, updated.
     Updated(u64),
+}
+
+/// The key of every commit status bbsync posts (DESIGN.md §7): one status per commit, which
+/// each post replaces (Cloud REST API "Create a build status for a commit": "If the specified
+/// key already exists, the existing status object will be overwritten").
+pub const COMMIT_STATUS_KEY: &str = "bbsync";
+
+/// The most characters of a status's `name` and `description` sent. Atlassian documents no
+/// limit; 255 is the one Bitbucket enforces on `name` as found by
+/// jenkinsci/bitbucket-branch-source-plugin#928 ("name must be less than 255 characters"),
+/// taken for `description` too (inferred).
+pub const COMMIT_STATUS_TEXT: usize = 255;
+
+/// Where a commit status links when no public URL is given: the commit's page on
+/// bitbucket.org (`https://bitbucket.org/{workspace}/{slug}/commits/{sha}`, the address
+/// Bitbucket Cloud's web pages use for a commit; inferred). Bitbucket refuses a status without
+/// a valid `url` (400 "url: Enter a valid URL.", runatlantis/atlantis#710), although its
+/// schema does not mark it required.
+pub const COMMIT_PAGE_BASE: &str = "https://bitbucket.org";
+
+/// A commit status's state (Cloud REST API "Commit statuses": `commitstatus.state`, one of
+/// `INPROGRESS`, `FAILED`, `STOPPED`, `SUCCESSFUL`; bbsync posts three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum CommitState {
+    /// A run on the commit has started.
+    #[serde(rename = "INPROGRESS")]
+    InProgress,
+    /// The run ended well.
+    #[serde(rename = "SUCCESSFUL")]
+    Successful,
+    /// The run failed.
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl CommitState {
+    /// The state as Bitbucket spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "INPROGRESS",
+            Self::Successful => "SUCCESSFUL",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for CommitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A commit status to post ([`BitbucketClient::commit_status`]); its key is always
+/// [`COMMIT_STATUS_KEY`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatus {
+    /// Its state.
+    pub state: CommitState,
+    /// What Bitbucket shows as its title (`bbsync`, `bbsync watch`); cut to
+    /// [`COMMIT_STATUS_TEXT`] characters.
+    pub name: String,
+    /// One line ("2 updated, 1 blocked"); line breaks become spaces, and it is cut to
+    /// [`COMMIT_STATUS_TEXT`] characters.
+    pub description: String,
+    /// Where it links (`--public-url`); `None`: the commit's page ([`COMMIT_PAGE_BASE`]).
+    pub url: Option<String>,
 }
 
 /// A Bitbucket client for pre-flight checks and pull-request comments. Cheap to clone; clones
@@ -1328,6 +1398,109 @@ impl BitbucketClient {
         })
     }
 
+    /// Posts `status` on `commit` of the Bitbucket Cloud `repository` with key
+    /// [`COMMIT_STATUS_KEY`], replacing bbsync's earlier status there (DESIGN.md §7),
+    /// authenticated with `token` as Bearer (a repository or workspace access token: Bitbucket
+    /// Cloud "Access tokens"). Cloud REST API, "Commit statuses" group, "Create a build status
+    /// for a commit": `POST /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses/build`
+    /// with `{key, state, name, description, url}`; 201 (a new status) or 200 (inferred: the
+    /// key existed and was overwritten). As a POST with the same key only overwrites, it is
+    /// retried like a GET.
+    ///
+    /// Refused before any request: a `commit` that is not 7 to 40 hex digits, a workspace or
+    /// slug that is empty, `.` or `..`, a `url` that is not `http(s)://`. A 401, 403 or 404 is
+    /// said with what to fix. Errors never hold the token.
+    pub async fn commit_status(
+        &self,
+        token: &Secret,
+        repository: &RepositoryRef,
+        commit: &str,
+        status: &CommitStatus,
+    ) -> Result<(), String> {
+        let scrub = [token.clone()];
+        let commit = check_commit(commit)?;
+        for (what, part) in [
+            ("workspace", &repository.workspace_or_project),
+            ("repository slug", &repository.slug),
+        ] {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(format!(
+                    "cannot post a commit status: the {what} `{}` is not usable",
+                    shown(&clean_text(part))
+                ));
+            }
+        }
+        let url = match &status.url {
+            Some(url) => {
+                let parsed = Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+                if parsed.is_none() {
+                    return Err(format!(
+                        "cannot post a commit status: its link `{}` is not an http(s) URL (Bitbucket refuses it)",
+                        shown(&clean_text(url))
+                    ));
+                }
+                url.clone()
+            }
+            None => format!(
+                "{COMMIT_PAGE_BASE}/{}/{}/commits/{commit}",
+                segment(&repository.workspace_or_project),
+                segment(&repository.slug)
+            ),
+        };
+        let payload = crate::wire::bitbucket::CloudCommitStatus {
+            key: COMMIT_STATUS_KEY.to_owned(),
+            state: status.state.as_str().to_owned(),
+            name: Some(one_line(&status.name, COMMIT_STATUS_TEXT)),
+            description: Some(one_line(&status.description, COMMIT_STATUS_TEXT)),
+            url,
+        };
+        let path = format!(
+            "/2.0/repositories/{}/{}/commit/{commit}/statuses/build",
+            segment(&repository.workspace_or_project),
+            segment(&repository.slug),
+        );
+        let target = self.api_url(&path, &[]);
+        let answer = self
+            .send(
+                || {
+                    self.inner
+                        .http
+                        .post(target.clone())
+                        .header(reqwest::header::ACCEPT, "application/json")
+                        .bearer_auth(token.expose())
+                        .json(&payload)
+                },
+                true,
+                &scrub,
+            )
+            .await?;
+        if (200..300).contains(&answer.status) {
+            return Ok(());
+        }
+        let hint = match answer.status {
+            401 => format!(
+                "BBSYNC_BITBUCKET_TOKEN was refused: check that it is a valid repository or workspace access token for `{repository}`"
+            ),
+            403 => format!(
+                "the token may not post statuses on `{repository}`: it needs the `repository` scope (Read suffices: Atlassian's \"Updating commit status permissions\"), and a `{COMMIT_STATUS_KEY}` status that another user posted can be overwritten only by that user or a repository admin"
+            ),
+            404 => format!(
+                "the repository `{repository}` or the commit `{commit}` is not there, or not visible to the token: check --commit-status-repo (or the repository --git-url names) and that the commit is pushed"
+            ),
+            429 => "Bitbucket is rate-limiting this token; the next run posts again".to_owned(),
+            500.. => "Bitbucket failed; the next run posts again".to_owned(),
+            _ => "check the repository, the commit and the token".to_owned(),
+        };
+        Err(format!(
+            "POST {} answered HTTP {}: {}; {hint}",
+            shown(&clean_text(target.path())),
+            answer.status,
+            self.said(&answer, &scrub)
+        ))
+    }
+
     /// Every webhook of a Server repository: `GET .../repos/{slug}/webhooks` (Data Center
     /// REST API "Find webhooks").
     async fn server_hooks(
@@ -1625,6 +1798,36 @@ fn no_answer(kind: CheckKind, problem: &str) -> Check {
         problem.to_owned(),
         "check the Bitbucket URL and the network, then try again",
     )
+}
+
+/// `commit` lowercased if it is 7 to 40 hex digits (an abbreviated or full SHA-1, as Git
+/// writes them); the error otherwise. It goes into a URL path, so nothing else may pass.
+fn check_commit(commit: &str) -> Result<String, String> {
+    if (7..=40).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(commit.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "cannot post a commit status: `{}` is not a commit SHA (7 to 40 hex digits)",
+            shown(&clean_text(commit))
+        ))
+    }
+}
+
+/// `text` on one line (line breaks and other control characters become spaces, runs of
+/// spaces one), cut to `most` characters with `…` at the end when cut.
+fn one_line(text: &str, most: usize) -> String {
+    let line = text
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= most {
+        line
+    } else {
+        let mut cut: String = line.chars().take(most.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 /// `text` as one URL path segment.

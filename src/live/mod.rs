@@ -8,8 +8,9 @@ mod pace;
 mod throttle;
 
 pub use bitbucket::{
-    BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, Check, CheckKind,
-    CheckOutcome, NEEDED_SCOPES, Posted, Preflight, PullRequest, RepositoryRef, SERVER_HOOK_EVENTS,
+    BitbucketClient, BitbucketConfig, BitbucketCredentials, CLOUD_HOOK_EVENTS, COMMIT_PAGE_BASE,
+    COMMIT_STATUS_KEY, COMMIT_STATUS_TEXT, Check, CheckKind, CheckOutcome, CommitState,
+    CommitStatus, NEEDED_SCOPES, Posted, Preflight, PullRequest, RepositoryRef, SERVER_HOOK_EVENTS,
     missing_scopes, platform_hook_integration, scope_covers,
 };
 pub use client::{

@@ -1,7 +1,8 @@
 //! The sandbox's Bitbucket: an in-process fake of Bitbucket Cloud (the OAuth token endpoint
 //! `/site/oauth2/access_token` and the API under `/2.0/`) and of Bitbucket Server / Data
 //! Center (`/rest/api/1.0/`), served by the same router as the Platform.sh fake (the paths do
-//! not collide). It answers what bbsync's pre-flight asks, with Bitbucket's rules as far as
+//! not collide). It answers what bbsync's pre-flight asks (and takes the pull-request
+//! comments and commit statuses bbsync posts), with Bitbucket's rules as far as
 //! they are documented (each rule says its source, or "inferred"), and is seeded from the
 //! `bitbucket` section of the sandbox seed ([`BitbucketSeed`]).
 //!
@@ -24,9 +25,9 @@ use sha2::{Digest as _, Sha256};
 use super::world::World;
 use super::{Shared, json_answer, lock};
 use crate::wire::bitbucket::{
-    CloudComment, CloudError, CloudErrorDetail, CloudHook, CloudPage, CloudRepository,
-    CommentContent, OAuthError, OAuthToken, ServerErrors, ServerHook, ServerPage, ServerProject,
-    ServerRepository,
+    CloudComment, CloudCommitStatus, CloudError, CloudErrorDetail, CloudHook, CloudPage,
+    CloudRepository, CommentContent, OAuthError, OAuthToken, ServerErrors, ServerHook, ServerPage,
+    ServerProject, ServerRepository,
 };
 
 /// The `bitbucket` section of the sandbox seed.
@@ -208,12 +209,44 @@ pub struct Bitbucket {
     access: HashMap<String, String>,
     /// Nothing was seeded: the fake lets everything through ([`Bitbucket::open_up`]).
     open: bool,
-    /// The access tokens accepted (as Bearer) for pull-request comments; none: any.
+    /// The access tokens accepted (as Bearer) for pull-request comments and commit statuses;
+    /// none: any.
     pub pr_tokens: Vec<String>,
     /// Pull-request comments, by (workspace, slug, pull request): any pull request exists.
     pub(crate) comments: std::collections::BTreeMap<(String, String, u64), Vec<CloudComment>>,
     /// Pull-request comments posted, for IDs.
     comments_posted: u64,
+    /// Commit statuses by (workspace, slug, commit): the one standing per key.
+    statuses: std::collections::BTreeMap<(String, String, String), Vec<CloudCommitStatus>>,
+    /// Every commit status posted, by (workspace, slug, commit), oldest first.
+    status_posts: std::collections::BTreeMap<(String, String, String), Vec<CloudCommitStatus>>,
+}
+
+/// A commit status the fake holds ([`Bitbucket::commit_statuses`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitStatusRecord {
+    /// Its key.
+    pub key: String,
+    /// `INPROGRESS`, `SUCCESSFUL`, `FAILED` or `STOPPED`.
+    pub state: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+    /// Where it links.
+    pub url: String,
+}
+
+impl From<&CloudCommitStatus> for CommitStatusRecord {
+    fn from(status: &CloudCommitStatus) -> Self {
+        Self {
+            key: status.key.clone(),
+            state: status.state.clone(),
+            name: status.name.clone(),
+            description: status.description.clone(),
+            url: status.url.clone(),
+        }
+    }
 }
 
 /// The user an open fake's consumers and tokens act as.
@@ -425,6 +458,61 @@ impl Bitbucket {
             .unwrap_or_default()
     }
 
+    /// The commit statuses standing on a commit: one per key, the latest post of each, in the
+    /// order the keys first came.
+    pub fn commit_statuses(
+        &self,
+        workspace: &str,
+        slug: &str,
+        commit: &str,
+    ) -> Vec<CommitStatusRecord> {
+        self.statuses
+            .get(&(workspace.to_owned(), slug.to_owned(), commit.to_owned()))
+            .map(|all| all.iter().map(CommitStatusRecord::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every commit status posted on a commit, oldest first (INPROGRESS, then SUCCESSFUL).
+    pub fn commit_status_posts(
+        &self,
+        workspace: &str,
+        slug: &str,
+        commit: &str,
+    ) -> Vec<CommitStatusRecord> {
+        self.status_posts
+            .get(&(workspace.to_owned(), slug.to_owned(), commit.to_owned()))
+            .map(|all| all.iter().map(CommitStatusRecord::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// Posts a commit status: it replaces the one with its key, if any (Cloud REST API
+    /// "Create a build status for a commit": "If the specified key already exists, the
+    /// existing status object will be overwritten"); `true` if it was new.
+    fn post_status(
+        &mut self,
+        workspace: &str,
+        slug: &str,
+        commit: &str,
+        status: CloudCommitStatus,
+    ) -> bool {
+        let at = (workspace.to_owned(), slug.to_owned(), commit.to_owned());
+        self.status_posts
+            .entry(at.clone())
+            .or_default()
+            .push(status.clone());
+        let standing = self.statuses.entry(at).or_default();
+        match standing.iter_mut().find(|s| s.key == status.key) {
+            Some(existing) => {
+                *existing = status;
+                false
+            }
+            None => {
+                standing.push(status);
+                true
+            }
+        }
+    }
+
     /// The access tokens issued so far (for tests that look for them where they must not be).
     pub fn access_tokens(&self) -> Vec<String> {
         let mut tokens: Vec<String> = self.access.keys().cloned().collect();
@@ -629,6 +717,14 @@ pub(super) fn routes(world: Shared) -> Router<Shared> {
         .route(
             "/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments/{comment}",
             axum::routing::put(update_comment),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses",
+            get(list_statuses),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses/build",
+            post(post_status),
         )
         .layer(middleware::from_fn_with_state(world, gate))
 }
@@ -1286,8 +1382,8 @@ mod tests {
     }
 }
 
-/// Whether `headers` carry an access token the fake accepts for pull-request comments
-/// (Bearer: Bitbucket Cloud "Access tokens"); the 401 otherwise.
+/// Whether `headers` carry an access token the fake accepts for pull-request comments and
+/// commit statuses (Bearer: Bitbucket Cloud "Access tokens"); the 401 otherwise.
 fn comment_caller(w: &World, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -1392,4 +1488,108 @@ async fn update_comment(
         }
         None => cloud_error(StatusCode::NOT_FOUND, "No such comment"),
     }
+}
+
+/// The 404 for a commit-status request on a repository the seed does not hold (an open fake
+/// holds every repository it is asked about, [`Bitbucket::open_up`]). Any commit of a held
+/// repository exists: the fake has no Git.
+fn status_repository(w: &World, workspace: &str, slug: &str) -> Result<(), Box<Response>> {
+    let held = w
+        .bitbucket
+        .workspace(workspace)
+        .is_some_and(|ws| ws.repositories.iter().any(|r| r.slug == slug));
+    if held {
+        Ok(())
+    } else {
+        Err(Box::new(cloud_error(
+            StatusCode::NOT_FOUND,
+            &format!("Repository {workspace}/{slug} not found"),
+        )))
+    }
+}
+
+/// `GET .../commit/{commit}/statuses`: the statuses standing on the commit, two a page as the
+/// comments are (Cloud REST API "List commit statuses for a commit": a paginated list of
+/// `commitstatus`). Same Bearer check as the comments.
+async fn list_statuses(
+    State(world): State<Shared>,
+    Path((workspace, slug, commit)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let w = lock(&world);
+    if let Err(response) =
+        comment_caller(&w, &headers).and_then(|()| status_repository(&w, &workspace, &slug))
+    {
+        return *response;
+    }
+    let all = w
+        .bitbucket
+        .statuses
+        .get(&(workspace.clone(), slug.clone(), commit.clone()))
+        .cloned()
+        .unwrap_or_default();
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let values: Vec<CloudCommitStatus> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
+    let next = (all.len() > page * 2).then(|| {
+        format!(
+            "http://bitbucket.invalid/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses?page={}",
+            page + 1
+        )
+    });
+    let page = CloudPage {
+        values,
+        next,
+        pagelen: Some(2),
+    };
+    json_answer(StatusCode::OK, "application/json", &page)
+}
+
+/// `POST .../commit/{commit}/statuses/build`: 201 with the status when its key is new on the
+/// commit, 200 when it replaced one (the 200 is inferred). The rules Bitbucket is known to
+/// apply: a `key` of 1 to 40 characters (buildbot/buildbot#7049), a `state` of the four, an
+/// http(s) `url` (400 "url: Enter a valid URL.", runatlantis/atlantis#710).
+async fn post_status(
+    State(world): State<Shared>,
+    Path((workspace, slug, commit)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    axum::Json(status): axum::Json<CloudCommitStatus>,
+) -> Response {
+    let mut w = lock(&world);
+    if let Err(response) =
+        comment_caller(&w, &headers).and_then(|()| status_repository(&w, &workspace, &slug))
+    {
+        return *response;
+    }
+    let count = status.key.chars().count();
+    if count == 0 || count > 40 {
+        return cloud_error(
+            StatusCode::BAD_REQUEST,
+            &format!("key: Ensure this value has at most 40 characters (it has {count})."),
+        );
+    }
+    if !matches!(
+        status.state.as_str(),
+        "INPROGRESS" | "SUCCESSFUL" | "FAILED" | "STOPPED"
+    ) {
+        return cloud_error(StatusCode::BAD_REQUEST, "state: Select a valid choice.");
+    }
+    let valid_url = url::Url::parse(&status.url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if !valid_url {
+        return cloud_error(StatusCode::BAD_REQUEST, "url: Enter a valid URL.");
+    }
+    let new = w
+        .bitbucket
+        .post_status(&workspace, &slug, &commit, status.clone());
+    let code = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json_answer(code, "application/json", &status)
 }

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use bitbucket::{Bitbucket, BitbucketSeed};
+pub use bitbucket::{Bitbucket, BitbucketSeed, CommitStatusRecord};
 pub use world::{
     ActivityEnding, Canned, CannedBody, Faults, Hostile, LateCommit, Seed, SeedOrganization,
     SeedProject, TokenErrors, World, Write,

@@ -33,6 +33,11 @@ struct CodeLabels {
     code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
 /// Every metric, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +60,12 @@ pub struct Metrics {
     api_seen: Mutex<BTreeMap<u16, u64>>,
     /// Throttled seconds already counted.
     throttled_seen: Mutex<f64>,
+    /// `bbsync_webhook_deliveries_total{result}`: deliveries to `--webhook-listen`, by
+    /// [`Metrics::webhook_delivery`]'s results.
+    webhook_deliveries: Family<ResultLabels, Counter>,
+    /// `bbsync_commit_statuses_total{result}`: Bitbucket commit statuses, `posted` or
+    /// `failed`.
+    commit_statuses: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -150,6 +161,18 @@ impl Default for Metrics {
             "When a fetch of --git-url last succeeded (Unix time)",
             git_last_fetch.clone(),
         );
+        let webhook_deliveries = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Bitbucket webhook deliveries, by result: accepted, bad_signature, too_large, unreadable, ignored_event, ping",
+            webhook_deliveries.clone(),
+        );
+        let commit_statuses = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "commit_statuses",
+            "Bitbucket commit statuses sent, by result: posted, failed",
+            commit_statuses.clone(),
+        );
         Self {
             registry,
             runs,
@@ -169,6 +192,8 @@ impl Default for Metrics {
             git_last_fetch,
             api_seen: Mutex::new(BTreeMap::new()),
             throttled_seen: Mutex::new(0.0),
+            webhook_deliveries,
+            commit_statuses,
         }
     }
 }
@@ -283,5 +308,26 @@ impl Metrics {
             self.api_throttled.inc_by(total_seconds - *seen);
             *seen = total_seconds;
         }
+    }
+
+    /// A webhook delivery ended with `result`: `accepted` (a push; a run is triggered),
+    /// `ping` (Data Center's "Test connection"), `ignored_event` (signed, not a push),
+    /// `bad_signature` (missing, malformed or wrong `X-Hub-Signature`: 401), `too_large` (the
+    /// body passed the cap: 413) or `unreadable` (the body could not be read).
+    pub(crate) fn webhook_delivery(&self, result: &str) {
+        self.webhook_deliveries
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A Bitbucket commit status ended with `result`: `posted` or `failed`.
+    pub(crate) fn commit_status(&self, result: &str) {
+        self.commit_statuses
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 }

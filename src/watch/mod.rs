@@ -14,6 +14,7 @@ mod settle;
 pub(crate) mod snapshot;
 pub(crate) mod status;
 pub(crate) mod triggers;
+pub(crate) mod webhook;
 mod writers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -167,6 +168,21 @@ pub struct Daemon {
     commit_in_force: Option<String>,
     /// With `git`: the last fetch error logged, to log each new one once.
     fetch_error: Option<String>,
+    /// Where each run is posted as a commit status.
+    statuses: Option<CommitStatuses>,
+}
+
+/// Where runs are posted as Bitbucket commit statuses (`key: bbsync`, DESIGN §7).
+#[derive(Debug, Clone)]
+pub struct CommitStatuses {
+    /// The client (its throttle is the process's).
+    pub client: crate::live::BitbucketClient,
+    /// `BBSYNC_BITBUCKET_TOKEN`.
+    pub token: crate::model::secret::Secret,
+    /// The repository: `--commit-status-repo`, or the one `--git-url` names.
+    pub repository: crate::live::RepositoryRef,
+    /// `--public-url`.
+    pub link: Option<String>,
 }
 
 impl Daemon {
@@ -200,6 +216,46 @@ impl Daemon {
             git: None,
             commit_in_force: None,
             fetch_error: None,
+            statuses: None,
+        }
+    }
+
+    /// Posts each run as a commit status on the commit it acted on.
+    pub fn with_commit_statuses(mut self, statuses: CommitStatuses) -> Self {
+        self.statuses = Some(statuses);
+        self
+    }
+
+    /// Posts `state` with `description` on `commit`; a failure is logged and counted, never
+    /// fails the run.
+    async fn post_status(
+        &self,
+        commit: Option<&str>,
+        state: crate::live::CommitState,
+        description: String,
+    ) {
+        let (Some(statuses), Some(commit)) = (&self.statuses, commit) else {
+            return;
+        };
+        let status = crate::live::CommitStatus {
+            state,
+            name: "bbsync watch".to_owned(),
+            description,
+            url: statuses.link.clone(),
+        };
+        match statuses
+            .client
+            .commit_status(&statuses.token, &statuses.repository, commit, &status)
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(%commit, state = ?state, "posted the commit status");
+                self.shared.metrics.commit_status("posted");
+            }
+            Err(error) => {
+                tracing::warn!(%commit, %error, "cannot post the commit status");
+                self.shared.metrics.commit_status("failed");
+            }
         }
     }
 
@@ -421,7 +477,7 @@ impl Daemon {
         let only_file = new_commit
             || fired
                 .iter()
-                .all(|t| matches!(t, Trigger::File | Trigger::Poll));
+                .all(|t| matches!(t, Trigger::File | Trigger::Poll | Trigger::Webhook));
         let loaded = if fired.contains(&Trigger::File) {
             // A file change: act only on content that has stopped changing.
             let files = &self.options.files;
@@ -462,6 +518,12 @@ impl Daemon {
             seen
         };
         if proceed {
+            self.post_status(
+                record.commit.as_deref(),
+                crate::live::CommitState::InProgress,
+                "planning and applying".to_owned(),
+            )
+            .await;
             self.reconcile(&mut record, stop).await;
         } else {
             record.result = RunResult::InvalidManifest;
@@ -472,6 +534,11 @@ impl Daemon {
                 .expect("status lock")
                 .manifest_error
                 .clone();
+        }
+        if proceed || new_commit {
+            let (state, description) = status_of(&record, self.commit_in_force.as_deref());
+            self.post_status(record.commit.as_deref(), state, description)
+                .await;
         }
         let seconds = started.elapsed().as_secs_f64();
         record.duration_ms = started.elapsed().as_millis() as u64;
@@ -1003,6 +1070,56 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A run's commit status: its state, and one line on what it did ("2 updated, 1 blocked").
+fn status_of(record: &RunRecord, in_force: Option<&str>) -> (crate::live::CommitState, String) {
+    use crate::live::CommitState;
+    let state = match record.result {
+        RunResult::Ok | RunResult::InSync | RunResult::Drift => CommitState::Successful,
+        RunResult::Failed
+        | RunResult::Blocked
+        | RunResult::InvalidManifest
+        | RunResult::Interrupted
+        | RunResult::Superseded => CommitState::Failed,
+    };
+    if record.result == RunResult::InvalidManifest {
+        let kept = in_force.map_or_else(
+            || "nothing is in force".to_owned(),
+            |c| format!("{} stays in force", &c[..c.len().min(12)]),
+        );
+        let why = record.error.as_deref().unwrap_or("see the daemon's log");
+        return (
+            state,
+            format!("invalid manifest, not applied ({kept}): {why}"),
+        );
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for action in &record.actions {
+        *counts.entry(action.outcome.as_str()).or_default() += 1;
+    }
+    let mut parts: Vec<String> = counts
+        .iter()
+        .map(|(outcome, n)| format!("{n} {}", outcome.replace('_', " ")))
+        .collect();
+    if parts.is_empty() {
+        parts.push(match record.result {
+            RunResult::Ok | RunResult::InSync => "in sync".to_owned(),
+            other => other.as_str().replace('_', " "),
+        });
+    }
+    let mut line = parts.join(", ");
+    if matches!(
+        record.result,
+        RunResult::Interrupted | RunResult::Superseded
+    ) {
+        line = format!("{}: {line}", record.result.as_str());
+    } else if let Some(error) = &record.error
+        && state == CommitState::Failed
+    {
+        line = format!("{line}: {error}");
+    }
+    (state, line)
 }
 
 /// What a run records as it goes (the drift once planned, a log line per action), and the

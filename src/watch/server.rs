@@ -8,6 +8,9 @@
 //! it does. No endpoint reads a request body. And when it listens on a loopback address, it
 //! answers only requests whose `Host` is an IP address or `localhost`: a web page whose DNS
 //! name is rebound to 127.0.0.1 cannot read it from a browser (DNS rebinding).
+//!
+//! [`serve`] is also the listener of the webhook receiver ([`super::webhook`]), with its own
+//! router and limits: that one reads a body, within its own cap, and checks no `Host`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

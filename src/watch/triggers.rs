@@ -28,6 +28,8 @@ pub(crate) enum Trigger {
     /// Time to fetch `--git-url` (`--git-interval`): a run follows only when there is a new
     /// commit.
     Poll,
+    /// A signed Bitbucket push webhook delivery ([`super::webhook`]).
+    Webhook,
 }
 
 impl Trigger {
@@ -39,6 +41,7 @@ impl Trigger {
             Trigger::Interval => "interval",
             Trigger::Signal => "signal",
             Trigger::Poll => "git_poll",
+            Trigger::Webhook => "webhook",
         }
     }
 }
@@ -69,6 +72,13 @@ impl Triggers {
             }
             self.notify.notified().await;
         }
+    }
+
+    /// Takes every pending trigger without waiting (none: empty), for tests that check what a
+    /// request fired once its answer is in.
+    #[cfg(test)]
+    pub(crate) fn take_pending(&self) -> BTreeSet<Trigger> {
+        std::mem::take(&mut *self.pending.lock().expect("trigger lock"))
     }
 }
 
@@ -350,6 +360,24 @@ mod tests {
         );
         let nothing = tokio::time::timeout(Duration::from_secs(3600), triggers.next()).await;
         assert!(nothing.is_err(), "no third run");
+    }
+
+    /// A burst of webhook deliveries while nothing has taken the triggers is one pending
+    /// trigger: one fetch and one run (issue 20, "Triggers").
+    #[tokio::test(start_paused = true)]
+    async fn ten_webhook_deliveries_are_one_pending_trigger() {
+        let triggers = Triggers::default();
+        for _ in 0..10 {
+            triggers.fire(Trigger::Webhook);
+        }
+        assert_eq!(triggers.next().await, [Trigger::Webhook].into());
+        let nothing = tokio::time::timeout(Duration::from_secs(3600), triggers.next()).await;
+        assert!(nothing.is_err(), "one run only");
+        assert_eq!(Trigger::Webhook.as_str(), "webhook");
+        assert_eq!(
+            serde_json::to_value(Trigger::Webhook).unwrap(),
+            serde_json::json!("webhook")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -357,3 +357,29 @@ pub(crate) struct CommentContent {
     #[serde(default)]
     pub raw: String,
 }
+
+/// A commit build status (Bitbucket Cloud REST API, "Commit statuses" group: `commitstatus`,
+/// posted to `POST .../commit/{commit}/statuses/build` and listed by
+/// `GET .../commit/{commit}/statuses`; the fields bbsync writes and reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CloudCommitStatus {
+    /// "An identifier for the status that's unique to its type ... and the vendor"; at most
+    /// 40 characters (Bitbucket's 400 "key: Ensure this value has at most 40 characters",
+    /// quoted in buildbot/buildbot#7049).
+    #[serde(default)]
+    pub key: String,
+    /// `INPROGRESS`, `SUCCESSFUL`, `FAILED` or `STOPPED`.
+    #[serde(default)]
+    pub state: String,
+    /// "An identifier for the build itself".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// "A description of the build".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// "A URL linking back to the vendor or build system"; Bitbucket answers 400 "url: Enter a
+    /// valid URL." without a valid one (quoted in runatlantis/atlantis#710 and
+    /// jenkinsci/bitbucket-branch-source-plugin#3).
+    #[serde(default)]
+    pub url: String,
+}

@@ -470,3 +470,225 @@ fn base64(text: &str) -> String {
     }
     out
 }
+
+const WEBHOOK_SECRET: &str = "whsec-0123456789abcdef-VALUE";
+const BITBUCKET_TOKEN: &str = "bb-status-t0ken-VALUE";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// POSTs a delivery to the webhook; its HTTP status.
+fn deliver(port: u16, event: &str, body: &str, secret: &str) -> u16 {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /hooks/bitbucket HTTP/1.1\r\nHost: bbsync.example.com\r\nX-Event-Key: {event}\r\nX-Hub-Signature: sha256={signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_signed_push_runs_at_once_a_forged_one_runs_nothing_and_a_burst_is_one_run() {
+    let api = Api::start(world(), Faults::default());
+    api.sandbox.world().bitbucket.pr_tokens = vec![BITBUCKET_TOKEN.to_owned()];
+    let repo = Repo::new();
+    let first = repo.commit("integrations.yaml", MANIFEST);
+    let url = repo.url();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let cwd = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_env(
+        &api,
+        cwd.path(),
+        &[
+            "--git-url",
+            &url,
+            "--webhook-listen",
+            &listen,
+            "--commit-status-repo",
+            "acme/infra",
+            "--public-url",
+            "https://bbsync.example.com/status",
+            "--interval",
+            "1h",
+            "--git-interval",
+            "1h",
+        ],
+        &[
+            ("BBSYNC_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("BBSYNC_BITBUCKET_TOKEN", BITBUCKET_TOKEN),
+        ],
+    );
+    let status = next_run(&daemon, 0);
+    assert_eq!(last_run(&status)["commit"], first.as_str(), "{status:#}");
+
+    // The statuses of the first run, on its commit: INPROGRESS, then SUCCESSFUL.
+    let posts = daemon.wait_for("the final status", |_| {
+        api.sandbox
+            .world()
+            .bitbucket
+            .commit_status_posts("acme", "infra", &first)
+            .len()
+            >= 2
+    });
+    drop(posts);
+    let posts = api
+        .sandbox
+        .world()
+        .bitbucket
+        .commit_status_posts("acme", "infra", &first);
+    let states: Vec<&str> = posts.iter().map(|p| p.state.as_str()).collect();
+    assert_eq!(states, ["INPROGRESS", "SUCCESSFUL"], "{posts:#?}");
+    assert!(posts.iter().all(|p| p.key == "bbsync"));
+    let last = posts.last().unwrap();
+    assert_eq!(last.url, "https://bbsync.example.com/status");
+    let description = last.description.clone().unwrap_or_default();
+    assert!(description.contains("created"), "{description}");
+
+    // A forged delivery is refused and starts nothing.
+    let second = repo.commit(
+        "integrations.yaml",
+        &MANIFEST.replace(
+            "      fetch_branches: false",
+            "      fetch_branches: false\n      build_pull_requests: false",
+        ),
+    );
+    assert_eq!(
+        deliver(port, "repo:push", "{}", "not-the-secret-at-all"),
+        401
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(runs(&daemon.status()), 1, "a forged delivery runs nothing");
+
+    // A signed push fetches and runs at once (the poll is an hour away).
+    assert_eq!(
+        deliver(port, "repo:push", "{\"push\":{}}", WEBHOOK_SECRET),
+        202
+    );
+    let status = next_run(&daemon, 1);
+    assert_eq!(last_run(&status)["commit"], second.as_str(), "{status:#}");
+    assert_eq!(last_run(&status)["triggers"][0], "webhook");
+    assert_eq!(api.managed("missing")[0].1["build_pull_requests"], false);
+
+    // A burst: ten deliveries while a run is in flight or pending make at most one more run.
+    let before = runs(&daemon.status());
+    for _ in 0..10 {
+        assert_eq!(
+            deliver(port, "repo:refs_changed", "{}", WEBHOOK_SECRET),
+            202
+        );
+    }
+    let status = next_run(&daemon, before);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = runs(&daemon.status());
+    assert!(
+        after - before <= 2 && after > before,
+        "ten deliveries made {} runs: {status:#}",
+        after - before
+    );
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(
+        metrics.contains("bbsync_webhook_deliveries_total{result=\"accepted\"} 11"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bbsync_webhook_deliveries_total{result=\"bad_signature\"} 1"));
+    assert!(metrics.contains("bbsync_commit_statuses_total{result=\"posted\"}"));
+    let status_text = daemon.status().to_string();
+    let (code, logs) = daemon.stop();
+    assert_eq!(code, 0);
+    for output in [&status_text, &metrics, &logs] {
+        for secret in [WEBHOOK_SECRET, BITBUCKET_TOKEN] {
+            assert!(!output.contains(secret), "a secret leaked: {output}");
+        }
+    }
+}
+
+#[test]
+fn an_invalid_commit_gets_a_failed_status_naming_the_commit_in_force() {
+    let api = Api::start(world(), Faults::default());
+    let repo = Repo::new();
+    let good = repo.commit("integrations.yaml", MANIFEST);
+    let url = repo.url();
+    let cwd = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_env(
+        &api,
+        cwd.path(),
+        &[
+            "--git-url",
+            &url,
+            "--commit-status-repo",
+            "acme/infra",
+            "--interval",
+            "1h",
+        ],
+        &[("BBSYNC_BITBUCKET_TOKEN", BITBUCKET_TOKEN)],
+    );
+    next_run(&daemon, 0);
+    let bad = repo.commit("integrations.yaml", "version: 1\nprojects: [\n");
+    daemon.hangup();
+    next_run(&daemon, 1);
+    let posts = api
+        .sandbox
+        .world()
+        .bitbucket
+        .commit_status_posts("acme", "infra", &bad);
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].state, "FAILED");
+    let description = posts[0].description.clone().unwrap_or_default();
+    assert!(description.contains("invalid manifest"), "{description}");
+    assert!(description.contains(&good[..12]), "{description}");
+    assert_eq!(daemon.terminate(), 0);
+}
+
+#[test]
+fn a_webhook_without_a_secret_or_statuses_without_a_repository_are_usage_errors() {
+    let api = Api::start(world(), Faults::default());
+    let cwd = tempfile::tempdir().unwrap();
+    let out = api
+        .run_quietly(
+            cwd.path(),
+            &[
+                "watch",
+                "--git-url",
+                "file:///nowhere.git",
+                "--webhook-listen",
+                ":0",
+            ],
+        )
+        .run();
+    assert_eq!(out.code, 64, "{}", out.all());
+    assert!(
+        out.stderr.contains("BBSYNC_WEBHOOK_SECRET"),
+        "{}",
+        out.all()
+    );
+    let out = api
+        .run_quietly(cwd.path(), &["watch", "--git-url", "file:///nowhere.git"])
+        .env("BBSYNC_BITBUCKET_TOKEN", BITBUCKET_TOKEN)
+        .run();
+    assert_eq!(out.code, 64, "{}", out.all());
+    assert!(out.stderr.contains("--commit-status-repo"), "{}", out.all());
+    assert!(!out.all().contains(BITBUCKET_TOKEN));
+}

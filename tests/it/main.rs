@@ -5,6 +5,7 @@ mod adopt;
 mod architecture;
 mod auth;
 mod bitbucket;
+mod commit_status;
 mod common;
 mod environments;
 mod errors;
