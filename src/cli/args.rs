@@ -181,7 +181,7 @@ pub(crate) enum Command {
     /// Make the live integrations match the manifest (or a saved plan).
     Apply(ApplyArgs),
     /// Keep the live integrations equal to the manifest: a daemon.
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// Print the live Bitbucket integrations as a manifest (to adopt existing integrations).
     Export(ExportArgs),
     /// Print a shell completion script: `bbsync completions bash > /etc/bash_completion.d/bbsync`.
