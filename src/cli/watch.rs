@@ -175,7 +175,12 @@ fn checkout(
     let (dir, temporary) = match &args.state_dir {
         Some(state) => (state.join("git"), None),
         None => {
-            let dir = std::env::temp_dir().join(format!("bbsync-git-{}", std::process::id()));
+            // `TMPDIR`, as the standard library reads it, but from the one `Env`.
+            let temp = env
+                .get("TMPDIR")
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+            let dir = temp.join(format!("bbsync-git-{}", std::process::id()));
             (dir.clone(), Some(dir))
         }
     };

@@ -157,6 +157,7 @@ fn r19_every_example_yaml_parses_and_its_bbsync_commands_exist() {
         ("examples/ci/bitbucket-pipelines.yml", 7),
         ("examples/ci/github-actions.yml", 4),
         ("examples/deploy/kubernetes.yaml", 1),
+        ("examples/deploy/kubernetes-git.yaml", 1),
     ] {
         assert!(
             checked.get(example).is_some_and(|n| *n >= at_least),
