@@ -42,6 +42,7 @@ Environment:
   UPSUN_CLI_API_URL, UPSUN_CLI_AUTH_URL  likewise, after the PLATFORMSH_CLI_ ones
   BBSYNC_LOG                             log filter, e.g. bbsync=debug
   BBSYNC_STATE_DIR                       watch: where the last valid manifest is kept (--state-dir)
+  BBSYNC_CACHE_DIR                       where measured rate limits are kept (`off`: nowhere)
   NO_COLOR, CLICOLOR_FORCE               colors off / on
   Any variable the manifest names as ${NAME} (secrets are read only when an action sends them).
 

@@ -5,6 +5,7 @@
 //! `${NAME}` values, the API token and the log filter all come from the one [`Env`] snapshot
 //! taken here. Clap reads the variables its flags name (`BBSYNC_API_URL`, ...) while parsing.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::args::{Global, LogFormat};
@@ -97,6 +98,29 @@ pub(crate) struct ApiSettings {
     pub bitbucket_auth_url: String,
     /// `--skip-bitbucket-checks`.
     pub skip_bitbucket_checks: bool,
+    /// The rate cache's directory, unless it is off ([`rate_cache_dir`]).
+    pub rate_cache: Option<PathBuf>,
+}
+
+/// The rate cache's directory (`src/live/rate_cache.rs`): `BBSYNC_CACHE_DIR` (`off` turns the
+/// cache off), else `$XDG_CACHE_HOME/bbsync`, else `$HOME/.cache/bbsync`, as the XDG Base
+/// Directory specification places a cache (which also says a relative `XDG_CACHE_HOME` is
+/// ignored); `None` when none applies.
+pub(crate) fn rate_cache_dir(env: &Env) -> Option<PathBuf> {
+    if let Some(dir) = env.non_blank("BBSYNC_CACHE_DIR") {
+        return (dir != "off").then(|| PathBuf::from(dir));
+    }
+    if let Some(xdg) = env
+        .non_blank("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+    {
+        return Some(xdg.join("bbsync"));
+    }
+    env.non_blank("HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .map(|home| home.join(".cache").join("bbsync"))
 }
 
 impl Settings {
@@ -149,6 +173,7 @@ impl Settings {
                 bitbucket_api_url: global.bitbucket_api_url.clone(),
                 bitbucket_auth_url: global.bitbucket_auth_url.clone(),
                 skip_bitbucket_checks: global.skip_bitbucket_checks,
+                rate_cache: rate_cache_dir(&env),
             },
             env,
             quiet: global.quiet,
@@ -165,6 +190,7 @@ impl Settings {
         config.concurrency = self.api.concurrency;
         config.max_rps = self.api.max_rps;
         config.max_throttle_wait = self.api.max_throttle_wait;
+        config.rate_cache = self.api.rate_cache.clone();
         config.timeout = self.api.timeout;
         Ok(Client::new(config)?)
     }
@@ -202,6 +228,33 @@ mod tests {
     fn settings(args: &[&str], env: &[(&str, &str)]) -> Settings {
         let cli = Cli::try_parse_from(args).expect("valid arguments");
         Settings::resolve(&cli.global, Env::new(env.iter().copied()), false)
+    }
+
+    #[test]
+    fn the_rate_cache_is_placed_as_the_xdg_specification_says() {
+        let dir = |env: &[(&str, &str)]| settings(&["bbsync", "schema"], env).api.rate_cache;
+        assert_eq!(
+            dir(&[("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.cache/bbsync"))
+        );
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/var/cache/u")]),
+            Some(PathBuf::from("/var/cache/u/bbsync"))
+        );
+        // A relative XDG_CACHE_HOME is ignored.
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "cache")]),
+            Some(PathBuf::from("/home/u/.cache/bbsync"))
+        );
+        assert_eq!(
+            dir(&[("BBSYNC_CACHE_DIR", "/tmp/c"), ("XDG_CACHE_HOME", "/x")]),
+            Some(PathBuf::from("/tmp/c"))
+        );
+        assert_eq!(
+            dir(&[("BBSYNC_CACHE_DIR", "off"), ("HOME", "/home/u")]),
+            None
+        );
+        assert_eq!(dir(&[]), None);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct ClientConfig {
     pub max_rps: Option<f64>,
     /// The longest one request waits for 429s in total (`--max-throttle-wait`).
     pub max_throttle_wait: Duration,
+    /// Where measured rate limits are remembered across processes (the rate cache's
+    /// directory), if anywhere.
+    pub rate_cache: Option<std::path::PathBuf>,
     /// Time allowed for one request, answer included.
     pub timeout: Duration,
     /// Time allowed to connect.
@@ -83,6 +86,7 @@ impl ClientConfig {
             concurrency: 16,
             max_rps: None,
             max_throttle_wait: super::throttle::MAX_THROTTLE_WAIT,
+            rate_cache: None,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_attempts: 5,
@@ -214,6 +218,7 @@ impl Client {
                 throttle: Throttle::new(ThrottleConfig {
                     max_rps: config.max_rps,
                     max_wait: config.max_throttle_wait,
+                    cache: config.rate_cache.clone(),
                 }),
                 config,
                 api,

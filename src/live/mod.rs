@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod fetch;
 mod pace;
+mod rate_cache;
 mod throttle;
 
 pub use bitbucket::{

@@ -23,9 +23,14 @@
 //! * During the `Δ` seconds of sending since the last pause, the server accepted `S` requests:
 //!   what its bucket held (`B̂`, or less if the pause was too short to refill it) plus `L·Δ`.
 //!   So `L = (S - B̂) / Δ`, or `S / (pause + Δ)` when the pause refilled less than `B̂`.
-//! * The rate is set [`BETA`] under that estimate, then rises by [`PROBE`] of itself per
-//!   second (additive increase), so it recovers if the server allows more, and the next 429,
-//!   if any, gives a new estimate (multiplicative decrease when it is lower).
+//! * The rate is set [`BETA`] under that estimate and held there for [`HOLD`], then rises by
+//!   [`PROBE`] of itself per second (additive increase), so it recovers if the server allows
+//!   more, and the next 429, if any, gives a new estimate (multiplicative decrease when it is
+//!   lower). Holding first matters: each 429 pauses the host for its `Retry-After`, a second
+//!   of the server's capacity mostly lost, so probing at once would lose more than the margin.
+//! * A host whose limit an earlier process measured ([`super::rate_cache`]) starts paced at
+//!   [`BETA`] under it ([`HostPace::known`]), with no slow start and no 429 to learn it: the
+//!   first 429, if the limit turned lower, gives a new estimate as above.
 //!
 //! Against a server of another kind (a fixed window, say) the estimate is rougher but still
 //! bounded by the rate at which the 429 came; `--max-rps` ([`super::throttle`]) stays a hard cap
@@ -42,13 +47,22 @@ pub(crate) const INITIAL_WINDOW: u32 = 16;
 /// The shortest pause that sets a rate.
 pub(crate) const ADAPT_MIN_PAUSE: Duration = Duration::from_secs(1);
 
-/// The rate is set this much under the estimated limit.
-pub(crate) const BETA: f64 = 0.95;
+/// The rate is set this much under the estimated limit. Inferred from the issue-17
+/// benchmarks: the estimate of a token bucket is within about 1% (it errs low when the burst
+/// is overestimated), so 2% under it keeps clear of the limit; every 1% more costs 1% of the
+/// wall time of a long plan.
+pub(crate) const BETA: f64 = 0.98;
 
-/// After the first 429 the rate climbs by at least this many requests per second, each second.
-pub(crate) const FIRST_RAMP: f64 = 100.0;
+/// After the first 429 the rate climbs by at least this many requests per second, each second:
+/// from the burst per pause to a limit of 50 in a fifth of a second, so the climb (sent under
+/// the limit) is short and the 429 that ends it comes soon after the limit is passed.
+pub(crate) const FIRST_RAMP: f64 = 200.0;
 
-/// After an estimate the rate climbs by this fraction of itself each second.
+/// After an estimate the rate is held this long before it probes for more (inferred: the
+/// 30 s of a long plan, so a plan of 1,000 projects at 50 rps needs no third pause).
+pub(crate) const HOLD: Duration = Duration::from_secs(30);
+
+/// After [`HOLD`] the rate climbs by this fraction of itself each second.
 pub(crate) const PROBE: f64 = 0.005;
 
 /// The lowest rate ever set, in requests per second.
@@ -120,12 +134,31 @@ impl Epoch {
 enum Mode {
     /// Before the first 429 that set a rate: a window of requests in flight.
     SlowStart { window: u32 },
-    /// A rate of `base` requests per second at `since`, rising by `ramp` each second.
+    /// A rate of `base` requests per second at `since`, rising by `ramp` each second after
+    /// `hold`.
     Paced {
         base: f64,
         ramp: f64,
         since: Instant,
+        hold: Duration,
     },
+}
+
+/// A host's limit as measured: a token bucket's rate and burst, for [`super::rate_cache`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Measured {
+    /// The estimated limit, requests per second (the host is paced [`BETA`] under it).
+    pub(crate) rate: f64,
+    /// The estimated burst, requests.
+    pub(crate) burst: f64,
+}
+
+impl Measured {
+    /// Whether these are numbers a host can be paced by: finite, a rate from [`MIN_RATE`] to
+    /// [`MAX_RATE`] and a burst from 1 to 100,000 (a cache file could hold anything).
+    pub(crate) fn is_sane(&self) -> bool {
+        (MIN_RATE..MAX_RATE).contains(&self.rate) && (1.0..=100_000.0).contains(&self.burst)
+    }
 }
 
 /// One host's pacing state.
@@ -143,6 +176,10 @@ pub(crate) struct HostPace {
     paused_total: Duration,
     /// Pauses so far: a reservation made before the last one is void.
     generation: u64,
+    /// The limit last measured (or known from an earlier process), if any.
+    measured: Option<Measured>,
+    /// Measurements made by this process so far.
+    measurements: u64,
 }
 
 impl HostPace {
@@ -160,15 +197,46 @@ impl HostPace {
             down_until: None,
             paused_total: Duration::ZERO,
             generation: 0,
+            measured: None,
+            measurements: 0,
         }
+    }
+
+    /// A host not yet sent to whose limit is `known` (measured by an earlier process): paced
+    /// [`BETA`] under it from the start, held for [`HOLD`], then probing as after a
+    /// measurement. Its server's bucket is taken as full.
+    pub(crate) fn known(now: Instant, known: Measured) -> Self {
+        let base = (known.rate * BETA).max(MIN_RATE);
+        Self {
+            mode: Mode::Paced {
+                base,
+                ramp: base * PROBE,
+                since: now,
+                hold: HOLD,
+            },
+            measured: Some(known),
+            ..Self::new(now)
+        }
+    }
+
+    /// The limit last measured, if any, and how many measurements this process made (to tell
+    /// a new one).
+    pub(crate) fn measured(&self) -> (Option<Measured>, u64) {
+        (self.measured, self.measurements)
     }
 
     /// The rate at `at`, when paced (`None`: not paced).
     pub(crate) fn rate(&self, at: Instant) -> Option<f64> {
         match self.mode {
             Mode::SlowStart { .. } => None,
-            Mode::Paced { base, ramp, since } => {
-                let rate = base + ramp * at.saturating_duration_since(since).as_secs_f64();
+            Mode::Paced {
+                base,
+                ramp,
+                since,
+                hold,
+            } => {
+                let climbing = at.saturating_duration_since(since).saturating_sub(hold);
+                let rate = base + ramp * climbing.as_secs_f64();
                 (rate < MAX_RATE).then_some(rate)
             }
         }
@@ -300,14 +368,15 @@ impl HostPace {
                     base,
                     ramp: base.max(FIRST_RAMP),
                     since,
+                    hold: Duration::ZERO,
                 };
             }
             Mode::Paced { .. } => {
                 let at_fault = self.rate(sent).unwrap_or(MAX_RATE);
-                let burst = self
-                    .first
-                    .as_ref()
-                    .map_or(1.0, |first| first.accepted.max(1) as f64);
+                let burst = self.first.as_ref().map_or_else(
+                    || self.measured.map_or(1.0, |known| known.burst),
+                    |first| first.accepted.max(1) as f64,
+                );
                 let limit = bucket_rate(&self.current, sent, burst, at_fault.max(accepted))
                     .max(MIN_RATE / BETA);
                 let base = limit * BETA;
@@ -315,7 +384,10 @@ impl HostPace {
                     base,
                     ramp: base * PROBE,
                     since,
+                    hold: HOLD,
                 };
+                self.measured = Some(Measured { rate: limit, burst });
+                self.measurements += 1;
             }
         }
     }

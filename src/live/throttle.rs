@@ -20,10 +20,15 @@
 //!   [`super::pace::DOWN_FOR`]: later requests to it fail at once, as unknown, instead of
 //!   retrying again each (an unreachable Bitbucket Server named by many projects).
 //!
+//! * A limit measured is kept per host in the rate cache ([`super::rate_cache`], when
+//!   [`ThrottleConfig::cache`] names one), so the next process paces just under it from the
+//!   start; one measured lower by a later process replaces it.
+//!
 //! Everything waits with `tokio::time`, so tests run it on paused time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +40,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::error::{ApiError, Call};
-use super::pace::{Ending, HostPace, Turn};
+use super::pace::{Ending, HostPace, Measured, Turn};
+use super::rate_cache::RateCache;
 
 /// How the throttle paces.
 #[derive(Debug, Clone)]
@@ -44,6 +50,9 @@ pub struct ThrottleConfig {
     pub max_rps: Option<f64>,
     /// The longest one request waits for 429s, in total (`--max-throttle-wait`).
     pub max_wait: Duration,
+    /// The directory of the rate cache ([`super::rate_cache`]), if limits are remembered
+    /// across processes (`None`: they are not).
+    pub cache: Option<PathBuf>,
 }
 
 /// The default of [`ThrottleConfig::max_wait`]: 2 minutes. Inferred: long enough for a gateway's
@@ -59,6 +68,7 @@ impl Default for ThrottleConfig {
         Self {
             max_rps: None,
             max_wait: MAX_THROTTLE_WAIT,
+            cache: None,
         }
     }
 }
@@ -82,6 +92,10 @@ struct Inner {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     /// Time some host was paused, in total, in microseconds.
     paused_micros: AtomicU64,
+    /// Where measured limits are remembered, if anywhere.
+    cache: Option<RateCache>,
+    /// The limits the cache held when the process started, by host.
+    known: BTreeMap<String, Measured>,
 }
 
 type Cap = governor::RateLimiter<
@@ -173,11 +187,15 @@ pub(crate) enum AfterThrottle {
 impl Throttle {
     /// A throttle knowing no host yet.
     pub fn new(config: ThrottleConfig) -> Self {
+        let cache = config.cache.clone().map(RateCache::new);
+        let known = cache.as_ref().map(RateCache::load).unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
                 config,
                 hosts: Mutex::new(HashMap::new()),
                 paused_micros: AtomicU64::new(0),
+                cache,
+                known,
             }),
         }
     }
@@ -227,9 +245,16 @@ impl Throttle {
                 .map(|quota| {
                     Cap::direct_with_clock(quota.allow_burst(NonZeroU32::MIN), TokioClock)
                 });
+            let pace = match self.inner.known.get(&name) {
+                Some(known) => {
+                    tracing::debug!(host = %name, rate = known.rate, "pacing by the limit an earlier run measured");
+                    HostPace::known(Instant::now(), *known)
+                }
+                None => HostPace::new(Instant::now()),
+            };
             Arc::new(Host {
                 name,
-                pace: Mutex::new(HostPace::new(Instant::now())),
+                pace: Mutex::new(pace),
                 changed: Notify::new(),
                 cap,
             })
@@ -296,6 +321,22 @@ impl Throttle {
         })
     }
 
+    /// Keeps a limit just measured in the rate cache, if there is one. A cache that cannot be
+    /// written only costs the next process its warm start: logged, not an error.
+    fn remember(&self, host: &str, measured: Measured) {
+        tracing::info!(
+            host = %host,
+            rate = format_args!("{:.1}", measured.rate),
+            burst = format_args!("{:.0}", measured.burst),
+            "measured the host's rate limit"
+        );
+        if let Some(cache) = &self.inner.cache
+            && let Err(error) = cache.record(host, measured)
+        {
+            tracing::warn!(%error, "could not write the rate cache");
+        }
+    }
+
     /// Marks `url`'s host unreachable: its connection failed after the retries.
     pub(crate) fn mark_down(&self, url: &Url) {
         let host = self.host(url);
@@ -317,12 +358,21 @@ impl Throttle {
     ) -> AfterThrottle {
         let asked = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
         ticket.open = false;
-        let (began, before) = {
+        let (began, before, measured) = {
             let mut pace = ticket.host.pace.lock().expect("pace lock");
             let before = pace.paused_total();
+            let (_, measurements) = pace.measured();
             let began = pace.ended(ticket.sent, Instant::now(), Ending::Throttled(asked));
-            (began, pace.paused_total() - before)
+            let (measured, after) = pace.measured();
+            (
+                began,
+                pace.paused_total() - before,
+                measured.filter(|_| after != measurements),
+            )
         };
+        if let Some(measured) = measured {
+            self.remember(&ticket.host.name, measured);
+        }
         ticket.host.changed.notify_waiters();
         self.inner.paused_micros.fetch_add(
             u64::try_from(before.as_micros()).unwrap_or(u64::MAX),
@@ -418,6 +468,7 @@ mod tests {
         let throttle = Throttle::new(ThrottleConfig {
             max_rps: None,
             max_wait: Duration::from_secs(120),
+            cache: None,
         });
         let api = url("https://api.example/a");
         let mut waited = Waited::default();

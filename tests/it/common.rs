@@ -43,8 +43,13 @@ pub fn root() -> PathBuf {
 }
 
 impl Run {
-    /// `bbsync ARGS...` in `dir`, with a clean environment (no colors, no tokens).
+    /// `bbsync ARGS...` in `dir`, with a clean environment (no colors, no tokens). The rate
+    /// cache is a directory of this run's own under `dir`, so no run starts with a limit an
+    /// earlier one measured (and none touches the real home): a test that wants one shared
+    /// sets `BBSYNC_CACHE_DIR` itself ([`Run::env`]).
     pub fn new(dir: &Path, args: &[&str]) -> Self {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut command = Command::new(binary());
         command
             .args(args)
@@ -52,7 +57,8 @@ impl Run {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
-            .env("HOME", dir);
+            .env("HOME", dir)
+            .env("BBSYNC_CACHE_DIR", dir.join(format!(".bbsync-cache-{run}")));
         Self {
             command,
             args: args.iter().map(|a| (*a).to_owned()).collect(),

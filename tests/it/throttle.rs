@@ -142,3 +142,49 @@ fn r17_a_plan_sends_no_request_twice() {
     }
     assert_eq!(world.exchanges, 1);
 }
+
+/// A second plan against the same rate-limited API starts at the limit the first one measured
+/// (the rate cache, `BBSYNC_CACHE_DIR`), so it needs no 429 to learn it: counted by the
+/// sandbox. The cache file holds the host and numbers, never the token.
+#[test]
+fn r17_a_second_plan_paces_by_the_remembered_rate_without_429s() {
+    let (seed, manifest) = in_sync(150);
+    let api = Api::start(
+        seed,
+        Faults {
+            latency: Duration::from_millis(20),
+            rate_limit: Some(50.0),
+            rate_burst: 10,
+            ..Faults::default()
+        },
+    );
+    let dir = dir_with(&manifest);
+    let cache = dir.path().join("shared-cache");
+    let plan = |cache: &std::path::Path| {
+        let before = api.sandbox.world().rate_limited;
+        let out = api
+            .run(dir.path(), &["plan", "--concurrency", "32"])
+            .env("BBSYNC_CACHE_DIR", cache.to_str().unwrap())
+            .deadline(Duration::from_secs(120))
+            .run();
+        assert_eq!(out.code, 0, "{out:#?}");
+        api.sandbox.world().rate_limited - before
+    };
+    let cold = plan(&cache);
+    // Two pauses at least: one to find the burst, one to measure the rate.
+    assert!(cold >= 2, "{cold} requests answered 429 in the first plan");
+    let file = std::fs::read_to_string(cache.join("rates.json")).unwrap();
+    assert!(file.contains("127.0.0.1:"), "{file}");
+    assert!(!file.contains(api.sandbox.token()), "{file}");
+    // Let the sandbox's bucket refill, as between two CI jobs.
+    std::thread::sleep(Duration::from_secs(1));
+    let warm = plan(&cache);
+    assert!(
+        warm == 0,
+        "{warm} requests answered 429 in the second plan ({cold} in the first)"
+    );
+    // With the cache off, the limit is measured again.
+    std::thread::sleep(Duration::from_secs(1));
+    let off = plan(std::path::Path::new("off"));
+    assert!(off >= 2, "{off} requests answered 429 with the cache off");
+}
