@@ -26,11 +26,11 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
     options.activity_timeout = args.activity_timeout;
     options.concurrency = settings.api.concurrency;
     options.state_dir = args.state_dir.clone();
-    let mut temporary = None;
+    let mut temporary = Removed(None);
     let checkout = match &args.git_url {
         Some(url) => {
             let (checkout, temp) = checkout(url, args, reconciler.env())?;
-            temporary = temp;
+            temporary = Removed(temp);
             options.files = relative_files(&args.manifest.files, &checkout.root())?;
             Some(checkout)
         }
@@ -86,10 +86,19 @@ pub(crate) async fn run(settings: &Settings, args: &WatchArgs) -> Result<Exit, E
         .await
         .map_err(|e| Error::setup("cannot watch the manifest files", e))?;
     signals.abort();
-    if let Some(dir) = temporary {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(temporary);
     Ok(Exit::Ok)
+}
+
+/// A temporary checkout, removed however the daemon ends.
+struct Removed(Option<PathBuf>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// `BBSYNC_WEBHOOK_SECRET`, which `--webhook-listen` needs.
@@ -166,8 +175,10 @@ fn checkout(
         }
     }
     let var = |name: &str| env.get(name).map(str::trim).filter(|v| !v.is_empty());
+    // The Bitbucket token goes to bitbucket.org only, never to another git host.
+    let bitbucket = git::bitbucket_cloud_repository(&url).is_some();
     let token = var("BBSYNC_GIT_TOKEN")
-        .or_else(|| var("BBSYNC_BITBUCKET_TOKEN"))
+        .or_else(|| var("BBSYNC_BITBUCKET_TOKEN").filter(|_| bitbucket))
         .map(|token| {
             let user = git::url_user(&url).unwrap_or_else(|| git::TOKEN_USER.to_owned());
             (user, Secret::new(token))
@@ -180,7 +191,9 @@ fn checkout(
                 .get("TMPDIR")
                 .filter(|t| !t.is_empty())
                 .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-            let dir = temp.join(format!("bbsync-git-{}", std::process::id()));
+            let dir = private_dir(&temp).map_err(|e| {
+                Error::setup("cannot make a temporary directory for the checkout", e)
+            })?;
             (dir.clone(), Some(dir))
         }
     };
@@ -201,6 +214,23 @@ fn checkout(
     let checkout = Checkout::open(source)
         .map_err(|e| Error::setup(format!("cannot make the checkout in {}", dir.display()), e))?;
     Ok((checkout, temporary))
+}
+
+/// A new directory in `parent` that nobody else made first, readable by its owner only (as
+/// mkdtemp(3)): another user cannot plant a repository configuration in it.
+fn private_dir(parent: &Path) -> std::io::Result<PathBuf> {
+    let mut tries = 0;
+    loop {
+        let dir = parent.join(format!("bbsync-git-{:016x}", fastrand::u64(..)));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `-f` paths inside the checkout: each must be relative to the repository's root, and stay

@@ -194,7 +194,26 @@ pub struct Checkout {
 impl Checkout {
     /// Opens the checkout in `source.dir` (made if needed), taking up the commit a previous run
     /// left checked out there.
-    pub fn open(source: GitSource) -> std::io::Result<Self> {
+    pub fn open(mut source: GitSource) -> std::io::Result<Self> {
+        // git runs inside the bare repository: every path it is given must be absolute.
+        source.dir = std::path::absolute(&source.dir)?;
+        // A checkout of another repository or ref (the flags changed, the state directory
+        // stayed) is not taken up: its commit would be applied as this one's.
+        let marker = source.dir.join("source");
+        let identity = format!(
+            "{}\n{}\n",
+            source.url,
+            source.reference.as_deref().unwrap_or("HEAD")
+        );
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(identity.as_str()) {
+            for stale in ["repo.git", "trees", CURRENT] {
+                let path = source.dir.join(stale);
+                let _ = std::fs::remove_dir_all(&path);
+                let _ = std::fs::remove_file(&path);
+            }
+            std::fs::create_dir_all(&source.dir)?;
+            std::fs::write(&marker, &identity)?;
+        }
         std::fs::create_dir_all(source.dir.join("trees"))?;
         let current = std::fs::read_link(source.dir.join(CURRENT))
             .ok()
@@ -213,6 +232,11 @@ impl Checkout {
     /// The commit checked out, if any.
     pub fn current(&self) -> Option<&str> {
         self.current.as_deref()
+    }
+
+    /// The repository and ref, as one string: a saved manifest of another one is not used.
+    pub fn identity(&self) -> String {
+        format!("{}#{}", self.source.url, self.reference())
     }
 
     /// Where and how it fetches.
@@ -334,7 +358,6 @@ impl Checkout {
         let mut command = tokio::process::Command::new("git");
         command
             .current_dir(cwd)
-            .args(args)
             .env_clear()
             .envs(self.source.inherit.iter().map(|(k, v)| (k, v)))
             .env("LC_ALL", "C")
@@ -342,6 +365,10 @@ impl Checkout {
             .env("GIT_TERMINAL_PROMPT", "0")
             // No remote helper that runs commands (`ext::`), whatever the URL.
             .env("GIT_ALLOW_PROTOCOL", "https:http:ssh:git:file")
+            // Neither the machine's nor the user's git configuration applies: no credential
+            // helper of theirs is handed the token to store, no filter of theirs runs.
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -380,13 +407,12 @@ impl Checkout {
         if self.source.ssh_key.is_some() || self.source.known_hosts.is_some() {
             command.env("GIT_SSH_COMMAND", ssh_command(&self.source));
         }
-        // git-config(1), ENVIRONMENT: GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_VALUE_<n>.
-        command.env("GIT_CONFIG_COUNT", config.len().to_string());
-        for (n, (key, value)) in config.iter().enumerate() {
-            command
-                .env(format!("GIT_CONFIG_KEY_{n}"), key)
-                .env(format!("GIT_CONFIG_VALUE_{n}"), value);
+        // As `-c` options (git(1)), which every git honours (`GIT_CONFIG_COUNT` needs 2.31):
+        // none holds a secret, the token stays in the environment.
+        for (key, value) in &config {
+            command.arg("-c").arg(format!("{key}={value}"));
         }
+        command.args(args);
         for (key, value) in extra {
             command.env(key, value);
         }
@@ -540,5 +566,40 @@ mod tests {
             ssh_command(&source),
             "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i '/keys/it'\\''s key' -o UserKnownHostsFile='/etc/kh'"
         );
+    }
+
+    fn source(dir: &Path, url: &str) -> GitSource {
+        GitSource {
+            url: url.to_owned(),
+            reference: Some("main".to_owned()),
+            interval: Duration::from_secs(60),
+            dir: dir.to_owned(),
+            token: None,
+            ssh_key: None,
+            known_hosts: None,
+            inherit: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_checkout_of_another_repository_is_not_taken_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let first = Checkout::open(source(dir.path(), "file:///a.git")).unwrap();
+        assert!(first.current().is_none());
+        std::fs::create_dir_all(dir.path().join("trees").join(commit)).unwrap();
+        point_current(dir.path(), commit).unwrap();
+        let again = Checkout::open(source(dir.path(), "file:///a.git")).unwrap();
+        assert_eq!(
+            again.current(),
+            Some(commit),
+            "the same repository: taken up"
+        );
+        let other = Checkout::open(source(dir.path(), "file:///b.git")).unwrap();
+        assert_eq!(other.current(), None, "another repository: started afresh");
+        assert!(!dir.path().join("trees").join(commit).exists());
+        assert!(other.root().is_absolute());
     }
 }

@@ -685,12 +685,13 @@ impl Daemon {
         if self.saved.as_deref() == Some(key.as_str()) {
             return;
         }
-        let snapshot = Snapshot::new(
+        let mut snapshot = Snapshot::new(
             &self.options.files,
             digest,
             sources,
             self.commit_in_force.as_deref(),
         );
+        snapshot.source = self.git.as_ref().map(git::Checkout::identity);
         match snapshot.save(dir) {
             Ok(()) => {
                 tracing::info!(digest, dir = %dir.display(), "saved the valid manifest");
@@ -709,7 +710,18 @@ impl Daemon {
             return;
         };
         let snapshot = match Snapshot::load(dir, &self.options.files) {
-            Ok(Some(snapshot)) => snapshot,
+            Ok(Some(snapshot))
+                if snapshot.source == self.git.as_ref().map(git::Checkout::identity) =>
+            {
+                snapshot
+            }
+            Ok(Some(snapshot)) => {
+                tracing::warn!(
+                    saved_from = snapshot.source.as_deref().unwrap_or("files"),
+                    "the saved manifest is of another repository or ref; it is not used"
+                );
+                return;
+            }
             Ok(None) => return,
             Err(error) => {
                 tracing::warn!(%error, "the saved manifest cannot be used");

@@ -37,6 +37,10 @@ pub(crate) struct Snapshot {
     /// The commit it was read from, with `--git-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// With `--git-url`: the repository and ref (`URL#REF`); a snapshot of another one is not
+    /// used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One manifest file.
@@ -74,6 +78,7 @@ impl Snapshot {
                 })
                 .collect(),
             commit: commit.map(str::to_owned),
+            source: None,
         }
     }
 
