@@ -429,15 +429,9 @@ pub(crate) struct WatchArgs {
 
 /// `WORKSPACE/SLUG`.
 pub(crate) fn parse_repository(text: &str) -> Result<(String, String), String> {
-    let fine = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
+    use crate::watch::git::is_name;
     match text.split_once('/') {
-        Some((workspace, slug)) if fine(workspace) && fine(slug) => {
+        Some((workspace, slug)) if is_name(workspace) && is_name(slug) => {
             Ok((workspace.to_owned(), slug.to_owned()))
         }
         _ => Err(format!(

@@ -168,14 +168,18 @@ pub fn bitbucket_cloud_repository(url: &str) -> Option<(String, String)> {
     let path = path.trim_matches('/');
     let (workspace, slug) = path.split_once('/')?;
     let slug = slug.strip_suffix(".git").unwrap_or(slug);
-    let fine = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && s != "."
-            && s != ".."
-    };
-    (fine(workspace) && fine(slug)).then(|| (workspace.to_owned(), slug.to_owned()))
+    (is_name(workspace) && is_name(slug)).then(|| (workspace.to_owned(), slug.to_owned()))
+}
+
+/// Whether `text` can be a Bitbucket workspace or repository slug: letters, digits, `-`, `_`,
+/// `.`, and not `.` or `..` (it goes into API paths).
+pub fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text != "."
+        && text != ".."
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Whether `text` is a full commit ID (40 hex digits, SHA-1; 64 for SHA-256 repositories).
