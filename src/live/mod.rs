@@ -18,7 +18,7 @@ pub use client::{
     Awaited, Client, ClientConfig, MAX_BODY, Stats, Validation, Waited, Written, check_url,
 };
 pub use error::{ApiError, Call, chain, explain};
-pub(crate) use error::{clean_text, redact};
+pub(crate) use error::{clean_text, redact, shown};
 pub use fetch::{fetch, live_integration, project_live};
 pub(crate) use fetch::{fetch_listed, project_state};
 pub use throttle::{MAX_THROTTLE_WAIT, Throttle, ThrottleConfig, TokioClock};

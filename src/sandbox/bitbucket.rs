@@ -1429,18 +1429,28 @@ async fn list_comments(
         .get(&(workspace.clone(), slug.clone(), id))
         .cloned()
         .unwrap_or_default();
+    two_per_page(
+        &all,
+        &query,
+        &format!("/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments"),
+    )
+}
+
+/// One page of `all`, two to a page (so that tests see clients follow `next`), as Cloud pages
+/// (`values`, `next`, `pagelen`); `path` is the listing's, for `next`.
+fn two_per_page<T: Clone + Serialize>(
+    all: &[T],
+    query: &HashMap<String, String>,
+    path: &str,
+) -> Response {
     let page: usize = query
         .get("page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(1)
         .max(1);
-    let values: Vec<CloudComment> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
-    let next = (all.len() > page * 2).then(|| {
-        format!(
-            "http://bitbucket.invalid/2.0/repositories/{workspace}/{slug}/pullrequests/{id}/comments?page={}",
-            page + 1
-        )
-    });
+    let values: Vec<T> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
+    let next =
+        (all.len() > page * 2).then(|| format!("http://bitbucket.invalid{path}?page={}", page + 1));
     let page = CloudPage {
         values,
         next,
@@ -1529,24 +1539,11 @@ async fn list_statuses(
         .get(&(workspace.clone(), slug.clone(), commit.clone()))
         .cloned()
         .unwrap_or_default();
-    let page: usize = query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let values: Vec<CloudCommitStatus> = all.iter().skip((page - 1) * 2).take(2).cloned().collect();
-    let next = (all.len() > page * 2).then(|| {
-        format!(
-            "http://bitbucket.invalid/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses?page={}",
-            page + 1
-        )
-    });
-    let page = CloudPage {
-        values,
-        next,
-        pagelen: Some(2),
-    };
-    json_answer(StatusCode::OK, "application/json", &page)
+    two_per_page(
+        &all,
+        &query,
+        &format!("/2.0/repositories/{workspace}/{slug}/commit/{commit}/statuses"),
+    )
 }
 
 /// `POST .../commit/{commit}/statuses/build`: 201 with the status when its key is new on the

@@ -444,29 +444,23 @@ impl Checkout {
         Err(GitError(self.message(&output.stderr)))
     }
 
-    /// git's message: its last lines, without control characters or the token, cut.
+    /// git's message: its lines joined, cleaned and redacted of the token as API text is
+    /// ([`crate::live::clean_text`]), cut for showing.
     fn message(&self, stderr: &[u8]) -> String {
-        let mut text: String = String::from_utf8_lossy(stderr)
+        let text: Vec<String> = String::from_utf8_lossy(stderr)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+            .map(crate::live::clean_text)
+            .collect();
+        let mut text = text.join("; ");
         if let Some((_, token)) = &self.source.token {
-            let value = token.expose();
-            if !value.is_empty() {
-                text = text.replace(value, crate::model::env::REDACTED);
-            }
+            text = crate::live::redact(&text, token.expose());
         }
-        let text: String = text.chars().filter(|c| !c.is_control()).collect();
-        let mut cut: String = text.chars().take(500).collect();
-        if cut.len() < text.len() {
-            cut.push('…');
-        }
-        if cut.is_empty() {
+        if text.is_empty() {
             "git failed and said nothing".to_owned()
         } else {
-            cut
+            crate::live::shown(&text)
         }
     }
 }
