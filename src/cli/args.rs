@@ -418,7 +418,12 @@ pub(crate) struct WatchArgs {
     #[arg(long, value_name = "WORKSPACE/SLUG", requires = "git_url", value_parser = parse_repository, help_heading = "Git source")]
     pub commit_status_repo: Option<(String, String)>,
     /// Where the commit statuses link to (this daemon's `/status` behind a proxy, a dashboard).
-    #[arg(long, value_name = "URL", help_heading = "Git source")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "git_url",
+        help_heading = "Git source"
+    )]
     pub public_url: Option<url::Url>,
     /// Serve `POST /hooks/bitbucket` here, and nothing else: a signed push fetches and runs at
     /// once. Needs BBSYNC_WEBHOOK_SECRET. Apart from `--listen`, so that `/metrics` and
