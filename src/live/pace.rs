@@ -54,9 +54,10 @@ pub(crate) const ADAPT_MIN_PAUSE: Duration = Duration::from_secs(1);
 pub(crate) const BETA: f64 = 0.98;
 
 /// After the first 429 the rate climbs by at least this many requests per second, each second:
-/// from the burst per pause to a limit of 50 in a fifth of a second, so the climb (sent under
-/// the limit) is short and the 429 that ends it comes soon after the limit is passed.
-pub(crate) const FIRST_RAMP: f64 = 200.0;
+/// from the burst per pause to a limit of 50 in under half a second, so the climb (sent under
+/// the limit) is short, yet long enough that the burst's error (a token or two) moves the
+/// rate it measures by a few percent only.
+pub(crate) const FIRST_RAMP: f64 = 100.0;
 
 /// After an estimate the rate is held this long before it probes for more (inferred: the
 /// 30 s of a long plan, so a plan of 1,000 projects at 50 rps needs no third pause).
@@ -106,6 +107,9 @@ struct Epoch {
     start: Instant,
     /// The send time of the request whose 429 closed it.
     cutoff: Option<Instant>,
+    /// When that 429 came: requests sent until then belong to the epoch, even those sent
+    /// after the refused one, since requests sent together reach the server in any order.
+    closed: Option<Instant>,
     /// Answers other than 429 to requests sent in it.
     accepted: u64,
     /// When those requests were sent (the first [`MAX_SENDS`]).
@@ -119,6 +123,7 @@ impl Epoch {
         Self {
             start,
             cutoff: None,
+            closed: None,
             accepted: 0,
             sends: Vec::new(),
             pause,
@@ -126,7 +131,7 @@ impl Epoch {
     }
 
     fn holds(&self, sent: Instant) -> bool {
-        sent >= self.start && self.cutoff.is_none_or(|cutoff| sent <= cutoff)
+        sent >= self.start && self.closed.is_none_or(|closed| sent <= closed)
     }
 }
 
@@ -168,6 +173,9 @@ pub(crate) struct HostPace {
     in_flight: u32,
     paused_until: Option<Instant>,
     next_slot: Option<Instant>,
+    /// Requests that may go at once, before the pacing: what the server's bucket refilled
+    /// during the last pause ([`HostPace::spend_refill`]).
+    early: u32,
     current: Epoch,
     /// The epoch before the first rate was set: its `accepted` is the burst.
     first: Option<Epoch>,
@@ -192,6 +200,7 @@ impl HostPace {
             in_flight: 0,
             paused_until: None,
             next_slot: None,
+            early: 0,
             current: Epoch::new(now, None),
             first: None,
             down_until: None,
@@ -274,6 +283,11 @@ impl HostPace {
                 self.in_flight += 1;
                 Turn::Now
             }
+            Some(_) if self.early > 0 => {
+                self.early -= 1;
+                self.in_flight += 1;
+                Turn::Now
+            }
             Some(_) => {
                 let slot = self.next_slot.map_or(now, |next| next.max(now));
                 let rate = self.rate(slot).unwrap_or(MAX_RATE);
@@ -341,15 +355,49 @@ impl HostPace {
             // pause still moves the start of sending.
             if extends && self.current.accepted == 0 {
                 self.current.start = until;
+                self.spend_refill();
             }
             return extends;
         }
         if wait >= ADAPT_MIN_PAUSE {
+            self.current.closed = Some(now);
             self.adapt(sent, wait);
         }
         self.current = Epoch::new(self.paused_until.unwrap_or(until), Some(wait));
-        self.next_slot = None;
+        self.spend_refill();
         extends
+    }
+
+    /// Lets the requests after a pause go at once, half of what the server's bucket refilled
+    /// during it, then paced: the bucket is full after a pause longer
+    /// than the burst takes to refill, and a bucket that stays full wastes what it would
+    /// refill. Only the bucket's estimate tells how much it holds: without one (a server
+    /// not known to be a token bucket) nothing goes early.
+    fn spend_refill(&mut self) {
+        self.early = 0;
+        self.next_slot = None;
+        if self
+            .paused_until
+            .and_then(|until| self.rate(until))
+            .is_none()
+        {
+            return;
+        }
+        let burst = match (&self.measured, &self.first) {
+            (Some(measured), _) => {
+                let pause = self.current.pause.map_or(0.0, |pause| pause.as_secs_f64());
+                measured.burst.min(measured.rate * pause)
+            }
+            // What got through in the first epoch: at most the burst plus what refilled
+            // during it, which is little when the bucket drained within slow start's first
+            // rounds (inferred), and the reserve below covers it.
+            (None, Some(first)) => first.accepted as f64,
+            (None, None) => 0.0,
+        };
+        // Half the burst stays in the bucket as a reserve, since the rate is an estimate: a
+        // rate a few percent high drains a reserve of five over seconds, an empty bucket at
+        // once. One more request is kept for the paced one that goes at once.
+        self.early = (burst / 2.0 - 1.0).floor().clamp(0.0, f64::from(u32::MAX)) as u32;
     }
 
     /// Sets the rate from the epoch that the 429 of a request sent at `sent` closes.
@@ -357,13 +405,28 @@ impl HostPace {
         self.current.cutoff = Some(sent);
         let accepted = self.current.accepted as f64;
         let since = self.paused_until.unwrap_or(sent);
-        match self.mode {
-            Mode::SlowStart { .. } => {
+        let estimate = match self.mode {
+            Mode::SlowStart { .. } => None,
+            Mode::Paced { .. } => {
+                let at_fault = self.rate(sent).unwrap_or(MAX_RATE);
+                let known = self.measured.map_or(1.0, |known| known.burst);
+                let burst = |rate: f64| {
+                    self.first
+                        .as_ref()
+                        .map_or(known, |first| first_burst(first, rate))
+                };
+                bucket_rate(&self.current, sent, &burst, at_fault.max(accepted))
+                    .map(|limit| (limit.max(MIN_RATE / BETA), burst(limit)))
+            }
+        };
+        match estimate {
+            // The first 429, or one that the rate it came at does not explain (the bucket
+            // held less than taken: it was not full, or the burst was overestimated): what
+            // got through since sending began is the bucket's burst, and a climb from it
+            // finds the rate.
+            None => {
                 let base = (accepted / pause.as_secs_f64()).max(MIN_RATE);
-                self.first = Some(Epoch {
-                    sends: Vec::new(),
-                    ..self.current.clone()
-                });
+                self.first = Some(self.current.clone());
                 self.mode = Mode::Paced {
                     base,
                     ramp: base.max(FIRST_RAMP),
@@ -371,14 +434,7 @@ impl HostPace {
                     hold: Duration::ZERO,
                 };
             }
-            Mode::Paced { .. } => {
-                let at_fault = self.rate(sent).unwrap_or(MAX_RATE);
-                let burst = self.first.as_ref().map_or_else(
-                    || self.measured.map_or(1.0, |known| known.burst),
-                    |first| first.accepted.max(1) as f64,
-                );
-                let limit = bucket_rate(&self.current, sent, burst, at_fault.max(accepted))
-                    .max(MIN_RATE / BETA);
+            Some((limit, burst)) => {
                 let base = limit * BETA;
                 self.mode = Mode::Paced {
                     base,
@@ -401,12 +457,21 @@ impl HostPace {
 /// The rate of a token bucket holding at most `burst` that the requests of `epoch` (sent at
 /// its `sends`, all accepted) drained just when the one sent at `failed` came: the rate at which
 /// that bucket, full at the start of the run or refilled during the pause before the epoch, has
-/// less than one token for it. More refill means more tokens at every send, so the rate is
-/// found by bisection, between nothing and `ceiling` (the rate the 429 came at).
-fn bucket_rate(epoch: &Epoch, failed: Instant, burst: f64, ceiling: f64) -> f64 {
+/// [`LEFTOVER`] for it. More refill means more tokens at every send, so the rate is
+/// found by bisection, between nothing and `ceiling` (the rate the 429 came at). `None` when
+/// even no refill leaves a token for the failed request: the bucket held less than `burst`
+/// at the start of the epoch (it was not full, or the burst is overestimated), and the epoch
+/// says nothing of the rate.
+fn bucket_rate(
+    epoch: &Epoch,
+    failed: Instant,
+    burst: &dyn Fn(f64) -> f64,
+    ceiling: f64,
+) -> Option<f64> {
     let mut sends = epoch.sends.clone();
     sends.sort_unstable();
     let tokens_for_failed = |rate: f64| {
+        let burst = burst(rate);
         let mut tokens = epoch
             .pause
             .map_or(burst, |pause| (rate * pause.as_secs_f64()).min(burst));
@@ -419,19 +484,55 @@ fn bucket_rate(epoch: &Epoch, failed: Instant, burst: f64, ceiling: f64) -> f64 
         (tokens + rate * failed.saturating_duration_since(at).as_secs_f64()).min(burst)
     };
     let (mut low, mut high) = (0.0, ceiling.max(MIN_RATE));
-    if tokens_for_failed(high) < 1.0 {
-        return high;
+    if tokens_for_failed(low) >= LEFTOVER {
+        // Even with no refill the bucket had a token left: it held less than the burst.
+        return None;
+    }
+    if tokens_for_failed(high) < LEFTOVER {
+        return Some(high);
     }
     for _ in 0..50 {
         let middle = f64::midpoint(low, high);
-        if tokens_for_failed(middle) < 1.0 {
+        if tokens_for_failed(middle) < LEFTOVER {
             low = middle;
         } else {
             high = middle;
         }
     }
-    low
+    Some(low)
 }
+
+/// The burst of a token bucket of `rate` per second, full at the start of the run, that the
+/// first epoch drained just when the request whose 429 closed it was sent: what got through
+/// in the epoch (sent before that 429 came, since requests sent together reach the server in
+/// any order), less what the bucket refilled meanwhile. Taking what got through as the
+/// burst, as if the bucket had not refilled, errs high by the rate times the epoch's length
+/// (a token or two), and a burst too high makes the next estimate of the rate too low by as
+/// much over that estimate's epoch. What it held beyond that for the request refused is taken
+/// as none: the run starts with the bucket full and slow start sends its window together, so
+/// the request refused came just after the last whole token went (inferred; the issue-17
+/// benchmarks measure a burst of 10 as 9.8 to 9.9 so).
+fn first_burst(first: &Epoch, rate: f64) -> f64 {
+    // Until the last request let through: those sent after the refused one, before its 429
+    // came, got through on what refilled until then.
+    let drained = first
+        .sends
+        .iter()
+        .chain(&first.cutoff)
+        .max()
+        .map_or(Duration::ZERO, |last| {
+            last.saturating_duration_since(first.start)
+        });
+    (first.accepted as f64 - rate * drained.as_secs_f64()).max(1.0)
+}
+
+/// What a token bucket holds when it refuses a paced request: from nothing to one token, so
+/// half of one is taken, the estimate that errs least either way (taking one makes the rate
+/// measured too high by half a token over the time the bucket took to drain, 1 to 2% in the
+/// issue-17 benchmarks; taking none, as low). The first epoch is another matter: a full
+/// bucket, drained by requests sent together, holds what refilled meanwhile, which
+/// [`first_burst`] counts.
+const LEFTOVER: f64 = 0.5;
 
 /// Send times kept per epoch, for [`bucket_rate`].
 const MAX_SENDS: usize = 100_000;
@@ -488,6 +589,10 @@ mod tests {
     /// with `n` requests to send and 128 at a time would (20 ms answers): the rate it settles
     /// at, the 429s it got and the time it took.
     fn settle(limit: f64, burst: f64, n: usize) -> (f64, usize, Duration) {
+        settle_at(limit, burst, n, 128)
+    }
+
+    fn settle_at(limit: f64, burst: f64, n: usize, concurrency: usize) -> (f64, usize, Duration) {
         let t0 = Instant::now();
         let mut host = HostPace::new(t0);
         let (mut tokens, mut refilled_at, mut now) = (burst, t0, t0);
@@ -527,7 +632,7 @@ mod tests {
                 }
                 false
             });
-            while unsent > 0 && reserved.len() + in_flight.len() < 128 {
+            while unsent > 0 && reserved.len() + in_flight.len() + sends.len() < concurrency {
                 match host.turn(now) {
                     Turn::Now => sends.push(now),
                     Turn::Reserved(at, generation) => reserved.push((at, generation)),
@@ -567,6 +672,47 @@ mod tests {
     }
 
     #[test]
+    fn a_cold_run_pauses_twice_and_then_keeps_under_the_limit() {
+        // The floor for a client that knows nothing of the limit: two pauses, each losing
+        // the second less the burst, so 300 requests at 50 per second (6 s of work) cannot
+        // take less than 7.4 s (1.23x). The simulator has no jitter: the run stays near that
+        // floor, and 1,000 requests within 1.12x, at every concurrency.
+        for concurrency in [8, 32, 128] {
+            for (n, bound) in [(300, 1.32), (1_000, 1.12)] {
+                let (rate, throttled, took) = settle_at(50.0, 10.0, n, concurrency);
+                let ratio = took.as_secs_f64() / (n as f64 / 50.0);
+                assert!(ratio <= bound, "{n} at {concurrency}: {ratio:.3}");
+                assert!((48.0..50.0).contains(&rate), "{n} at {concurrency}: {rate}");
+                assert!(throttled <= 10, "{n} at {concurrency}: {throttled} 429s");
+            }
+        }
+    }
+
+    #[test]
+    fn the_burst_counts_what_got_through_sent_with_the_refused_request() {
+        // Sixteen requests sent within a millisecond reach the server in any order: here the
+        // third one sent came last, after the burst of ten went to the others.
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        let sent: Vec<Instant> = (0..16)
+            .map(|i| t0 + Duration::from_micros(i * 50))
+            .collect();
+        for _ in &sent {
+            assert_eq!(host.turn(t0), Turn::Now);
+        }
+        host.ended(sent[2], t0 + ms(20), Ending::Throttled(ms(1000)));
+        for (i, at) in sent.iter().enumerate().filter(|(i, _)| *i != 2) {
+            let ending = if i > 10 {
+                Ending::Throttled(ms(1000))
+            } else {
+                Ending::Answered
+            };
+            host.ended(*at, t0 + ms(21), ending);
+        }
+        assert_eq!(host.first.as_ref().map(|first| first.accepted), Some(10));
+    }
+
+    #[test]
     fn the_estimate_reads_a_token_bucket() {
         // After a 1 s pause, a bucket of 10 at 50 per second; sends ramping up from 10 per
         // second: the first to find it empty tells its rate.
@@ -584,7 +730,7 @@ mod tests {
             sent += Duration::from_secs_f64(1.0 / rate);
             rate += 2.0;
         };
-        let estimate = bucket_rate(&epoch, failed, 10.0, rate);
+        let estimate = bucket_rate(&epoch, failed, &|_| 10.0, rate).unwrap();
         assert!((49.0..=52.0).contains(&estimate), "{estimate}");
     }
 
