@@ -48,10 +48,12 @@ pub(crate) const INITIAL_WINDOW: u32 = 16;
 pub(crate) const ADAPT_MIN_PAUSE: Duration = Duration::from_secs(1);
 
 /// The rate is set this much under the estimated limit. Inferred from the issue-17
-/// benchmarks: the estimate of a token bucket is within about 1% (it errs low when the burst
-/// is overestimated), so 2% under it keeps clear of the limit; every 1% more costs 1% of the
-/// wall time of a long plan.
-pub(crate) const BETA: f64 = 0.98;
+/// benchmarks: on a loaded machine the estimate of a token bucket falls within about 2% of
+/// its rate either way (what the bucket held when it refused, and the send times, are known
+/// to a fraction of a token and a millisecond), and a rate left above the limit brings the
+/// third pause that a long plan pays for with 4% of its time; 3% under keeps clear of it,
+/// and every 1% more costs 1% of a long plan's wall time.
+pub(crate) const BETA: f64 = 0.97;
 
 /// After the first 429 the rate climbs by at least this many requests per second, each second:
 /// from the burst per pause to a limit of 50 in under half a second, so the climb (sent under
@@ -676,13 +678,13 @@ mod tests {
         // The floor for a client that knows nothing of the limit: two pauses, each losing
         // the second less the burst, so 300 requests at 50 per second (6 s of work) cannot
         // take less than 7.4 s (1.23x). The simulator has no jitter: the run stays near that
-        // floor, and 1,000 requests within 1.12x, at every concurrency.
+        // floor, and 1,000 requests within 1.13x, at every concurrency.
         for concurrency in [8, 32, 128] {
-            for (n, bound) in [(300, 1.32), (1_000, 1.12)] {
+            for (n, bound) in [(300, 1.33), (1_000, 1.13)] {
                 let (rate, throttled, took) = settle_at(50.0, 10.0, n, concurrency);
                 let ratio = took.as_secs_f64() / (n as f64 / 50.0);
                 assert!(ratio <= bound, "{n} at {concurrency}: {ratio:.3}");
-                assert!((48.0..50.0).contains(&rate), "{n} at {concurrency}: {rate}");
+                assert!((47.0..50.0).contains(&rate), "{n} at {concurrency}: {rate}");
                 assert!(throttled <= 10, "{n} at {concurrency}: {throttled} 429s");
             }
         }

@@ -194,3 +194,51 @@ fn r17_a_second_plan_paces_by_the_remembered_rate_without_429s() {
     let off = plan(std::path::Path::new("off"));
     assert!(off >= 2, "{off} requests answered 429 with the cache off");
 }
+
+/// The daemon's `/metrics` counts the time its API hosts were paused by 429s and keeps the
+/// 429s among the answers.
+#[test]
+fn r17_the_daemon_reports_throttled_time_in_its_metrics() {
+    let (seed, manifest) = in_sync(30);
+    let api = Api::start(
+        seed,
+        Faults {
+            rate_limit: Some(20.0),
+            rate_burst: 5,
+            ..Faults::default()
+        },
+    );
+    let dir = dir_with(&manifest);
+    let daemon = crate::watch::Daemon::start(
+        &api,
+        dir.path(),
+        &["--interval", "1h", "--concurrency", "32"],
+    );
+    let status = daemon.wait_for("the first run", |s| {
+        s["runs"].as_array().is_some_and(|runs| !runs.is_empty())
+    });
+    assert_eq!(status["runs"][0]["result"], "ok", "{status:#}");
+    let (code, metrics) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+    };
+    assert!(
+        api.sandbox.world().rate_limited > 0,
+        "the limit was never reached"
+    );
+    // Each 429 pauses the host for its `Retry-After`, a whole second at least.
+    assert!(
+        value("bbsync_api_throttled_seconds_total ") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("bbsync_api_requests_total{code=\"429\"} ") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(daemon.terminate(), 0);
+}
