@@ -22,21 +22,27 @@ fn in_sync(n: usize) -> (Value, String) {
     (json!({"projects": projects}), manifest)
 }
 
+/// A sandbox of `n` projects in sync, answering after `latency_ms`, limited to `rate`
+/// requests per second with a burst of `burst`, and the directory of their manifest.
+fn limited(n: usize, latency_ms: u64, rate: f64, burst: u32) -> (Api, tempfile::TempDir) {
+    let (seed, manifest) = in_sync(n);
+    let api = Api::start(
+        seed,
+        Faults {
+            latency: Duration::from_millis(latency_ms),
+            rate_limit: Some(rate),
+            rate_burst: burst,
+            ..Faults::default()
+        },
+    );
+    (api, dir_with(&manifest))
+}
+
 /// The scenario, smaller: at concurrency 64, 43 of 300 projects used to be left
 /// unknown (exit 1). Now every project is read and the plan exits 0, though the limit was hit.
 #[test]
 fn r17_a_plan_under_a_rate_limit_at_high_concurrency_reads_every_project() {
-    let (seed, manifest) = in_sync(120);
-    let api = Api::start(
-        seed,
-        Faults {
-            latency: Duration::from_millis(20),
-            rate_limit: Some(50.0),
-            rate_burst: 10,
-            ..Faults::default()
-        },
-    );
-    let dir = dir_with(&manifest);
+    let (api, dir) = limited(120, 20, 50.0, 10);
     let out = api
         .run_quietly(
             dir.path(),
@@ -78,16 +84,7 @@ fn r17_a_plan_under_a_rate_limit_at_high_concurrency_reads_every_project() {
 /// `-v` logs each throttle event, naming the host and not the token.
 #[test]
 fn r17_throttle_events_are_logged_at_v() {
-    let (seed, manifest) = in_sync(30);
-    let api = Api::start(
-        seed,
-        Faults {
-            rate_limit: Some(20.0),
-            rate_burst: 5,
-            ..Faults::default()
-        },
-    );
-    let dir = dir_with(&manifest);
+    let (api, dir) = limited(30, 0, 20.0, 5);
     let out = api
         .run(dir.path(), &["plan", "--concurrency", "32"])
         .deadline(Duration::from_secs(60))
@@ -151,17 +148,7 @@ fn r17_a_plan_sends_no_request_twice() {
 /// sandbox. The cache file holds the host and numbers, never the token.
 #[test]
 fn r17_a_second_plan_paces_by_the_remembered_rate_without_429s() {
-    let (seed, manifest) = in_sync(150);
-    let api = Api::start(
-        seed,
-        Faults {
-            latency: Duration::from_millis(20),
-            rate_limit: Some(50.0),
-            rate_burst: 10,
-            ..Faults::default()
-        },
-    );
-    let dir = dir_with(&manifest);
+    let (api, dir) = limited(150, 20, 50.0, 10);
     let cache = dir.path().join("shared-cache");
     let plan = |cache: &std::path::Path| {
         let before = api.sandbox.world().rate_limited;
@@ -199,16 +186,7 @@ fn r17_a_second_plan_paces_by_the_remembered_rate_without_429s() {
 /// 429s among the answers.
 #[test]
 fn r17_the_daemon_reports_throttled_time_in_its_metrics() {
-    let (seed, manifest) = in_sync(30);
-    let api = Api::start(
-        seed,
-        Faults {
-            rate_limit: Some(20.0),
-            rate_burst: 5,
-            ..Faults::default()
-        },
-    );
-    let dir = dir_with(&manifest);
+    let (api, dir) = limited(30, 0, 20.0, 5);
     let daemon = crate::watch::Daemon::start(
         &api,
         dir.path(),
