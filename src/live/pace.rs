@@ -33,8 +33,9 @@
 //!   lower). Holding first matters: each 429 pauses the host for its `Retry-After`, a second
 //!   of the server's capacity mostly lost, so probing at once would lose more than the margin.
 //! * A host whose limit an earlier process measured ([`super::rate_cache`]) starts paced at
-//!   [`BETA`] under it ([`HostPace::known`]), with no slow start and no 429 to learn it: the
-//!   first 429, if the limit turned lower, gives a new estimate as above.
+//!   [`BETA`] under it ([`HostPace::known`]), with no slow start and no 429 to learn it. A
+//!   429 before its first pause (the last process left the bucket empty) only pauses it;
+//!   one after, if the limit turned lower, gives a new estimate as above.
 //!
 //! Against a server of another kind (a fixed window, say) the estimate is rougher but still
 //! bounded by the rate at which the 429 came; `--max-rps` ([`super::throttle`]) stays a hard cap
