@@ -77,11 +77,13 @@ async fn limited_sandbox(n: usize, with_integrations: bool) -> Sandbox {
 
 /// A client whose first request is still to come, as in a new process, with the rate cache
 /// in `cache` (`None`: no cache).
+///
 /// Its token exchange goes to `localhost`, another host for the throttle, as the real one
 /// goes to `auth.api.platform.sh` (platformsh-api.md §3.1): the sandbox's limit is on the API
 /// only, and a request let through on another host's account would count in the burst.
 fn fresh_client(sandbox: &Sandbox, concurrency: usize, cache: Option<&std::path::Path>) -> Client {
     let auth = sandbox.url().replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(auth, sandbox.url(), "the sandbox listens on 127.0.0.1");
     let mut config = ClientConfig::new(sandbox.url(), &auth, Secret::new(sandbox.token()));
     config.concurrency = concurrency;
     config.rate_cache = cache.map(std::path::Path::to_owned);

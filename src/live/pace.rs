@@ -80,7 +80,7 @@ pub(crate) const MIN_RATE: f64 = 0.2;
 pub(crate) const MAX_RATE: f64 = 100_000.0;
 
 /// The longest pause: a week.
-pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_PAUSE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long a host whose connection failed (after the retries) is taken as unreachable.
 pub(crate) const DOWN_FOR: Duration = Duration::from_secs(60);
@@ -412,11 +412,10 @@ impl HostPace {
         extends
     }
 
-    /// Lets the requests after a pause go at once, half of what the server's bucket refilled
-    /// during it, then paced: the bucket is full after a pause longer
-    /// than the burst takes to refill, and a bucket that stays full wastes what it would
-    /// refill. Only the bucket's estimate tells how much it holds: without one (a server
-    /// not known to be a token bucket) nothing goes early.
+    /// Lets half of what the server's bucket refilled during a pause go at once after it,
+    /// then paces the rest: a bucket that stays full wastes what it would refill. Only the
+    /// bucket's estimate tells how much it holds: without one (a server not known to be a
+    /// token bucket) nothing goes early.
     fn spend_refill(&mut self) {
         self.early = 0;
         self.next_slot = None;
@@ -546,7 +545,8 @@ fn bucket_rate(
     };
     let (mut low, mut high) = (0.0, ceiling.max(MIN_RATE));
     if tokens_for_failed(low) >= LEFTOVER {
-        // Even with no refill the bucket had a token left: it held less than the burst.
+        // Even with no refill the bucket had more than `LEFTOVER` left: it held less than
+        // the burst.
         return None;
     }
     if tokens_for_failed(high) < LEFTOVER {
@@ -783,6 +783,15 @@ mod tests {
                 assert!(throttled <= 10, "{n} at {concurrency}: {throttled} 429s");
             }
         }
+    }
+
+    #[test]
+    fn a_retry_after_past_a_week_pauses_a_week() {
+        let t0 = Instant::now();
+        let mut host = HostPace::new(t0);
+        host.turn(t0);
+        host.ended(t0, t0, Ending::Throttled(Duration::MAX));
+        assert_eq!(host.paused(t0), Some(t0 + MAX_PAUSE));
     }
 
     #[test]
